@@ -1,0 +1,558 @@
+/* memory.c: the in-process backend (tests, experiments); each open is a separate store */
+/* SPDX-License-Identifier: MIT */
+#include <stdlib.h>
+#include <string.h>
+
+#include "../csrc/es_internal.h"
+
+/* A stream: its name, and the positions of its events by revision - 1. */
+typedef struct mem_stream {
+    char *name;
+    size_t catlen;
+    int64_t *pos;
+    size_t count, cap;
+} mem_stream;
+
+/* An event owns one block: id, type, data and metadata texts back to back. */
+typedef struct mem_event {
+    es_event ev;
+    mem_stream *st;
+    char *block;
+    int dispatched;
+} mem_event;
+
+typedef struct mem_snap {
+    es_snapshot s;
+} mem_snap;
+
+typedef struct mem_checkpoint {
+    char *name;
+    int64_t position;
+} mem_checkpoint;
+
+/* Open-addressing hash table of pointers keyed by a string. */
+typedef struct mem_map {
+    void **slot;
+    size_t cap, count;
+} mem_map;
+
+typedef struct memory_conn {
+    es_conn base;                 /* first: the store sees an es_conn */
+    mem_event *ev;                /* position p is ev[p - 1] */
+    size_t nev, capev;
+    mem_map streams;              /* name -> mem_stream */
+    mem_map ids;                  /* id -> mem_event */
+    mem_snap *snaps;
+    size_t nsnaps, capsnaps;
+    mem_checkpoint *cps;
+    size_t ncps;
+} memory_conn;
+
+typedef struct memory_cursor {
+    es_cursor base;
+    memory_conn *c;
+    es_query q;
+    int64_t i;                    /* next index (meaning depends on kind) */
+    int64_t n;                    /* rows returned */
+    es_event row;                 /* ES_Q_STREAMS rows */
+    mem_stream **names;           /* ES_Q_STREAMS: sorted snapshot of streams */
+    size_t nnames;
+} memory_cursor;
+
+static uint64_t hash_str(const char *s) {
+    uint64_t h = 1469598103934665603ULL;
+    while (*s) {
+        h ^= (unsigned char)*s++;
+        h *= 1099511628211ULL;
+    }
+    return h;
+}
+
+typedef const char *(*map_key_fn)(const void *item);
+
+static const char *stream_key(const void *p) { return ((const mem_stream *)p)->name; }
+static const char *event_key(const void *p) { return ((const mem_event *)p)->ev.id; }
+
+static void *map_get(const mem_map *m, const char *key, map_key_fn kf) {
+    size_t i;
+    if (!m->cap) return NULL;
+    for (i = hash_str(key) & (m->cap - 1); m->slot[i]; i = (i + 1) & (m->cap - 1))
+        if (strcmp(kf(m->slot[i]), key) == 0) return m->slot[i];
+    return NULL;
+}
+
+/* Grows to keep the load under 1/2; items are never removed. */
+static int map_put(mem_map *m, void *item, map_key_fn kf) {
+    size_t i;
+    if ((m->count + 1) * 2 > m->cap) {
+        size_t ncap = m->cap ? m->cap * 2 : 64, j;
+        void **ns;
+        if (ncap > SIZE_MAX / sizeof *ns) return ES_ENOMEM;
+        ns = es_malloc(ncap * sizeof *ns);
+        if (!ns) return ES_ENOMEM;
+        memset(ns, 0, ncap * sizeof *ns);
+        for (j = 0; j < m->cap; j++) {
+            if (!m->slot[j]) continue;
+            for (i = hash_str(kf(m->slot[j])) & (ncap - 1); ns[i]; i = (i + 1) & (ncap - 1)) {}
+            ns[i] = m->slot[j];
+        }
+        es_free(m->slot);
+        m->slot = ns;
+        m->cap = ncap;
+    }
+    for (i = hash_str(kf(item)) & (m->cap - 1); m->slot[i]; i = (i + 1) & (m->cap - 1)) {}
+    m->slot[i] = item;
+    m->count++;
+    return ES_OK;
+}
+
+static int grow(void **p, size_t *cap, size_t need, size_t size) {
+    size_t ncap;
+    void *np;
+    if (need <= *cap) return ES_OK;
+    ncap = *cap ? *cap : 16;
+    while (ncap < need) ncap *= 2;
+    if (ncap > SIZE_MAX / size) return ES_ENOMEM;
+    np = es_realloc(*p, ncap * size);
+    if (!np) return ES_ENOMEM;
+    *p = np;
+    *cap = ncap;
+    return ES_OK;
+}
+
+static int memory_backend__open(const char *uri, const es_options *opt, es_conn **out, es_err *err) {
+    memory_conn *c;
+    *out = NULL;
+    if (strcmp(uri, "memory:") != 0 && strcmp(uri, "memory://") != 0)
+        return es_err_set(err, ES_EINVALID, "open: a memory store's URL is \"memory:\"");
+    c = es_malloc(sizeof *c);
+    if (!c) return es_err_set(err, ES_ENOMEM, "open: out of memory");
+    memset(c, 0, sizeof *c);
+    *out = &c->base;
+    return ES_OK;
+}
+
+static void memory_backend__close(es_conn *base) {
+    memory_conn *c = (memory_conn *)base;
+    size_t i;
+    for (i = 0; i < c->nev; i++) es_free(c->ev[i].block);
+    es_free(c->ev);
+    for (i = 0; i < c->streams.cap; i++) {
+        mem_stream *st = c->streams.slot[i];
+        if (!st) continue;
+        es_free(st->name);
+        es_free(st->pos);
+        es_free(st);
+    }
+    es_free(c->streams.slot);
+    es_free(c->ids.slot);
+    for (i = 0; i < c->nsnaps; i++) es_snapshot_clear(&c->snaps[i].s);
+    es_free(c->snaps);
+    for (i = 0; i < c->ncps; i++) es_free(c->cps[i].name);
+    es_free(c->cps);
+    es_free(c);
+}
+
+/* Step 1 of the append rules (es_backend.h): the batch is already stored
+ * at the place the caller expects it. */
+static int check_idempotent(memory_conn *c, es_append_req *req, es_append_result *res, int *done,
+                            es_err *err) {
+    const mem_event *first = map_get(&c->ids, req->events[0].id, event_key);
+    size_t i;
+    int64_t rev;
+    *done = 0;
+    if (first) {
+        rev = first->ev.revision;
+        if (strcmp(first->ev.stream, req->stream) != 0) goto elsewhere;
+        if (!(req->expected == ES_ANY || req->expected == ES_STREAM_EXISTS ||
+              req->expected == rev - 1))
+            goto elsewhere;
+        for (i = 0; i < req->count; i++) {
+            const mem_event *e;
+            if ((size_t)(rev - 1) + i >= first->st->count) goto elsewhere;
+            e = &c->ev[first->st->pos[rev - 1 + i] - 1];
+            if (strcmp(e->ev.id, req->events[i].id) != 0) goto elsewhere;
+            req->events[i].revision = e->ev.revision;
+            req->events[i].position = e->ev.position;
+            req->events[i].timestamp = e->ev.timestamp;
+        }
+        res->revision = first->st->count;
+        res->position = req->events[req->count - 1].position;
+        res->idempotent = 1;
+        *done = 1;
+        return ES_OK;
+    }
+    for (i = 1; i < req->count; i++)
+        if (map_get(&c->ids, req->events[i].id, event_key)) {
+            first = map_get(&c->ids, req->events[i].id, event_key);
+            goto elsewhere;
+        }
+    return ES_OK;
+elsewhere:
+    return es_err_set(err, ES_ECONFLICT, "append to '%s': event id %s already stored in '%s' at revision %lld",
+                      req->stream, first->ev.id, first->ev.stream, (long long)first->ev.revision);
+}
+
+static int memory_backend__append(es_conn *base, es_append_req *req, es_append_result *res, es_err *err) {
+    memory_conn *c = (memory_conn *)base;
+    mem_stream *st = map_get(&c->streams, req->stream, stream_key);
+    int64_t cur = st ? (int64_t)st->count : 0;
+    size_t i, created = 0;
+    int rc, done;
+
+    if (req->ids_given) {
+        if ((rc = check_idempotent(c, req, res, &done, err)) != ES_OK || done) return rc;
+    }
+    if ((req->expected == ES_NO_STREAM && cur != 0) || (req->expected == ES_STREAM_EXISTS && cur == 0) ||
+        (req->expected > 0 && cur != req->expected)) {
+        rc = es_err_set(err, ES_ECONFLICT, "append to '%s': expected revision %lld, stream is at %lld",
+                        req->stream, (long long)req->expected, (long long)cur);
+        if (err) {
+            err->expected = req->expected;
+            err->actual = cur;
+        }
+        return rc;
+    }
+    /* Reserve everything first so nothing below can fail halfway: the store
+     * must look untouched after a failed append. */
+    if (!st) {
+        st = es_malloc(sizeof *st);
+        if (!st) goto nomem;
+        memset(st, 0, sizeof *st);
+        if (!(st->name = es_strdup(req->stream))) {
+            es_free(st);
+            goto nomem;
+        }
+        es_category(st->name, &st->catlen);
+        if (map_put(&c->streams, st, stream_key) != ES_OK) {
+            es_free(st->name);
+            es_free(st);
+            goto nomem;
+        }
+        created = 1;
+    }
+    if (grow((void **)&st->pos, &st->cap, st->count + req->count, sizeof *st->pos) != ES_OK ||
+        grow((void **)&c->ev, &c->capev, c->nev + req->count, sizeof *c->ev) != ES_OK)
+        goto nomem;
+    /* Pre-size the id map so the puts below cannot fail. */
+    if ((c->ids.count + req->count) * 2 > c->ids.cap) {
+        mem_map tmp = c->ids;
+        size_t want = c->ids.cap ? c->ids.cap : 64;
+        while ((c->ids.count + req->count) * 2 > want) want *= 2;
+        tmp.cap = 0;
+        tmp.slot = NULL;
+        tmp.count = 0;
+        if (grow((void **)&tmp.slot, &tmp.cap, want, sizeof *tmp.slot) != ES_OK) goto nomem;
+        memset(tmp.slot, 0, tmp.cap * sizeof *tmp.slot);
+        for (i = 0; i < c->ids.cap; i++) {
+            size_t j;
+            if (!c->ids.slot[i]) continue;
+            for (j = hash_str(event_key(c->ids.slot[i])) & (tmp.cap - 1); tmp.slot[j];
+                 j = (j + 1) & (tmp.cap - 1)) {}
+            tmp.slot[j] = c->ids.slot[i];
+            tmp.count++;
+        }
+        es_free(c->ids.slot);
+        c->ids = tmp;
+    }
+    for (i = 0; i < req->count; i++) {
+        const es_event *in = &req->events[i];
+        size_t idl = strlen(in->id) + 1, tl = strlen(in->type) + 1;
+        char *b = es_malloc(idl + tl + in->data_len + 1 + in->metadata_len + 1);
+        if (!b) {
+            while (i-- > 0) es_free(c->ev[c->nev + i].block);
+            goto nomem;
+        }
+        mem_event *e = &c->ev[c->nev + i];
+        memset(e, 0, sizeof *e);
+        e->block = b;
+        e->st = st;
+        memcpy(b, in->id, idl);
+        e->ev.id = b;
+        memcpy(b + idl, in->type, tl);
+        e->ev.type = b + idl;
+        memcpy(b + idl + tl, in->data, in->data_len);
+        b[idl + tl + in->data_len] = '\0';
+        e->ev.data = b + idl + tl;
+        e->ev.data_len = in->data_len;
+        memcpy(b + idl + tl + in->data_len + 1, in->metadata, in->metadata_len);
+        b[idl + tl + in->data_len + 1 + in->metadata_len] = '\0';
+        e->ev.metadata = b + idl + tl + in->data_len + 1;
+        e->ev.metadata_len = in->metadata_len;
+        e->ev.stream = st->name;
+        e->ev.timestamp = in->timestamp;
+        e->ev.revision = cur + (int64_t)i + 1;
+        e->ev.position = (int64_t)(c->nev + i) + 1;
+        e->dispatched = !req->outbox;
+    }
+    /* Commit: nothing below can fail. */
+    for (i = 0; i < req->count; i++) {
+        mem_event *e = &c->ev[c->nev + i];
+        map_put(&c->ids, e, event_key);
+        st->pos[st->count++] = e->ev.position;
+        req->events[i].revision = e->ev.revision;
+        req->events[i].position = e->ev.position;
+    }
+    c->nev += req->count;
+    res->revision = (int64_t)st->count;
+    res->position = (int64_t)c->nev;
+    return ES_OK;
+nomem:
+    ES_UNUSED(created);
+    return es_err_set(err, ES_ENOMEM, "append to '%s': out of memory", req->stream);
+}
+
+static int cmp_stream(const void *a, const void *b) {
+    return strcmp((*(mem_stream *const *)a)->name, (*(mem_stream *const *)b)->name);
+}
+
+/* Rows point into the store; the cursor must not outlive writes that move
+ * c->ev, which is why each next() re-reads c->ev rather than caching it. */
+static int memory_cursor__next(es_cursor *base, const es_event **out, es_err *err) {
+    memory_cursor *cur = (memory_cursor *)base;
+    memory_conn *c = cur->c;
+    const es_query *q = &cur->q;
+    *out = NULL;
+    if (q->limit > 0 && cur->n >= q->limit) return 0;
+    switch (q->kind) {
+    case ES_Q_STREAM: {
+        mem_stream *st = map_get(&c->streams, q->stream, stream_key);
+        int64_t lo, hi;
+        if (!st) return 0;
+        lo = q->from < 1 ? 1 : q->from;
+        hi = q->to > (int64_t)st->count ? (int64_t)st->count : q->to;
+        if (q->backward) {
+            int64_t r = hi - cur->i;
+            if (r < lo) return 0;
+            *out = &c->ev[st->pos[r - 1] - 1].ev;
+        } else {
+            int64_t r = lo + cur->i;
+            if (r > hi) return 0;
+            *out = &c->ev[st->pos[r - 1] - 1].ev;
+        }
+        cur->i++;
+        break;
+    }
+    case ES_Q_ALL:
+    case ES_Q_UNDISPATCHED:
+        for (; cur->i < (int64_t)c->nev; cur->i++) {
+            const mem_event *e = &c->ev[cur->i];
+            if (q->kind == ES_Q_UNDISPATCHED && e->dispatched) continue;
+            if (q->since != INT64_MIN && e->ev.timestamp < q->since) continue;
+            if (q->category && (strlen(q->category) != e->st->catlen ||
+                                memcmp(q->category, e->st->name, e->st->catlen) != 0))
+                continue;
+            if (!es_query_type_ok(q, e->ev.type)) continue;
+            *out = &e->ev;
+            cur->i++;
+            break;
+        }
+        if (!*out) return 0;
+        break;
+    case ES_Q_ID: {
+        const mem_event *e = cur->i ? NULL : map_get(&c->ids, q->id, event_key);
+        cur->i = 1;
+        if (!e) return 0;
+        *out = &e->ev;
+        break;
+    }
+    case ES_Q_STREAMS: {
+        if ((size_t)cur->i >= cur->nnames) return 0;
+        memset(&cur->row, 0, sizeof cur->row);
+        cur->row.stream = cur->names[cur->i]->name;
+        cur->row.revision = (int64_t)cur->names[cur->i]->count;
+        cur->i++;
+        *out = &cur->row;
+        break;
+    }
+    default:
+        return es_err_set(err, ES_EINVALID, "read: unknown query kind");
+    }
+    cur->n++;
+    return 1;
+}
+
+static void memory_cursor__close(es_cursor *base) {
+    memory_cursor *cur = (memory_cursor *)base;
+    es_free(cur->names);
+    es_free(cur);
+}
+
+static int memory_backend__read(es_conn *base, const es_query *q, es_cursor **out, es_err *err) {
+    memory_conn *c = (memory_conn *)base;
+    memory_cursor *cur;
+    *out = NULL;
+    cur = es_malloc(sizeof *cur);
+    if (!cur) return es_err_set(err, ES_ENOMEM, "read: out of memory");
+    memset(cur, 0, sizeof *cur);
+    cur->base.next = memory_cursor__next;
+    cur->base.close = memory_cursor__close;
+    cur->c = c;
+    cur->q = *q;
+    /* The query's strings are borrowed by the caller for the cursor's life. */
+    if (q->kind == ES_Q_ALL || q->kind == ES_Q_UNDISPATCHED)
+        cur->i = q->after > 0 ? (q->after > (int64_t)c->nev ? (int64_t)c->nev : q->after) : 0;
+    if (q->kind == ES_Q_STREAMS && c->streams.count) {
+        size_t i;
+        cur->names = es_malloc(c->streams.count * sizeof *cur->names);
+        if (!cur->names) {
+            es_free(cur);
+            return es_err_set(err, ES_ENOMEM, "read: out of memory");
+        }
+        for (i = 0; i < c->streams.cap; i++) {
+            mem_stream *st = c->streams.slot[i];
+            if (st && es_category_ok(q->category, st->name)) cur->names[cur->nnames++] = st;
+        }
+        qsort(cur->names, cur->nnames, sizeof *cur->names, cmp_stream);
+    }
+    *out = &cur->base;
+    return ES_OK;
+}
+
+static int memory_backend__revision(es_conn *base, const char *stream, int64_t *out, es_err *err) {
+    memory_conn *c = (memory_conn *)base;
+    mem_stream *st = map_get(&c->streams, stream, stream_key);
+    *out = st ? (int64_t)st->count : 0;
+    return ES_OK;
+}
+
+static int memory_backend__stats(es_conn *base, es_stats *out, es_err *err) {
+    memory_conn *c = (memory_conn *)base;
+    out->events = (int64_t)c->nev;
+    out->streams = (int64_t)c->streams.count;
+    out->snapshots = (int64_t)c->nsnaps;
+    out->position = (int64_t)c->nev;
+    return ES_OK;
+}
+
+static int same_fp(const char *a, const char *b) {
+    return strcmp(a ? a : "", b ? b : "") == 0;
+}
+
+static int memory_backend__save_snapshot(es_conn *base, const es_snapshot *snap, int64_t keep,
+                                         es_err *err) {
+    memory_conn *c = (memory_conn *)base;
+    es_snapshot s;
+    size_t i, j, n;
+    memset(&s, 0, sizeof s);
+    s.revision = snap->revision;
+    s.version = snap->version;
+    s.timestamp = snap->timestamp ? snap->timestamp : es_now_ms();
+    s.data_len = snap->data_len;
+    if (!(s.stream = es_strdup(snap->stream)) ||
+        !(s.fingerprint = es_strdup(snap->fingerprint ? snap->fingerprint : "")) ||
+        !(s.data = es_strndup(snap->data, snap->data_len)) ||
+        grow((void **)&c->snaps, &c->capsnaps, c->nsnaps + 1, sizeof *c->snaps) != ES_OK) {
+        es_snapshot_clear(&s);
+        return es_err_set(err, ES_ENOMEM, "save_snapshot '%s': out of memory", snap->stream);
+    }
+    /* One snapshot per (stream, revision, fingerprint): a new save replaces. */
+    for (i = 0; i < c->nsnaps; i++) {
+        es_snapshot *o = &c->snaps[i].s;
+        if (o->revision == s.revision && strcmp(o->stream, s.stream) == 0 &&
+            same_fp(o->fingerprint, s.fingerprint)) {
+            es_snapshot_clear(o);
+            *o = s;
+            goto prune;
+        }
+    }
+    c->snaps[c->nsnaps++].s = s;
+prune:
+    if (keep <= 0) return ES_OK;
+    /* Snapshots are kept in save order; keep the newest `keep` by revision. */
+    for (;;) {
+        size_t oldest = SIZE_MAX;
+        n = 0;
+        for (i = 0; i < c->nsnaps; i++) {
+            if (strcmp(c->snaps[i].s.stream, snap->stream) != 0) continue;
+            n++;
+            if (oldest == SIZE_MAX || c->snaps[i].s.revision < c->snaps[oldest].s.revision) oldest = i;
+        }
+        if ((int64_t)n <= keep) break;
+        es_snapshot_clear(&c->snaps[oldest].s);
+        for (j = oldest; j + 1 < c->nsnaps; j++) c->snaps[j] = c->snaps[j + 1];
+        c->nsnaps--;
+    }
+    return ES_OK;
+}
+
+static int memory_backend__load_snapshot(es_conn *base, const char *stream, int64_t max_revision,
+                                         const char *fingerprint, es_snapshot *out, es_err *err) {
+    memory_conn *c = (memory_conn *)base;
+    const es_snapshot *best = NULL;
+    size_t i;
+    for (i = 0; i < c->nsnaps; i++) {
+        const es_snapshot *s = &c->snaps[i].s;
+        if (strcmp(s->stream, stream) != 0 || s->revision > max_revision) continue;
+        if (fingerprint && !same_fp(fingerprint, s->fingerprint)) continue;
+        if (!best || s->revision > best->revision ||
+            (s->revision == best->revision && s->timestamp >= best->timestamp))
+            best = s;
+    }
+    if (!best) return es_err_set(err, ES_ENOTFOUND, "snapshot '%s': none", stream);
+    *out = *best;
+    out->stream = es_strdup(best->stream);
+    out->fingerprint = es_strdup(best->fingerprint);
+    out->data = es_strndup(best->data, best->data_len);
+    if (!out->stream || !out->fingerprint || !out->data) {
+        es_snapshot_clear(out);
+        return es_err_set(err, ES_ENOMEM, "snapshot '%s': out of memory", stream);
+    }
+    return ES_OK;
+}
+
+static int memory_backend__get_checkpoint(es_conn *base, const char *name, int64_t *out, es_err *err) {
+    memory_conn *c = (memory_conn *)base;
+    size_t i;
+    *out = 0;
+    for (i = 0; i < c->ncps; i++)
+        if (strcmp(c->cps[i].name, name) == 0) *out = c->cps[i].position;
+    return ES_OK;
+}
+
+static int memory_backend__set_checkpoint(es_conn *base, const char *name, int64_t position, es_err *err) {
+    memory_conn *c = (memory_conn *)base;
+    mem_checkpoint *p;
+    char *copy;
+    size_t i;
+    for (i = 0; i < c->ncps; i++)
+        if (strcmp(c->cps[i].name, name) == 0) {
+            c->cps[i].position = position;
+            return ES_OK;
+        }
+    if (!(copy = es_strdup(name))) return es_err_set(err, ES_ENOMEM, "checkpoint '%s': out of memory", name);
+    p = es_realloc(c->cps, (c->ncps + 1) * sizeof *p);
+    if (!p) {
+        es_free(copy);
+        return es_err_set(err, ES_ENOMEM, "checkpoint '%s': out of memory", name);
+    }
+    c->cps = p;
+    c->cps[c->ncps].name = copy;
+    c->cps[c->ncps++].position = position;
+    return ES_OK;
+}
+
+static int memory_backend__mark_dispatched(es_conn *base, const char *id, es_err *err) {
+    memory_conn *c = (memory_conn *)base;
+    mem_event *e = map_get(&c->ids, id, event_key);
+    if (!e) return es_err_set(err, ES_ENOTFOUND, "mark_dispatched: no event with id %s", id);
+    e->dispatched = 1;
+    return ES_OK;
+}
+
+const es_backend es_memory_backend = {
+    1, "memory",
+    /* version 1 */
+    memory_backend__open,
+    memory_backend__close,
+    memory_backend__append,
+    memory_backend__read,
+    memory_backend__revision,
+    memory_backend__stats,
+    memory_backend__save_snapshot,
+    memory_backend__load_snapshot,
+    memory_backend__get_checkpoint,
+    memory_backend__set_checkpoint,
+    memory_backend__mark_dispatched,
+    /* version 1 ends here */
+};

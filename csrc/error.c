@@ -1,0 +1,102 @@
+/* error.c: the caller-owned error type, its code names, and allocation hooks */
+/* SPDX-License-Identifier: MIT */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "es_internal.h"
+
+int es_err_set(es_err *e, int code, const char *fmt, ...) {
+    va_list ap;
+    if (!e) return code;
+    e->code = code;
+    va_start(ap, fmt);
+    vsnprintf(e->msg, sizeof e->msg, fmt, ap);
+    va_end(ap);
+    return code;
+}
+
+void es_err_clear(es_err *e) {
+    if (!e) return;
+    e->code = ES_OK;
+    e->msg[0] = '\0';
+    e->expected = e->actual = 0;
+}
+
+const char *es_errname(int code) {
+    switch (code) {
+    case ES_OK:        return "ok";
+    case ES_EINVALID:  return "invalid";
+    case ES_ECONFLICT: return "conflict";
+    case ES_EBACKEND:  return "backend";
+    case ES_EBUSY:     return "busy";
+    case ES_ENOTFOUND: return "not_found";
+    case ES_ENOMEM:    return "nomem";
+    case ES_ENOTSUP:   return "not_supported";
+    case ES_ECALLBACK: return "callback";
+    case ES_EREADONLY: return "readonly";
+    default:           return "backend";
+    }
+}
+
+/* Failure injection for tests: counts down allocations; 0 = off. */
+static long alloc_fail_countdown = 0;
+
+void es_alloc_fail_after(long n) { alloc_fail_countdown = n; }
+
+static int alloc_should_fail(void) {
+    if (alloc_fail_countdown <= 0) return 0;
+    return --alloc_fail_countdown == 0;
+}
+
+void *es_malloc(size_t n) {
+    if (alloc_should_fail()) return NULL;
+    return malloc(n ? n : 1);
+}
+
+void *es_realloc(void *p, size_t n) {
+    if (alloc_should_fail()) return NULL;
+    return realloc(p, n ? n : 1);
+}
+
+void es_free(void *p) { free(p); }
+
+char *es_strndup(const char *s, size_t n) {
+    char *d = es_malloc(n + 1);
+    if (!d) return NULL;
+    memcpy(d, s, n);
+    d[n] = '\0';
+    return d;
+}
+
+char *es_strdup(const char *s) { return es_strndup(s, strlen(s)); }
+
+int es_buf_reserve(es_buf *b, size_t extra) {
+    size_t need, cap;
+    char *p;
+    if (extra > SIZE_MAX - b->len - 1) return ES_ENOMEM;
+    need = b->len + extra + 1;
+    if (need <= b->cap) return ES_OK;
+    cap = b->cap ? b->cap : 64;
+    while (cap < need) cap = cap > SIZE_MAX / 2 ? need : cap * 2;
+    p = es_realloc(b->data, cap);
+    if (!p) return ES_ENOMEM;
+    b->data = p;
+    b->cap = cap;
+    return ES_OK;
+}
+
+int es_buf_add(es_buf *b, const char *s, size_t n) {
+    if (es_buf_reserve(b, n) != ES_OK) return ES_ENOMEM;
+    memcpy(b->data + b->len, s, n);
+    b->len += n;
+    b->data[b->len] = '\0';
+    return ES_OK;
+}
+
+void es_buf_free(es_buf *b) {
+    es_free(b->data);
+    b->data = NULL;
+    b->len = b->cap = 0;
+}

@@ -1,0 +1,53 @@
+/* json.c: exact JSON encoding and decoding of values through jansson */
+/* SPDX-License-Identifier: MIT */
+#include <string.h>
+
+#include "es_internal.h"
+
+/* jansson allocates through es_malloc too, so failure injection reaches it.
+ * It is a process-wide setting; setting it once from every entry point is
+ * harmless because the functions never change. */
+static void json_setup(void) {
+    static int done = 0;
+    if (!done) {
+        json_set_alloc_funcs(es_malloc, es_free);
+        done = 1;
+    }
+}
+
+/* JSON_REAL_PRECISION(17) keeps every bit of a double; jansson writes
+ * integral reals with ".0", so 3.0 stays a float and 3 an integer. */
+#define ES_JSON_DUMP_FLAGS (JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(17))
+
+char *es_json_encode(const json_t *v, size_t *len, es_err *err) {
+    size_t n;
+    char *out;
+    json_setup();
+    n = json_dumpb(v, NULL, 0, ES_JSON_DUMP_FLAGS);
+    if (n == 0) {
+        es_err_set(err, ES_EINVALID, "encode: value cannot be written as JSON");
+        return NULL;
+    }
+    out = es_malloc(n + 1);
+    if (!out) {
+        es_err_set(err, ES_ENOMEM, "encode: out of memory");
+        return NULL;
+    }
+    if (json_dumpb(v, out, n, ES_JSON_DUMP_FLAGS) != n) {
+        es_free(out);
+        es_err_set(err, ES_EINVALID, "encode: value changed while being written");
+        return NULL;
+    }
+    out[n] = '\0';
+    if (len) *len = n;
+    return out;
+}
+
+json_t *es_json_decode(const char *text, size_t len, es_err *err) {
+    json_error_t je;
+    json_t *v;
+    json_setup();
+    v = json_loadb(text, len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &je);
+    if (!v) es_err_set(err, ES_EINVALID, "decode: %s at position %d", je.text, je.position);
+    return v;
+}

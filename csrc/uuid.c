@@ -1,0 +1,75 @@
+/* uuid.c: event ids (libuuid), UUID and UTF-8 validation, time, categories */
+/* SPDX-License-Identifier: MIT */
+#include <string.h>
+#include <time.h>
+#include <uuid/uuid.h>
+
+#include "es_internal.h"
+
+void es_uuid(char out[ES_UUID_LEN + 1]) {
+    uuid_t u;
+    uuid_generate_random(u);
+    uuid_unparse_lower(u, out);
+}
+
+/* 8-4-4-4-12 hex digits; either case. */
+int es_valid_uuid(const char *s) {
+    size_t i;
+    if (!s || strlen(s) != ES_UUID_LEN) return 0;
+    for (i = 0; i < ES_UUID_LEN; i++) {
+        char c = s[i];
+        if (i == 8 || i == 13 || i == 18 || i == 23) {
+            if (c != '-') return 0;
+        } else if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'))) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* Strict UTF-8: no overlongs, no surrogates, nothing above U+10FFFF. */
+int es_valid_utf8(const char *str, size_t n) {
+    const unsigned char *s = (const unsigned char *)str, *end = s + n;
+    while (s < end) {
+        unsigned c = *s;
+        if (c < 0x80) { s++; continue; }
+        if (c >= 0xC2 && c <= 0xDF) {
+            if (end - s < 2 || (s[1] & 0xC0) != 0x80) return 0;
+            s += 2;
+        } else if (c >= 0xE0 && c <= 0xEF) {
+            if (end - s < 3 || (s[1] & 0xC0) != 0x80 || (s[2] & 0xC0) != 0x80) return 0;
+            if (c == 0xE0 && s[1] < 0xA0) return 0;
+            if (c == 0xED && s[1] > 0x9F) return 0;
+            s += 3;
+        } else if (c >= 0xF0 && c <= 0xF4) {
+            if (end - s < 4 || (s[1] & 0xC0) != 0x80 || (s[2] & 0xC0) != 0x80 || (s[3] & 0xC0) != 0x80)
+                return 0;
+            if (c == 0xF0 && s[1] < 0x90) return 0;
+            if (c == 0xF4 && s[1] > 0x8F) return 0;
+            s += 4;
+        } else {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+const char *es_category(const char *stream, size_t *len) {
+    const char *dash = strchr(stream, '-');
+    *len = dash ? (size_t)(dash - stream) : strlen(stream);
+    return stream;
+}
+
+int es_category_ok(const char *category, const char *stream) {
+    size_t len, clen;
+    if (!category) return 1;
+    es_category(stream, &len);
+    clen = strlen(category);
+    return len == clen && memcmp(stream, category, len) == 0;
+}
+
+int64_t es_now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
