@@ -1,0 +1,75 @@
+-- backends: every storage backend the conformance suite runs against
+-- SPDX-License-Identifier: MIT
+--
+-- Each entry: { name, url, opts, backend, shared, file, pending, tag }.
+--   name     describe() title (carries the busted tag for postgres)
+--   url      the open URL; nil for the temp-file SQLite, which gets a new
+--            file per test from M.open
+--   backend  the expected stats().backend
+--   shared   true when other runs and other writers use the same store: specs
+--            then use unique names and compare deltas, never absolute counts
+--   file     true when the store lives in a file that M.open creates
+--   pending  set when the backend cannot run here, with the reason
+local M = {}
+
+local pg_url = os.getenv("EVENTSTORE_PG_URL")
+if pg_url == "" then pg_url = nil end
+
+M.list = {
+  { name = "memory:", url = "memory:", opts = {}, backend = "memory" },
+  { name = "sqlite::memory:", url = "sqlite::memory:", opts = {}, backend = "sqlite" },
+  { name = "sqlite temp file", url = nil, opts = {}, backend = "sqlite", file = true },
+  {
+    name = "postgres #postgres", url = pg_url, opts = {}, backend = "postgres", shared = true,
+    pending = not pg_url and "set EVENTSTORE_PG_URL (make test does) to run the PostgreSQL part" or nil,
+  },
+}
+
+function M.get(name)
+  for _, b in ipairs(M.list) do
+    if b.name == name then return b end
+  end
+  error("no backend named " .. tostring(name), 2)
+end
+
+-- A fresh path for a SQLite file (os.tmpname creates it empty, which SQLite
+-- accepts as a new database).
+function M.tmpfile()
+  return os.tmpname()
+end
+
+-- Removes a SQLite file and its companions.
+function M.remove(path)
+  if not path then return end
+  for _, suffix in ipairs({ "", "-wal", "-shm", "-journal" }) do
+    os.remove(path .. suffix)
+  end
+end
+
+-- The URL to open for a backend; for the file backend a new temp file,
+-- returned as the second value.
+function M.url(b)
+  if b.file then
+    local path = M.tmpfile()
+    return "sqlite:" .. path, path
+  end
+  return b.url, nil
+end
+
+-- open(b, opts): a fresh store of backend b (asserted), plus the file path
+-- of a file backend. The caller closes the store and calls M.remove(path).
+function M.open(b, opts)
+  local eventstore = require("eventstore")
+  local url, path = M.url(b)
+  local o = {}
+  for k, v in pairs(b.opts or {}) do o[k] = v end
+  for k, v in pairs(opts or {}) do o[k] = v end
+  local store, err = eventstore.open(url, o)
+  if not store then
+    M.remove(path)
+    error("cannot open " .. tostring(url) .. ": " .. tostring(err), 2)
+  end
+  return store, path
+end
+
+return M

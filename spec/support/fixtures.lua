@@ -1,0 +1,183 @@
+-- fixtures: shared builders and assertions for the eventstore specs
+-- SPDX-License-Identifier: MIT
+--
+-- Randomness is seeded (EVENTSTORE_SEED, default 20261128) and comes from a
+-- private generator, so a run can be replayed and busted's own use of
+-- math.random does not shift it. Names are unique per run and per call: a
+-- run token (time, clock and an address) keeps them apart between runs that
+-- share one PostgreSQL database.
+local M = {}
+
+M.seed = tonumber(os.getenv("EVENTSTORE_SEED") or "") or 20261128
+
+-- xorshift64*: deterministic for a given seed, independent of math.random.
+local state = M.seed ~= 0 and M.seed or 0x9E3779B97F4A7C15
+local function next_u64()
+  state = state ~ (state >> 12)
+  state = state ~ (state << 25)
+  state = state ~ (state >> 27)
+  return state * 0x2545F4914F6CDD1D
+end
+
+-- random(n): integer in 1..n; random(m, n): integer in m..n.
+function M.random(m, n)
+  if not n then m, n = 1, m end
+  return m + (next_u64() >> 1) % (n - m + 1)
+end
+
+function M.reseed(seed)
+  state = seed ~= 0 and seed or 0x9E3779B97F4A7C15
+end
+
+local function run_token()
+  local addr = tostring({}):match("0x(%x+)") or "0"
+  local mix = os.time() * 1000003 + math.floor(os.clock() * 1e6) + tonumber(addr:sub(-8), 16)
+  return string.format("%08x", mix & 0xffffffff)
+end
+
+M.token = run_token()
+local counter = 0
+
+-- A unique name made of letters, digits and '_' (no '-'), usable as a
+-- category, an event type or a key.
+function M.name(prefix)
+  counter = counter + 1
+  return string.format("%s_%s%04d", prefix or "t", M.token, counter)
+end
+
+-- A unique category (no '-').
+function M.category(prefix)
+  return M.name(prefix or "cat")
+end
+
+-- A unique stream name "<category>-<n>"; its category is unique too unless
+-- one is given.
+function M.stream(prefix)
+  counter = counter + 1
+  local cat = prefix or M.category("s")
+  return string.format("%s-%d%s", cat, counter, M.token)
+end
+
+-- event(type, data, extra): a new event table; extra fields (id, metadata)
+-- are copied in.
+function M.event(type, data, extra)
+  local ev = { type = type or "Happened", data = data }
+  if extra then
+    for k, v in pairs(extra) do ev[k] = v end
+  end
+  return ev
+end
+
+-- events(n, type, make_data): a list of n events; data = make_data(i) or { i = i }.
+function M.events(n, type, make_data)
+  local list = {}
+  for i = 1, n do
+    list[i] = M.event(type or "Counted", make_data and make_data(i) or { i = i })
+  end
+  return list
+end
+
+-- A random printable ASCII string of n bytes.
+function M.text(n)
+  local parts = {}
+  for i = 1, n do parts[i] = string.char(M.random(32, 126)) end
+  return table.concat(parts)
+end
+
+-- Every program error is a string; returns it lowercased, failing the test
+-- when fn does not raise.
+function M.error_of(fn)
+  local ok, msg = pcall(fn)
+  assert(not ok, "expected an error, the call succeeded")
+  assert(type(msg) == "string", "expected a string error, got " .. type(msg))
+  return msg:lower()
+end
+
+-- raises(fn, pattern, ...): fn raises a string error that matches (case
+-- insensitively) at least one of the Lua patterns given.
+function M.raises(fn, ...)
+  local patterns = { ... }
+  local msg = M.error_of(fn)
+  for _, p in ipairs(patterns) do
+    if msg:find(p:lower()) then return msg end
+  end
+  error(string.format("error %q matches none of: %s", msg, table.concat(patterns, ", ")), 2)
+end
+
+-- fails(res, err, code): the call returned nil, err with that err.code.
+function M.fails(code, res, err)
+  assert(res == nil, "expected nil, err; the call succeeded")
+  assert(type(err) == "table", "expected an error table, got " .. type(err))
+  assert(err.code == code, string.format("expected code %q, got %q (%s)", code, tostring(err.code),
+    tostring(err.message)))
+  return err
+end
+
+-- Bytes of a file or nil when it does not exist.
+function M.read_file(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local s = f:read("a")
+  f:close()
+  return s
+end
+
+-- The bytes that make up a SQLite database: the main file and its WAL
+-- (the -shm index changes on reads, so it is not part of the content).
+function M.sqlite_bytes(path)
+  return { db = M.read_file(path), wal = M.read_file(path .. "-wal") }
+end
+
+-- Whole-store picture for "unchanged" checks on a private store.
+function M.picture(store)
+  return { stats = store:stats(), all = store:read_all() }
+end
+
+-- Positions / revisions / types / streams of a list of events.
+local function field(list, name)
+  local out = {}
+  for i, ev in ipairs(list) do out[i] = ev[name] end
+  return out
+end
+function M.revisions(list) return field(list, "revision") end
+function M.positions(list) return field(list, "position") end
+function M.types(list) return field(list, "type") end
+function M.streams_of(list) return field(list, "stream") end
+function M.ids(list) return field(list, "id") end
+
+-- Only the events of the given streams (a set or a list of names): read_all
+-- on a shared PostgreSQL database also sees other writers.
+function M.only(list, streams)
+  local set = {}
+  for k, v in pairs(streams) do
+    if type(k) == "number" then set[v] = true else set[k] = v end
+  end
+  local out = {}
+  for _, ev in ipairs(list) do
+    if set[ev.stream] then out[#out + 1] = ev end
+  end
+  return out
+end
+
+function M.strictly_increasing(list)
+  for i = 2, #list do
+    if not (list[i] > list[i - 1]) then return false end
+  end
+  return true
+end
+
+function M.range(a, b, step)
+  local out = {}
+  for i = a, b, step or 1 do out[#out + 1] = i end
+  return out
+end
+
+-- A sorted copy of a list (for set-like comparisons).
+function M.sorted(list)
+  local copy = {}
+  for i, v in ipairs(list) do copy[i] = v end
+  table.sort(copy)
+  return copy
+end
+
+return M
