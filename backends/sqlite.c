@@ -1,0 +1,898 @@
+/* sqlite.c: the SQLite backend: WAL, cached prepared statements, BEGIN IMMEDIATE appends */
+/* SPDX-License-Identifier: MIT */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sqlite3.h>
+
+#include "../csrc/es_internal.h"
+
+#define SQLITE_MAX_PREFIX 63
+
+extern const es_backend es_sqlite_backend;
+
+/* Statement slots. Every statement is prepared once per connection, on
+ * first use, and reset after each use. Slots from ST_READ_FWD on are handed
+ * to cursors, which may stay open across other calls, so those carry an
+ * "in use" flag. */
+enum {
+    ST_BEGIN, ST_COMMIT, ST_ROLLBACK,
+    ST_STREAM_REV, ST_ID_LOOKUP, ST_INSERT_EVENT, ST_UPSERT_STREAM, ST_INSERT_OUTBOX,
+    ST_STATS, ST_SNAP_SAVE, ST_SNAP_PRUNE, ST_SNAP_LOAD_ANY, ST_SNAP_LOAD_FP,
+    ST_CP_GET, ST_CP_SET, ST_DISPATCH,
+    ST_READ_FWD, ST_READ_BWD, ST_BY_ID, ST_STREAMS, ST_STREAMS_CAT, ST_OUTBOX, ST_OUTBOX_CAT,
+    ST_ALL,                       /* 8 variants: + 1 category, + 2 since, + 4 types */
+    ST__COUNT = ST_ALL + 8
+};
+
+#define ALL_CATEGORY 1
+#define ALL_SINCE    2
+#define ALL_TYPES    4
+
+/* Event rows always come in this column order (see cursor_row). */
+#define EVENT_COLS "position, id, stream, revision, type, data, metadata, timestamp"
+#define EVENT_COLS_E "e.position, e.id, e.stream, e.revision, e.type, e.data, e.metadata, e.timestamp"
+
+/* "{p}" stands for the validated table prefix. */
+static const char *const sql_templates[ST_ALL] = {
+    [ST_BEGIN] = "BEGIN IMMEDIATE",
+    [ST_COMMIT] = "COMMIT",
+    [ST_ROLLBACK] = "ROLLBACK",
+    [ST_STREAM_REV] = "SELECT revision FROM {p}streams WHERE stream = ?1",
+    [ST_ID_LOOKUP] = "SELECT position, stream, revision FROM {p}events WHERE id = ?1",
+    [ST_INSERT_EVENT] = "INSERT INTO {p}events (id, stream, category, revision, type, data, metadata, "
+                        "timestamp) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    [ST_UPSERT_STREAM] = "INSERT INTO {p}streams (stream, category, revision) VALUES (?1, ?2, ?3) "
+                         "ON CONFLICT (stream) DO UPDATE SET revision = excluded.revision",
+    [ST_INSERT_OUTBOX] = "INSERT INTO {p}outbox (position) VALUES (?1)",
+    [ST_STATS] = "SELECT (SELECT count(*) FROM {p}events), (SELECT count(*) FROM {p}streams), "
+                 "(SELECT count(*) FROM {p}snapshots), (SELECT coalesce(max(position), 0) FROM {p}events)",
+    [ST_SNAP_SAVE] = "INSERT OR REPLACE INTO {p}snapshots (stream, revision, fingerprint, version, data, "
+                     "timestamp) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    [ST_SNAP_PRUNE] = "DELETE FROM {p}snapshots WHERE stream = ?1 AND rowid NOT IN (SELECT rowid FROM "
+                      "{p}snapshots WHERE stream = ?1 ORDER BY revision DESC, rowid DESC LIMIT ?2)",
+    [ST_SNAP_LOAD_ANY] = "SELECT stream, revision, fingerprint, version, data, timestamp FROM {p}snapshots "
+                         "WHERE stream = ?1 AND revision <= ?2 ORDER BY revision DESC, rowid DESC LIMIT 1",
+    [ST_SNAP_LOAD_FP] = "SELECT stream, revision, fingerprint, version, data, timestamp FROM {p}snapshots "
+                        "WHERE stream = ?1 AND fingerprint = ?3 AND revision <= ?2 "
+                        "ORDER BY revision DESC LIMIT 1",
+    [ST_CP_GET] = "SELECT position FROM {p}checkpoints WHERE name = ?1",
+    [ST_CP_SET] = "INSERT INTO {p}checkpoints (name, position) VALUES (?1, ?2) "
+                  "ON CONFLICT (name) DO UPDATE SET position = excluded.position",
+    [ST_DISPATCH] = "DELETE FROM {p}outbox WHERE position = (SELECT position FROM {p}events WHERE id = ?1)",
+    [ST_READ_FWD] = "SELECT " EVENT_COLS " FROM {p}events WHERE stream = ?1 AND revision BETWEEN ?2 AND ?3 "
+                    "ORDER BY revision LIMIT ?4",
+    [ST_READ_BWD] = "SELECT " EVENT_COLS " FROM {p}events WHERE stream = ?1 AND revision BETWEEN ?2 AND ?3 "
+                    "ORDER BY revision DESC LIMIT ?4",
+    [ST_BY_ID] = "SELECT " EVENT_COLS " FROM {p}events WHERE id = ?1",
+    [ST_STREAMS] = "SELECT stream, revision FROM {p}streams ORDER BY stream LIMIT ?1",
+    [ST_STREAMS_CAT] = "SELECT stream, revision FROM {p}streams WHERE category = ?2 ORDER BY stream LIMIT ?1",
+    [ST_OUTBOX] = "SELECT " EVENT_COLS_E " FROM {p}outbox o JOIN {p}events e ON e.position = o.position "
+                  "WHERE o.position > ?1 ORDER BY o.position LIMIT ?2",
+    [ST_OUTBOX_CAT] = "SELECT " EVENT_COLS_E " FROM {p}outbox o JOIN {p}events e ON e.position = o.position "
+                      "WHERE o.position > ?1 AND e.category = ?3 ORDER BY o.position LIMIT ?2",
+};
+
+/* Position is the rowid, so reads by position walk the table itself;
+ * (stream, revision) is the unique key that orders appends; (category,
+ * position) serves category reads in global order. Snapshots have a rowid
+ * so that INSERT OR REPLACE makes the replaced one the newest on ties. */
+static const char *const sql_schema =
+    "CREATE TABLE IF NOT EXISTS {p}events ("
+    " position INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, stream TEXT NOT NULL,"
+    " category TEXT NOT NULL, revision INTEGER NOT NULL, type TEXT NOT NULL,"
+    " data TEXT NOT NULL, metadata TEXT NOT NULL, timestamp INTEGER NOT NULL,"
+    " UNIQUE (stream, revision));"
+    "CREATE INDEX IF NOT EXISTS {p}events_category ON {p}events (category, position);"
+    "CREATE INDEX IF NOT EXISTS {p}events_timestamp ON {p}events (timestamp);"
+    "CREATE TABLE IF NOT EXISTS {p}streams ("
+    " stream TEXT PRIMARY KEY, category TEXT NOT NULL, revision INTEGER NOT NULL) WITHOUT ROWID;"
+    "CREATE INDEX IF NOT EXISTS {p}streams_category ON {p}streams (category, stream);"
+    "CREATE TABLE IF NOT EXISTS {p}snapshots ("
+    " stream TEXT NOT NULL, revision INTEGER NOT NULL, fingerprint TEXT NOT NULL,"
+    " version INTEGER NOT NULL, data TEXT NOT NULL, timestamp INTEGER NOT NULL,"
+    " UNIQUE (stream, fingerprint, revision));"
+    "CREATE INDEX IF NOT EXISTS {p}snapshots_stream ON {p}snapshots (stream, revision);"
+    "CREATE TABLE IF NOT EXISTS {p}checkpoints ("
+    " name TEXT PRIMARY KEY, position INTEGER NOT NULL) WITHOUT ROWID;"
+    "CREATE TABLE IF NOT EXISTS {p}outbox (position INTEGER PRIMARY KEY);";
+
+typedef struct sqlite_cursor sqlite_cursor;
+
+typedef struct sqlite_conn {
+    es_conn base;                      /* first: the store sees an es_conn */
+    sqlite3 *db;
+    int readonly;
+    int busy_timeout_ms;
+    char prefix[SQLITE_MAX_PREFIX + 1];
+    sqlite3_stmt *stmts[ST__COUNT];
+    unsigned char in_use[ST__COUNT];   /* held by an open cursor */
+    sqlite_cursor *cursors;            /* open cursors, so close can detach them */
+} sqlite_conn;
+
+struct sqlite_cursor {
+    es_cursor base;                    /* first: callers see an es_cursor */
+    sqlite_conn *conn;                 /* NULL once the connection closed under it */
+    sqlite_cursor *prev, *next;        /* links in conn->cursors */
+    sqlite3_stmt *st;                  /* NULL once exhausted or failed */
+    int slot;                          /* cached slot it borrows, or -1 if it owns st */
+    int streams_only;                  /* ES_Q_STREAMS rows: stream and revision */
+    int done;                          /* exhausted: next() keeps returning 0 */
+    es_event ev;                       /* the current row, pointing into st's columns */
+};
+
+/* Maps a SQLite result code to an ES_E... code and writes
+ * "<what>: <sqlite's text>". The text is taken before any ROLLBACK, which
+ * would replace it. */
+static int sqlite_fail(sqlite_conn *c, int src, es_err *err, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 4, 5)))
+#endif
+    ;
+
+static int sqlite_fail(sqlite_conn *c, int src, es_err *err, const char *fmt, ...) {
+    char what[300];
+    const char *text;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof what, fmt, ap);
+    va_end(ap);
+    text = (c->db && (sqlite3_extended_errcode(c->db) == src || sqlite3_errcode(c->db) == src))
+               ? sqlite3_errmsg(c->db) : sqlite3_errstr(src);
+    switch (src & 0xff) {
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+        return es_err_set(err, ES_EBUSY, "%s: the database stayed locked for %d ms: %s", what,
+                          c->busy_timeout_ms, text);
+    case SQLITE_CONSTRAINT:
+        return es_err_set(err, ES_ECONFLICT, "%s: %s", what, text);
+    case SQLITE_READONLY:
+        return es_err_set(err, ES_EREADONLY, "%s: %s", what, text);
+    case SQLITE_NOMEM:
+        return es_err_set(err, ES_ENOMEM, "%s: out of memory", what);
+    default:
+        return es_err_set(err, ES_EBACKEND, "%s: %s", what, text);
+    }
+}
+
+/* Appends tmpl to b with every "{p}" replaced by the table prefix. */
+static int sql_expand(const sqlite_conn *c, const char *tmpl, es_buf *b) {
+    const char *p;
+    while ((p = strstr(tmpl, "{p}")) != NULL) {
+        if (es_buf_add(b, tmpl, (size_t)(p - tmpl)) != ES_OK ||
+            es_buf_add(b, c->prefix, strlen(c->prefix)) != ES_OK)
+            return ES_ENOMEM;
+        tmpl = p + 3;
+    }
+    return es_buf_add(b, tmpl, strlen(tmpl));
+}
+
+/* The text of a slot. The ES_Q_ALL variants add one condition per filter
+ * so that each shape is its own cached statement and the planner sees plain
+ * equalities (category = ? uses the (category, position) index). */
+static int sql_build(const sqlite_conn *c, int slot, es_buf *b) {
+    int v;
+    if (slot < ST_ALL) return sql_expand(c, sql_templates[slot], b);
+    v = slot - ST_ALL;
+    if (sql_expand(c, "SELECT " EVENT_COLS " FROM {p}events WHERE position > ?1", b) != ES_OK) return ES_ENOMEM;
+    if ((v & ALL_CATEGORY) && sql_expand(c, " AND category = ?3", b) != ES_OK) return ES_ENOMEM;
+    if ((v & ALL_SINCE) && sql_expand(c, " AND timestamp >= ?4", b) != ES_OK) return ES_ENOMEM;
+    if ((v & ALL_TYPES) && sql_expand(c, " AND type IN (SELECT value FROM json_each(?5))", b) != ES_OK)
+        return ES_ENOMEM;
+    return sql_expand(c, " ORDER BY position LIMIT ?2", b);
+}
+
+/* Prepares a slot's statement into *out; returns a SQLite code. */
+static int stmt_prepare(sqlite_conn *c, int slot, unsigned int flags, sqlite3_stmt **out) {
+    es_buf b = { NULL, 0, 0 };
+    int src;
+    *out = NULL;
+    if (sql_build(c, slot, &b) != ES_OK) {
+        es_buf_free(&b);
+        return SQLITE_NOMEM;
+    }
+    src = sqlite3_prepare_v3(c->db, b.data, (int)b.len + 1, flags, out, NULL);
+    es_buf_free(&b);
+    return src;
+}
+
+/* The cached statement of a slot, prepared on first use. Used only by
+ * calls that finish with it before returning (never by cursors). */
+static int stmt_get(sqlite_conn *c, int slot, sqlite3_stmt **out) {
+    int src = SQLITE_OK;
+    if (!c->stmts[slot]) src = stmt_prepare(c, slot, SQLITE_PREPARE_PERSISTENT, &c->stmts[slot]);
+    *out = c->stmts[slot];
+    return src;
+}
+
+/* Resets a statement and drops its bindings, so no pointer to the caller's
+ * memory outlives the call. */
+static void stmt_done(sqlite3_stmt *st) {
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+}
+
+/* Runs a statement that returns no rows (BEGIN, COMMIT, ROLLBACK). */
+static int exec_slot(sqlite_conn *c, int slot) {
+    sqlite3_stmt *st;
+    int src = stmt_get(c, slot, &st);
+    if (src != SQLITE_OK) return src;
+    src = sqlite3_step(st);
+    sqlite3_reset(st);
+    return src == SQLITE_DONE ? SQLITE_OK : src;
+}
+
+/* Undoes an open transaction; a failure here leaves nothing to report
+ * because SQLite rolls back on its own when it cannot continue. */
+static void rollback(sqlite_conn *c) {
+    if (!sqlite3_get_autocommit(c->db) && exec_slot(c, ST_ROLLBACK) != SQLITE_OK &&
+        !sqlite3_get_autocommit(c->db))
+        sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
+}
+
+/* Copies an id in lower case, as store.c stores ids. */
+static void lower_id(const char *id, char out[ES_UUID_LEN + 1]) {
+    size_t i;
+    for (i = 0; i < ES_UUID_LEN && id[i]; i++)
+        out[i] = (id[i] >= 'A' && id[i] <= 'F') ? (char)(id[i] - 'A' + 'a') : id[i];
+    out[i] = '\0';
+}
+
+/* Looks an id up: 1 with *pos, *rev and the stream compared against
+ * `stream` (*same), 0 when not stored, or a negative SQLite-mapped code. */
+static int id_lookup(sqlite_conn *c, const char *id, const char *stream, int64_t *pos, int64_t *rev,
+                     int *same, const char *op, es_err *err) {
+    sqlite3_stmt *st;
+    int src, found = 0;
+    if ((src = stmt_get(c, ST_ID_LOOKUP, &st)) != SQLITE_OK) return sqlite_fail(c, src, err, "%s", op);
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+    src = sqlite3_step(st);
+    if (src == SQLITE_ROW) {
+        const char *s = (const char *)sqlite3_column_text(st, 1);
+        *pos = sqlite3_column_int64(st, 0);
+        *rev = sqlite3_column_int64(st, 2);
+        *same = s && stream && strcmp(s, stream) == 0;
+        found = 1;
+    } else if (src != SQLITE_DONE) {
+        found = sqlite_fail(c, src, err, "%s", op);
+    }
+    stmt_done(st);
+    return found;
+}
+
+/* Rule 1 of es_backend.h. Returns 1 when events[0].id is not stored (the
+ * append goes on), ES_OK when the whole batch is already stored at a place
+ * the expected revision allows (res filled, nothing to write), or an error. */
+static int append_check_ids(sqlite_conn *c, es_append_req *req, es_append_result *res, es_err *err) {
+    char op[300];
+    int64_t pos, rev, first = 0;
+    size_t i;
+    int found, same, stored = 0;
+
+    snprintf(op, sizeof op, "append to '%s'", req->stream);
+    for (i = 0; i < req->count; i++) {
+        es_event *e = &req->events[i];
+        found = id_lookup(c, e->id, req->stream, &pos, &rev, &same, op, err);
+        if (found < 0) return found;
+        if (i == 0) {
+            stored = found;
+            first = found ? rev : 0;
+        }
+        if (!stored && !found) continue;
+        if (!stored || !found || !same || rev != first + (int64_t)i)
+            return es_err_set(err, ES_ECONFLICT, "%s: event id %s already stored", op,
+                              found ? e->id : req->events[0].id);
+        e->revision = rev;
+        e->position = pos;
+    }
+    if (!stored) return 1;
+    if (req->expected >= 0 && req->expected != first - 1)
+        return es_err_set(err, ES_ECONFLICT, "%s: event id %s already stored", op, req->events[0].id);
+    res->revision = first + (int64_t)req->count - 1;
+    res->position = req->events[req->count - 1].position;
+    res->idempotent = 1;
+    return ES_OK;
+}
+
+/* Rules 2-4 of es_backend.h, inside the BEGIN IMMEDIATE transaction: the
+ * write lock is held from the revision read to the commit, so no other
+ * writer can slip in between and positions follow commit order. */
+static int append_locked(sqlite_conn *c, es_append_req *req, es_append_result *res, es_err *err) {
+    sqlite3_stmt *st;
+    int64_t cur = 0, n = (int64_t)req->count;
+    size_t i;
+    int src, rc;
+
+    if (req->ids_given && (rc = append_check_ids(c, req, res, err)) != 1) return rc;
+    if ((src = stmt_get(c, ST_STREAM_REV, &st)) != SQLITE_OK) goto fail;
+    sqlite3_bind_text(st, 1, req->stream, -1, SQLITE_STATIC);
+    src = sqlite3_step(st);
+    if (src == SQLITE_ROW) cur = sqlite3_column_int64(st, 0);
+    stmt_done(st);
+    if (src != SQLITE_ROW && src != SQLITE_DONE) goto fail;
+
+    if ((req->expected == ES_NO_STREAM && cur != 0) || (req->expected == ES_STREAM_EXISTS && cur == 0) ||
+        (req->expected > 0 && cur != req->expected)) {
+        if (req->expected == ES_STREAM_EXISTS)
+            es_err_set(err, ES_ECONFLICT, "append to '%s': expected an existing stream, stream is at %lld",
+                       req->stream, (long long)cur);
+        else
+            es_err_set(err, ES_ECONFLICT, "append to '%s': expected revision %lld, stream is at %lld",
+                       req->stream, (long long)req->expected, (long long)cur);
+        if (err) {
+            err->expected = req->expected;
+            err->actual = cur;
+        }
+        return ES_ECONFLICT;
+    }
+    if (n > INT64_MAX - cur)
+        return es_err_set(err, ES_EINVALID, "append to '%s': revision would overflow", req->stream);
+    for (i = 0; i < req->count; i++)
+        if (req->events[i].data_len > (size_t)INT32_MAX || req->events[i].metadata_len > (size_t)INT32_MAX)
+            return es_err_set(err, ES_EINVALID, "append to '%s': event %zu is too large", req->stream, i + 1);
+
+    if ((src = stmt_get(c, ST_INSERT_EVENT, &st)) != SQLITE_OK) goto fail;
+    for (i = 0; i < req->count; i++) {
+        es_event *e = &req->events[i];
+        e->revision = cur + 1 + (int64_t)i;
+        sqlite3_bind_text(st, 1, e->id, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, req->stream, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 3, req->category, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 4, e->revision);
+        sqlite3_bind_text(st, 5, e->type, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 6, e->data, (int)e->data_len, SQLITE_STATIC);
+        sqlite3_bind_text(st, 7, e->metadata, (int)e->metadata_len, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 8, e->timestamp);
+        src = sqlite3_step(st);
+        stmt_done(st);
+        if (src != SQLITE_DONE) {
+            if ((src & 0xff) == SQLITE_CONSTRAINT && strstr(sqlite3_errmsg(c->db), "events.id"))
+                return es_err_set(err, ES_ECONFLICT, "append to '%s': event id %s already stored",
+                                  req->stream, e->id);
+            goto fail;
+        }
+        e->position = sqlite3_last_insert_rowid(c->db);
+    }
+    if (req->outbox) {
+        if ((src = stmt_get(c, ST_INSERT_OUTBOX, &st)) != SQLITE_OK) goto fail;
+        for (i = 0; i < req->count; i++) {
+            sqlite3_bind_int64(st, 1, req->events[i].position);
+            src = sqlite3_step(st);
+            stmt_done(st);
+            if (src != SQLITE_DONE) goto fail;
+        }
+    }
+    if ((src = stmt_get(c, ST_UPSERT_STREAM, &st)) != SQLITE_OK) goto fail;
+    sqlite3_bind_text(st, 1, req->stream, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, req->category, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, cur + n);
+    src = sqlite3_step(st);
+    stmt_done(st);
+    if (src != SQLITE_DONE) goto fail;
+
+    res->revision = cur + n;
+    res->position = req->events[req->count - 1].position;
+    res->idempotent = 0;
+    return ES_OK;
+fail:
+    return sqlite_fail(c, src, err, "append to '%s'", req->stream);
+}
+
+static int sqlite_backend__append(es_conn *conn, es_append_req *req, es_append_result *res, es_err *err) {
+    sqlite_conn *c = (sqlite_conn *)conn;
+    int src, rc;
+    if (c->readonly)
+        return es_err_set(err, ES_EREADONLY, "append to '%s': the store is read-only", req->stream);
+    if ((src = exec_slot(c, ST_BEGIN)) != SQLITE_OK)
+        return sqlite_fail(c, src, err, "append to '%s'", req->stream);
+    rc = append_locked(c, req, res, err);
+    if (rc == ES_OK && (src = exec_slot(c, ST_COMMIT)) != SQLITE_OK)
+        rc = sqlite_fail(c, src, err, "append to '%s': commit", req->stream);
+    if (rc != ES_OK) rollback(c);
+    return rc;
+}
+
+/* ---- cursors ---- */
+
+/* Gives the statement back: a borrowed cached one is reset for the next
+ * user (which also ends its read transaction, so an idle exhausted cursor
+ * never pins a WAL snapshot); an owned one is finalized. */
+static void cursor_release(sqlite_cursor *cur) {
+    if (!cur->st) return;
+    if (cur->slot >= 0) {
+        sqlite3_reset(cur->st);
+        sqlite3_clear_bindings(cur->st);
+        if (cur->conn) cur->conn->in_use[cur->slot] = 0;
+    } else {
+        sqlite3_finalize(cur->st);
+    }
+    cur->st = NULL;
+}
+
+/* Points ev at the current row's columns; they stay valid until the next
+ * sqlite3_step/reset on st, which is exactly the borrowed-row contract. */
+static int cursor_row(sqlite_cursor *cur) {
+    sqlite3_stmt *st = cur->st;
+    es_event *ev = &cur->ev;
+    if (cur->streams_only) {
+        ev->stream = (const char *)sqlite3_column_text(st, 0);
+        ev->revision = sqlite3_column_int64(st, 1);
+        return ev->stream ? ES_OK : ES_ENOMEM;
+    }
+    ev->position = sqlite3_column_int64(st, 0);
+    ev->id = (const char *)sqlite3_column_text(st, 1);
+    ev->stream = (const char *)sqlite3_column_text(st, 2);
+    ev->revision = sqlite3_column_int64(st, 3);
+    ev->type = (const char *)sqlite3_column_text(st, 4);
+    ev->data = (const char *)sqlite3_column_text(st, 5);
+    ev->data_len = (size_t)sqlite3_column_bytes(st, 5);
+    ev->metadata = (const char *)sqlite3_column_text(st, 6);
+    ev->metadata_len = (size_t)sqlite3_column_bytes(st, 6);
+    ev->timestamp = sqlite3_column_int64(st, 7);
+    /* every column is NOT NULL, so NULL here means SQLite ran out of memory */
+    return (ev->id && ev->stream && ev->type && ev->data && ev->metadata) ? ES_OK : ES_ENOMEM;
+}
+
+static int sqlite_cursor__next(es_cursor *base, const es_event **ev, es_err *err) {
+    sqlite_cursor *cur = (sqlite_cursor *)base;
+    int src, rc;
+    *ev = NULL;
+    if (cur->done) return 0;
+    if (!cur->st) return es_err_set(err, ES_EINVALID, "read: the store was closed");
+    src = sqlite3_step(cur->st);
+    if (src == SQLITE_ROW) {
+        if (cursor_row(cur) == ES_OK) {
+            *ev = &cur->ev;
+            return 1;
+        }
+        rc = es_err_set(err, ES_ENOMEM, "read: out of memory");
+    } else if (src == SQLITE_DONE) {
+        cur->done = 1;
+        rc = 0;
+    } else {
+        rc = sqlite_fail(cur->conn, src, err, "read");
+    }
+    cursor_release(cur);
+    return rc;
+}
+
+static void sqlite_cursor__close(es_cursor *base) {
+    sqlite_cursor *cur = (sqlite_cursor *)base;
+    cursor_release(cur);
+    if (cur->conn) {
+        if (cur->prev) cur->prev->next = cur->next;
+        else cur->conn->cursors = cur->next;
+        if (cur->next) cur->next->prev = cur->prev;
+    }
+    es_free(cur);
+}
+
+/* Hands the cursor its statement: the cached one when free, else a fresh
+ * one it owns (two cursors of the same shape can be open at once). */
+static int cursor_stmt(sqlite_conn *c, sqlite_cursor *cur, int slot) {
+    int src;
+    if (!c->in_use[slot]) {
+        if (!c->stmts[slot] &&
+            (src = stmt_prepare(c, slot, SQLITE_PREPARE_PERSISTENT, &c->stmts[slot])) != SQLITE_OK)
+            return src;
+        c->in_use[slot] = 1;
+        cur->st = c->stmts[slot];
+        cur->slot = slot;
+        return SQLITE_OK;
+    }
+    cur->slot = -1;
+    return stmt_prepare(c, slot, 0, &cur->st);
+}
+
+/* Writes the type filter as a JSON array text for json_each(). */
+static int types_json(const es_query *q, es_buf *b) {
+    size_t i;
+    if (es_buf_add(b, "[", 1) != ES_OK) return ES_ENOMEM;
+    for (i = 0; i < q->ntypes; i++) {
+        const unsigned char *t = (const unsigned char *)q->types[i];
+        if (es_buf_add(b, i ? ",\"" : "\"", i ? 2 : 1) != ES_OK) return ES_ENOMEM;
+        for (; *t; t++) {
+            char esc[8];
+            if (*t == '"' || *t == '\\') {
+                esc[0] = '\\';
+                esc[1] = (char)*t;
+                if (es_buf_add(b, esc, 2) != ES_OK) return ES_ENOMEM;
+            } else if (*t < 0x20) {
+                snprintf(esc, sizeof esc, "\\u%04x", (unsigned)*t);
+                if (es_buf_add(b, esc, 6) != ES_OK) return ES_ENOMEM;
+            } else if (es_buf_add(b, (const char *)t, 1) != ES_OK) {
+                return ES_ENOMEM;
+            }
+        }
+        if (es_buf_add(b, "\"", 1) != ES_OK) return ES_ENOMEM;
+    }
+    return es_buf_add(b, "]", 1);
+}
+
+/* Query strings are bound SQLITE_TRANSIENT: the cursor steps after read()
+ * returns, and the query belongs to the caller. */
+static int cursor_bind(sqlite_cursor *cur, const es_query *q, int variant) {
+    sqlite3_stmt *st = cur->st;
+    sqlite3_int64 limit = q->limit > 0 ? q->limit : -1;
+    char id[ES_UUID_LEN + 1];
+    int src = SQLITE_OK;
+
+    switch (q->kind) {
+    case ES_Q_STREAM:
+        if ((src = sqlite3_bind_text(st, 1, q->stream, -1, SQLITE_TRANSIENT)) == SQLITE_OK &&
+            (src = sqlite3_bind_int64(st, 2, q->from)) == SQLITE_OK &&
+            (src = sqlite3_bind_int64(st, 3, q->to)) == SQLITE_OK)
+            src = sqlite3_bind_int64(st, 4, limit);
+        break;
+    case ES_Q_ID:
+        lower_id(q->id, id);
+        src = sqlite3_bind_text(st, 1, id, -1, SQLITE_TRANSIENT);
+        break;
+    case ES_Q_STREAMS:
+        if ((src = sqlite3_bind_int64(st, 1, limit)) == SQLITE_OK && q->category)
+            src = sqlite3_bind_text(st, 2, q->category, -1, SQLITE_TRANSIENT);
+        break;
+    case ES_Q_UNDISPATCHED:
+    case ES_Q_ALL:
+        if ((src = sqlite3_bind_int64(st, 1, q->after)) == SQLITE_OK &&
+            (src = sqlite3_bind_int64(st, 2, limit)) == SQLITE_OK && q->category)
+            src = sqlite3_bind_text(st, 3, q->category, -1, SQLITE_TRANSIENT);
+        if (src == SQLITE_OK && (variant & ALL_SINCE)) src = sqlite3_bind_int64(st, 4, q->since);
+        if (src == SQLITE_OK && (variant & ALL_TYPES)) {
+            es_buf b = { NULL, 0, 0 };
+            src = types_json(q, &b) == ES_OK
+                      ? sqlite3_bind_text(st, 5, b.data, (int)b.len, SQLITE_TRANSIENT) : SQLITE_NOMEM;
+            es_buf_free(&b);
+        }
+        break;
+    }
+    return src;
+}
+
+static int sqlite_backend__read(es_conn *conn, const es_query *q, es_cursor **out, es_err *err) {
+    sqlite_conn *c = (sqlite_conn *)conn;
+    sqlite_cursor *cur;
+    int slot, variant = 0, src;
+
+    *out = NULL;
+    switch (q->kind) {
+    case ES_Q_STREAM: slot = q->backward ? ST_READ_BWD : ST_READ_FWD; break;
+    case ES_Q_ID: slot = ST_BY_ID; break;
+    case ES_Q_STREAMS: slot = q->category ? ST_STREAMS_CAT : ST_STREAMS; break;
+    case ES_Q_UNDISPATCHED: slot = q->category ? ST_OUTBOX_CAT : ST_OUTBOX; break;
+    case ES_Q_ALL:
+        if (q->category) variant |= ALL_CATEGORY;
+        if (q->since != INT64_MIN) variant |= ALL_SINCE;
+        if (q->types && q->ntypes > 0) variant |= ALL_TYPES;
+        slot = ST_ALL + variant;
+        break;
+    default:
+        return es_err_set(err, ES_EINVALID, "read: unknown query kind %d", (int)q->kind);
+    }
+    if (!(cur = es_malloc(sizeof *cur))) return es_err_set(err, ES_ENOMEM, "read: out of memory");
+    memset(cur, 0, sizeof *cur);
+    cur->base.next = sqlite_cursor__next;
+    cur->base.close = sqlite_cursor__close;
+    cur->conn = c;
+    cur->slot = -1;
+    cur->streams_only = q->kind == ES_Q_STREAMS;
+    if (cur->streams_only) {
+        /* rows carry stream and revision only; the rest reads as empty */
+        cur->ev.id = cur->ev.type = "";
+        cur->ev.data = cur->ev.metadata = "{}";
+        cur->ev.data_len = cur->ev.metadata_len = 2;
+    }
+    if ((src = cursor_stmt(c, cur, slot)) != SQLITE_OK || (src = cursor_bind(cur, q, variant)) != SQLITE_OK) {
+        int rc = q->kind == ES_Q_STREAM ? sqlite_fail(c, src, err, "read '%s'", q->stream)
+                                        : sqlite_fail(c, src, err, "read");
+        cursor_release(cur);
+        es_free(cur);
+        return rc;
+    }
+    cur->next = c->cursors;
+    if (c->cursors) c->cursors->prev = cur;
+    c->cursors = cur;
+    *out = &cur->base;
+    return ES_OK;
+}
+
+/* ---- single-row calls ---- */
+
+static int sqlite_backend__revision(es_conn *conn, const char *stream, int64_t *out, es_err *err) {
+    sqlite_conn *c = (sqlite_conn *)conn;
+    sqlite3_stmt *st;
+    int src;
+    *out = 0;
+    if ((src = stmt_get(c, ST_STREAM_REV, &st)) != SQLITE_OK)
+        return sqlite_fail(c, src, err, "revision '%s'", stream);
+    sqlite3_bind_text(st, 1, stream, -1, SQLITE_STATIC);
+    src = sqlite3_step(st);
+    if (src == SQLITE_ROW) *out = sqlite3_column_int64(st, 0);
+    stmt_done(st);
+    if (src != SQLITE_ROW && src != SQLITE_DONE) return sqlite_fail(c, src, err, "revision '%s'", stream);
+    return ES_OK;
+}
+
+static int sqlite_backend__stats(es_conn *conn, es_stats *out, es_err *err) {
+    sqlite_conn *c = (sqlite_conn *)conn;
+    sqlite3_stmt *st;
+    int src;
+    if ((src = stmt_get(c, ST_STATS, &st)) != SQLITE_OK) return sqlite_fail(c, src, err, "stats");
+    src = sqlite3_step(st);
+    if (src == SQLITE_ROW) {
+        out->events = sqlite3_column_int64(st, 0);
+        out->streams = sqlite3_column_int64(st, 1);
+        out->snapshots = sqlite3_column_int64(st, 2);
+        out->position = sqlite3_column_int64(st, 3);
+    }
+    sqlite3_reset(st);
+    return src == SQLITE_ROW ? ES_OK : sqlite_fail(c, src, err, "stats");
+}
+
+/* Save and prune run in one transaction, so a reader never sees more than
+ * `keep` snapshots of the stream, nor the new one missing. */
+static int sqlite_backend__save_snapshot(es_conn *conn, const es_snapshot *snap, int64_t keep, es_err *err) {
+    sqlite_conn *c = (sqlite_conn *)conn;
+    sqlite3_stmt *st;
+    size_t len = snap->data_len ? snap->data_len : strlen(snap->data);
+    int src;
+
+    if (c->readonly)
+        return es_err_set(err, ES_EREADONLY, "save_snapshot '%s': the store is read-only", snap->stream);
+    if (len > (size_t)INT32_MAX)
+        return es_err_set(err, ES_EINVALID, "save_snapshot '%s': data is too large", snap->stream);
+    if ((src = exec_slot(c, ST_BEGIN)) != SQLITE_OK)
+        return sqlite_fail(c, src, err, "save_snapshot '%s'", snap->stream);
+    if ((src = stmt_get(c, ST_SNAP_SAVE, &st)) != SQLITE_OK) goto fail;
+    sqlite3_bind_text(st, 1, snap->stream, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, snap->revision);
+    sqlite3_bind_text(st, 3, snap->fingerprint ? snap->fingerprint : "", -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 4, snap->version);
+    sqlite3_bind_text(st, 5, snap->data, (int)len, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 6, snap->timestamp ? snap->timestamp : es_now_ms());
+    src = sqlite3_step(st);
+    stmt_done(st);
+    if (src != SQLITE_DONE) goto fail;
+    if (keep > 0) {
+        if ((src = stmt_get(c, ST_SNAP_PRUNE, &st)) != SQLITE_OK) goto fail;
+        sqlite3_bind_text(st, 1, snap->stream, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 2, keep);
+        src = sqlite3_step(st);
+        stmt_done(st);
+        if (src != SQLITE_DONE) goto fail;
+    }
+    if ((src = exec_slot(c, ST_COMMIT)) != SQLITE_OK) goto fail;
+    return ES_OK;
+fail:
+    src = sqlite_fail(c, src, err, "save_snapshot '%s'", snap->stream);
+    rollback(c);
+    return src;
+}
+
+static int sqlite_backend__load_snapshot(es_conn *conn, const char *stream, int64_t max_revision,
+                                         const char *fingerprint, es_snapshot *out, es_err *err) {
+    sqlite_conn *c = (sqlite_conn *)conn;
+    sqlite3_stmt *st;
+    int src, rc = ES_OK;
+
+    memset(out, 0, sizeof *out);
+    if ((src = stmt_get(c, fingerprint ? ST_SNAP_LOAD_FP : ST_SNAP_LOAD_ANY, &st)) != SQLITE_OK)
+        return sqlite_fail(c, src, err, "snapshot '%s'", stream);
+    sqlite3_bind_text(st, 1, stream, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, max_revision);
+    if (fingerprint) sqlite3_bind_text(st, 3, fingerprint, -1, SQLITE_STATIC);
+    src = sqlite3_step(st);
+    if (src == SQLITE_ROW) {
+        const char *s = (const char *)sqlite3_column_text(st, 0);
+        const char *fp = (const char *)sqlite3_column_text(st, 2);
+        const char *data = (const char *)sqlite3_column_text(st, 4);
+        size_t len = (size_t)sqlite3_column_bytes(st, 4);
+        out->revision = sqlite3_column_int64(st, 1);
+        out->version = sqlite3_column_int64(st, 3);
+        out->timestamp = sqlite3_column_int64(st, 5);
+        /* "" is how a user snapshot (no fingerprint) is stored */
+        if (!s || !fp || !data || !(out->stream = es_strdup(s)) || !(out->data = es_strndup(data, len)) ||
+            (*fp && !(out->fingerprint = es_strdup(fp)))) {
+            es_snapshot_clear(out);
+            rc = es_err_set(err, ES_ENOMEM, "snapshot '%s': out of memory", stream);
+        } else {
+            out->data_len = len;
+        }
+    } else if (src == SQLITE_DONE) {
+        rc = es_err_set(err, ES_ENOTFOUND, "snapshot '%s': none at or below revision %lld", stream,
+                        (long long)max_revision);
+    } else {
+        rc = sqlite_fail(c, src, err, "snapshot '%s'", stream);
+    }
+    stmt_done(st);
+    return rc;
+}
+
+static int sqlite_backend__get_checkpoint(es_conn *conn, const char *name, int64_t *out, es_err *err) {
+    sqlite_conn *c = (sqlite_conn *)conn;
+    sqlite3_stmt *st;
+    int src;
+    *out = 0;
+    if ((src = stmt_get(c, ST_CP_GET, &st)) != SQLITE_OK)
+        return sqlite_fail(c, src, err, "checkpoint '%s'", name);
+    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+    src = sqlite3_step(st);
+    if (src == SQLITE_ROW) *out = sqlite3_column_int64(st, 0);
+    stmt_done(st);
+    if (src != SQLITE_ROW && src != SQLITE_DONE) return sqlite_fail(c, src, err, "checkpoint '%s'", name);
+    return ES_OK;
+}
+
+static int sqlite_backend__set_checkpoint(es_conn *conn, const char *name, int64_t position, es_err *err) {
+    sqlite_conn *c = (sqlite_conn *)conn;
+    sqlite3_stmt *st;
+    int src;
+    if (c->readonly)
+        return es_err_set(err, ES_EREADONLY, "checkpoint '%s': the store is read-only", name);
+    if ((src = stmt_get(c, ST_CP_SET, &st)) != SQLITE_OK)
+        return sqlite_fail(c, src, err, "checkpoint '%s'", name);
+    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, position);
+    src = sqlite3_step(st);
+    stmt_done(st);
+    return src == SQLITE_DONE ? ES_OK : sqlite_fail(c, src, err, "checkpoint '%s'", name);
+}
+
+/* One DELETE does the work; only when it removed nothing do we look the id
+ * up, to tell "already dispatched" (ES_OK) from "no such event". */
+static int sqlite_backend__mark_dispatched(es_conn *conn, const char *id, es_err *err) {
+    sqlite_conn *c = (sqlite_conn *)conn;
+    sqlite3_stmt *st;
+    char lid[ES_UUID_LEN + 1];
+    int64_t pos, rev;
+    int src, same, found;
+
+    lower_id(id, lid);
+    if (c->readonly)
+        return es_err_set(err, ES_EREADONLY, "mark_dispatched '%s': the store is read-only", lid);
+    if ((src = stmt_get(c, ST_DISPATCH, &st)) != SQLITE_OK)
+        return sqlite_fail(c, src, err, "mark_dispatched '%s'", lid);
+    sqlite3_bind_text(st, 1, lid, -1, SQLITE_STATIC);
+    src = sqlite3_step(st);
+    stmt_done(st);
+    if (src != SQLITE_DONE) return sqlite_fail(c, src, err, "mark_dispatched '%s'", lid);
+    if (sqlite3_changes(c->db) > 0) return ES_OK;
+    found = id_lookup(c, lid, NULL, &pos, &rev, &same, "mark_dispatched", err);
+    if (found < 0) return found;
+    return found ? ES_OK : es_err_set(err, ES_ENOTFOUND, "mark_dispatched '%s': no event with this id", lid);
+}
+
+/* ---- open and close ---- */
+
+static void sqlite_backend__close(es_conn *conn) {
+    sqlite_conn *c = (sqlite_conn *)conn;
+    sqlite_cursor *cur;
+    int i;
+    if (!c) return;
+    /* Cursors still open lose their statement now and report the closed
+     * store on their next next(); their close() then touches only itself. */
+    for (cur = c->cursors; cur; cur = cur->next) {
+        if (cur->st && cur->slot < 0) sqlite3_finalize(cur->st);
+        cur->st = NULL;
+        cur->conn = NULL;
+    }
+    for (i = 0; i < ST__COUNT; i++) sqlite3_finalize(c->stmts[i]);
+    sqlite3_close_v2(c->db);
+    es_free(c);
+}
+
+static int valid_prefix(const char *p) {
+    size_t i, n = strlen(p);
+    if (n == 0 || n > SQLITE_MAX_PREFIX) return 0;
+    for (i = 0; i < n; i++) {
+        char ch = p[i];
+        if (!((ch >= 'a' && ch <= 'z') || ch == '_' || (i > 0 && ch >= '0' && ch <= '9'))) return 0;
+    }
+    return 1;
+}
+
+/* Runs one PRAGMA (which may answer with a row). */
+static int exec_pragma(sqlite_conn *c, const char *sql) {
+    sqlite3_stmt *st;
+    int src = sqlite3_prepare_v2(c->db, sql, -1, &st, NULL);
+    if (src != SQLITE_OK) return src;
+    while ((src = sqlite3_step(st)) == SQLITE_ROW) {}
+    sqlite3_finalize(st);
+    return src == SQLITE_DONE ? SQLITE_OK : src;
+}
+
+/* Creates the tables in one write transaction, so two processes opening a
+ * new file at once both see either no schema or all of it. */
+static int create_schema(sqlite_conn *c) {
+    es_buf b = { NULL, 0, 0 };
+    int src;
+    if (sql_expand(c, "BEGIN IMMEDIATE;", &b) != ES_OK || sql_expand(c, sql_schema, &b) != ES_OK ||
+        sql_expand(c, "COMMIT;", &b) != ES_OK) {
+        es_buf_free(&b);
+        return SQLITE_NOMEM;
+    }
+    /* on failure the transaction stays open for the caller to read the
+     * error first; closing the handle then rolls it back */
+    src = sqlite3_exec(c->db, b.data, NULL, NULL, NULL);
+    es_buf_free(&b);
+    return src;
+}
+
+/* "sqlite:PATH", "sqlite://PATH" or "sqlite::memory:". */
+static int sqlite_backend__open(const char *uri, const es_options *opt, es_conn **out, es_err *err) {
+    sqlite_conn *c = NULL;
+    const char *path = strchr(uri, ':');
+    const char *prefix = opt->prefix ? opt->prefix : "es_";
+    int memory, flags, src, rc;
+
+    *out = NULL;
+    path = path ? path + 1 : uri;
+    if (strncmp(path, "//", 2) == 0) path += 2;
+    if (!*path)
+        return es_err_set(err, ES_EINVALID, "open '%s': no database path (use sqlite:PATH or sqlite::memory:)",
+                          uri);
+    if (!valid_prefix(prefix))
+        return es_err_set(err, ES_EINVALID,
+                          "open '%s': table prefix '%.80s' must match [a-z_][a-z0-9_]* and be at most %d bytes",
+                          uri, prefix, SQLITE_MAX_PREFIX);
+    memory = strcmp(path, ":memory:") == 0;
+
+    if (!(c = es_malloc(sizeof *c))) return es_err_set(err, ES_ENOMEM, "open '%s': out of memory", uri);
+    memset(c, 0, sizeof *c);
+    c->base.be = &es_sqlite_backend;
+    c->busy_timeout_ms = opt->busy_timeout_ms;
+    memcpy(c->prefix, prefix, strlen(prefix) + 1);
+
+    flags = SQLITE_OPEN_NOMUTEX |
+            (opt->readonly ? SQLITE_OPEN_READONLY
+                           : SQLITE_OPEN_READWRITE | (opt->create ? SQLITE_OPEN_CREATE : 0));
+    /* sqlite3_open_v2 allocates a handle even when it fails, so c owns it
+     * from here and the fail path closes it. */
+    if ((src = sqlite3_open_v2(path, &c->db, flags, NULL)) != SQLITE_OK) {
+        rc = c->db ? sqlite_fail(c, src, err, "open '%s'", uri)
+                   : es_err_set(err, ES_ENOMEM, "open '%s': out of memory", uri);
+        goto fail;
+    }
+    sqlite3_extended_result_codes(c->db, 1);
+    sqlite3_busy_timeout(c->db, opt->busy_timeout_ms > 0 ? opt->busy_timeout_ms : 0);
+    /* A file the process may not write opens read-only even when asked for
+     * read-write: treat it as a read-only store rather than fail on use. */
+    c->readonly = opt->readonly || sqlite3_db_readonly(c->db, "main") == 1;
+
+    if (!c->readonly && !memory && (src = exec_pragma(c, "PRAGMA journal_mode = WAL")) != SQLITE_OK) {
+        rc = sqlite_fail(c, src, err, "open '%s': journal_mode", uri);
+        goto fail;
+    }
+    if ((src = exec_pragma(c, opt->synchronous_full ? "PRAGMA synchronous = FULL"
+                                                    : "PRAGMA synchronous = NORMAL")) != SQLITE_OK) {
+        rc = sqlite_fail(c, src, err, "open '%s': synchronous", uri);
+        goto fail;
+    }
+    if (opt->create && !c->readonly && (src = create_schema(c)) != SQLITE_OK) {
+        rc = sqlite_fail(c, src, err, "open '%s': create schema", uri);
+        goto fail;
+    }
+    *out = &c->base;
+    return ES_OK;
+fail:
+    sqlite_backend__close(&c->base);
+    return rc;
+}
+
+const es_backend es_sqlite_backend = {
+    ES_BACKEND_VERSION,
+    "sqlite",
+    /* version 1 */
+    sqlite_backend__open,
+    sqlite_backend__close,
+    sqlite_backend__append,
+    sqlite_backend__read,
+    sqlite_backend__revision,
+    sqlite_backend__stats,
+    sqlite_backend__save_snapshot,
+    sqlite_backend__load_snapshot,
+    sqlite_backend__get_checkpoint,
+    sqlite_backend__set_checkpoint,
+    sqlite_backend__mark_dispatched,
+    /* version 1 ends here */
+};
