@@ -146,7 +146,7 @@ int es_reducer_fold_json(const es_reducer *r, json_t *state, const char *type,
 int es_reducer_where_ok(const json_t *where, const json_t *data);
 
 /*
- * Folds every row of a cursor into state (the cursor stays the caller's to
+ * Folds every row of a cursor into state (csrc/state.c; the cursor stays the caller's to
  * close). where: as es_reducer_where_ok, or NULL. Counts folded events in
  * *count and leaves the last folded event's revision and position in
  * *last_revision / *last_position (untouched when nothing is folded); any
