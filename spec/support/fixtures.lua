@@ -161,7 +161,7 @@ end
 
 function M.strictly_increasing(list)
   for i = 2, #list do
-    if not (list[i] > list[i - 1]) then return false end
+    if list[i] <= list[i - 1] then return false end
   end
   return true
 end
@@ -178,6 +178,59 @@ function M.sorted(list)
   for i, v in ipairs(list) do copy[i] = v end
   table.sort(copy)
   return copy
+end
+
+local function keyname(k)
+  if type(k) == "string" then return string.format("%q", k) end
+  return tostring(k)
+end
+
+-- exactly(a, b): deep equality that also compares math.type and every bit of
+-- a float (so 3 ~= 3.0 and 0.0 ~= -0.0). Returns true, or false and the path
+-- of the first difference.
+function M.exactly(a, b, path)
+  path = path or "value"
+  if type(a) ~= type(b) then
+    return false, string.format("%s: %s expected, got %s", path, type(a), type(b))
+  end
+  if type(a) == "number" then
+    if math.type(a) ~= math.type(b) then
+      return false, string.format("%s: %s %s expected, got %s %s", path, math.type(a), a, math.type(b), b)
+    end
+    local fa = math.type(a) == "float" and string.format("%a", a) or tostring(a)
+    local fb = math.type(b) == "float" and string.format("%a", b) or tostring(b)
+    if fa ~= fb then return false, string.format("%s: %s expected, got %s", path, fa, fb) end
+    return true
+  end
+  if type(a) == "table" then
+    for k, v in pairs(a) do
+      local ok, where = M.exactly(v, b[k], path .. "[" .. keyname(k) .. "]")
+      if not ok then return false, where end
+    end
+    for k in pairs(b) do
+      if a[k] == nil then return false, path .. "[" .. keyname(k) .. "]: unexpected key" end
+    end
+    return true
+  end
+  if a ~= b then
+    if type(a) == "string" then
+      return false, string.format("%s: string of %d bytes expected, got %d bytes", path, #a, #b)
+    end
+    return false, string.format("%s: %s expected, got %s", path, tostring(a), tostring(b))
+  end
+  return true
+end
+
+-- assert_exactly(expected, actual): fails with the path of the first difference.
+function M.assert_exactly(expected, actual)
+  local ok, where = M.exactly(expected, actual)
+  assert(ok, where)
+end
+
+-- A UUID in its canonical text form (8-4-4-4-12 hex digits).
+function M.is_uuid(s)
+  return type(s) == "string" and #s == 36
+    and s:match("^%x%x%x%x%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%x%x%x%x%x%x%x%x$") ~= nil
 end
 
 return M
