@@ -80,6 +80,8 @@ int es_store_open(const char *url, const es_options *opt, es_store **out, es_err
     s->opt.schema = s->schema;
     s->opt.prefix = s->prefix;
     if ((rc = be->open(url, &s->opt, &s->conn, err)) != ES_OK) goto fail;
+    /* The store, not each backend, ties a connection to its vtable. */
+    s->conn->be = be;
     *out = s;
     return ES_OK;
 nomem:

@@ -1,0 +1,41 @@
+/* lua_binding.h: what the binding files share (only csrc/lua_*.c include it) */
+/* SPDX-License-Identifier: MIT */
+#ifndef ES_LUA_BINDING_H
+#define ES_LUA_BINDING_H
+
+#include "lua_compat.h"
+#include "eventstore.h"
+
+#define LSTORE_MT  "eventstore.Store"
+#define LERROR_MT  "eventstore.Error"
+#define LCURSOR_MT "eventstore.Cursor"
+#define LJSON_MT   "eventstore.JsonBox"
+#define LARRAY_MT  "eventstore.array"
+
+/* Deepest table nesting converted to JSON (cycles are caught before). */
+#define LVALUE_MAX_DEPTH 1000
+
+/* lua_error.c: pushes the error table for err; raises for programmer
+ * errors (ES_EINVALID, ES_ENOMEM, ES_ENOTSUP) instead. */
+void lerror_push(lua_State *L, const es_err *err);
+/* Returns 2 (nil, err) for expected failures; raises for programmer errors. */
+int  lerror_fail(lua_State *L, const es_err *err);
+void lerror_setup(lua_State *L);
+
+/* lua_value.c */
+typedef struct ljson_box { json_t *root; } ljson_box;
+/* Pushes a box that owns whatever json_t is put in it (freed by __gc). */
+ljson_box *lvalue_newbox(lua_State *L);
+/* Converts the table at idx (nil = {}) into a JSON object owned by box;
+ * raises naming `what` (e.g. "event 2 data") on a value JSON cannot hold. */
+json_t *lvalue_to_json(lua_State *L, int idx, ljson_box *box, const char *what);
+void lvalue_push_json(lua_State *L, const json_t *v);
+/* Decodes a stored JSON text and pushes it; box holds the tree meanwhile. */
+void lvalue_push_text(lua_State *L, const char *text, size_t len, ljson_box *box);
+void lvalue_push_event(lua_State *L, const es_event *ev, ljson_box *box);
+void lvalue_setup(lua_State *L);
+
+/* lua_store.c */
+void lstore_setup(lua_State *L);
+
+#endif

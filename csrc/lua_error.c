@@ -1,0 +1,51 @@
+/* lua_error.c: how core errors reach Lua: nil, err tables or raised strings */
+/* SPDX-License-Identifier: MIT */
+#include "lua_binding.h"
+
+void lerror_push(lua_State *L, const es_err *err) {
+    lua_createtable(L, 0, 4);
+    lua_pushstring(L, es_errname(err->code));
+    lua_setfield(L, -2, "code");
+    lua_pushstring(L, err->msg);
+    lua_setfield(L, -2, "message");
+    if (err->code == ES_ECONFLICT && (err->expected || err->actual)) {
+        compat_pushinteger(L, err->expected);
+        lua_setfield(L, -2, "expected");
+        compat_pushinteger(L, err->actual);
+        lua_setfield(L, -2, "actual");
+    }
+    luaL_getmetatable(L, LERROR_MT);
+    lua_setmetatable(L, -2);
+}
+
+int lerror_fail(lua_State *L, const es_err *err) {
+    switch (err->code) {
+    case ES_EINVALID:
+    case ES_ENOTSUP:
+        return luaL_error(L, "%s", err->msg);
+    case ES_ENOMEM:
+        return luaL_error(L, "not enough memory (%s)", err->msg);
+    default:
+        lua_pushnil(L);
+        lerror_push(L, err);
+        return 2;
+    }
+}
+
+static int lerror_tostring(lua_State *L) {
+    lua_getfield(L, 1, "code");
+    lua_pushliteral(L, ": ");
+    lua_getfield(L, 1, "message");
+    lua_concat(L, 3);
+    return 1;
+}
+
+void lerror_setup(lua_State *L) {
+    if (luaL_newmetatable(L, LERROR_MT)) {
+        lua_pushcfunction(L, lerror_tostring);
+        lua_setfield(L, -2, "__tostring");
+        lua_pushliteral(L, LERROR_MT);
+        lua_setfield(L, -2, "__name");
+    }
+    lua_pop(L, 1);
+}

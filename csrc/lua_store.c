@@ -1,0 +1,691 @@
+/* lua_store.c: the eventstore.Store handle and its methods */
+/* SPDX-License-Identifier: MIT */
+#include <string.h>
+
+#include "lua_binding.h"
+
+typedef struct lstore {
+    es_store *s;     /* NULL once closed (or before open succeeded) */
+} lstore;
+
+typedef struct lcursor {
+    es_cursor *cur;  /* closed by __gc if a Lua error interrupts a read */
+} lcursor;
+
+static lstore *lstore_get(lua_State *L, int idx) { return luaL_checkudata(L, idx, LSTORE_MT); }
+
+static es_store *lstore_check(lua_State *L, int idx) {
+    lstore *ud = lstore_get(L, idx);
+    if (!ud->s) luaL_error(L, "attempt to use a closed store");
+    return ud->s;
+}
+
+static int lstore_gc(lua_State *L) {                /* also __close and close() */
+    lstore *ud = lstore_get(L, 1);
+    es_store *s = ud->s;
+    ud->s = NULL;
+    if (s) es_store_close(s);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+static int lstore_tostring(lua_State *L) {
+    lstore *ud = lstore_get(L, 1);
+    if (ud->s) lua_pushfstring(L, "eventstore.Store (%s): %p", es_store_backend_name(ud->s), (void *)ud);
+    else lua_pushfstring(L, "eventstore.Store (closed): %p", (void *)ud);
+    return 1;
+}
+
+static int lcursor_gc(lua_State *L) {
+    lcursor *c = luaL_checkudata(L, 1, LCURSOR_MT);
+    es_cursor *cur = c->cur;
+    c->cur = NULL;
+    if (cur) es_cursor_close(cur);
+    return 0;
+}
+
+/* ---- argument helpers (they raise: nothing is acquired yet) ---- */
+
+static void check_opts(lua_State *L, int idx, const char *fname) {
+    if (!lua_isnoneornil(L, idx) && !lua_istable(L, idx))
+        luaL_argerror(L, idx, lua_pushfstring(L, "%s: options must be a table", fname));
+}
+
+/* A stream name: a string without NUL bytes (the core checks the rest). */
+static const char *check_stream_arg(lua_State *L, int idx) {
+    size_t n;
+    const char *s = luaL_checklstring(L, idx, &n);
+    if (strlen(s) != n) luaL_argerror(L, idx, "stream name contains a NUL byte");
+    if (n == 0) luaL_argerror(L, idx, "stream name is empty");
+    if (n > ES_MAX_STREAM_LEN)
+        luaL_argerror(L, idx, lua_pushfstring(L, "stream name is longer than %d bytes", ES_MAX_STREAM_LEN));
+    if (!es_valid_utf8(s, n)) luaL_argerror(L, idx, "stream name is not valid UTF-8");
+    return s;
+}
+
+/* Integer option `name` of the options table at idx, or def when absent. */
+static long long opt_int(lua_State *L, int idx, const char *name, long long def, long long min) {
+    long long v = def;
+    if (lua_isnoneornil(L, idx)) return def;
+    lua_getfield(L, idx, name);
+    if (!lua_isnil(L, -1)) {
+        if (lua_type(L, -1) != LUA_TNUMBER || !compat_isinteger(L, -1))
+            luaL_error(L, "option '%s' must be an integer, got %s", name,
+                       lua_type(L, -1) == LUA_TNUMBER ? "a fractional number" : luaL_typename(L, -1));
+        v = compat_tointeger(L, -1);
+        if (v < min) luaL_error(L, "option '%s' must be >= %d", name, (int)min);
+    }
+    lua_pop(L, 1);
+    return v;
+}
+
+static int opt_bool(lua_State *L, int idx, const char *name, int def) {
+    int v = def;
+    if (lua_isnoneornil(L, idx)) return def;
+    lua_getfield(L, idx, name);
+    if (!lua_isnil(L, -1)) {
+        if (!lua_isboolean(L, -1))
+            luaL_error(L, "option '%s' must be a boolean, got %s", name, luaL_typename(L, -1));
+        v = lua_toboolean(L, -1);
+    }
+    lua_pop(L, 1);
+    return v;
+}
+
+/* The string stays on the stack (below the caller's work) so it lives for
+ * the whole call: callers leave the stack growing until they return. */
+static const char *opt_str(lua_State *L, int idx, const char *name) {
+    const char *v = NULL;
+    if (lua_isnoneornil(L, idx)) return NULL;
+    lua_getfield(L, idx, name);
+    if (!lua_isnil(L, -1)) {
+        size_t n;
+        if (lua_type(L, -1) != LUA_TSTRING)
+            luaL_error(L, "option '%s' must be a string, got %s", name, luaL_typename(L, -1));
+        v = lua_tolstring(L, -1, &n);
+        if (strlen(v) != n) luaL_error(L, "option '%s' contains a NUL byte", name);
+    }
+    return v;
+}
+
+/* The limit option: 0 = none given; *empty set when an explicit 0 asks for nothing. */
+static int64_t opt_limit(lua_State *L, int idx, int *empty) {
+    long long v = opt_int(L, idx, "limit", -1, 0);
+    *empty = v == 0;
+    return v < 0 ? 0 : v;
+}
+
+/* Raises for an option name the function does not know (a typo would
+ * otherwise be silently ignored). names is NULL-terminated. */
+static void check_opt_names(lua_State *L, int idx, const char *fname, const char *const *names) {
+    if (lua_isnoneornil(L, idx)) return;
+    lua_pushnil(L);
+    while (lua_next(L, idx)) {
+        const char *const *n;
+        int ok = 0;
+        if (lua_type(L, -2) == LUA_TSTRING)
+            for (n = names; *n && !ok; n++) ok = strcmp(*n, lua_tostring(L, -2)) == 0;
+        if (!ok) {
+            lua_pop(L, 1);
+            luaL_error(L, "%s: unknown option '%s'", fname,
+                       lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : luaL_typename(L, -1));
+        }
+        lua_pop(L, 1);
+    }
+}
+
+/* ---- open ---- */
+
+static int lstore_open(lua_State *L) {
+    static const char *const names[] = { "snapshot_every", "max_snapshots", "synchronous", "busy_timeout",
+                                         "create", "readonly", "outbox", "schema", "prefix", NULL };
+    const char *url = luaL_checkstring(L, 1);
+    const char *sync;
+    es_options opt;
+    es_err err;
+    lstore *ud;
+    int rc;
+
+    check_opts(L, 2, "open");
+    check_opt_names(L, 2, "open", names);
+    es_options_init(&opt);
+    opt.snapshot_every = opt_int(L, 2, "snapshot_every", 0, 0);
+    opt.max_snapshots = opt_int(L, 2, "max_snapshots", 0, 0);
+    opt.busy_timeout_ms = (int)opt_int(L, 2, "busy_timeout", 5000, 0);
+    opt.create = opt_bool(L, 2, "create", 1);
+    opt.readonly = opt_bool(L, 2, "readonly", 0);
+    opt.outbox = opt_bool(L, 2, "outbox", 0);
+    opt.schema = opt_str(L, 2, "schema");
+    opt.prefix = opt_str(L, 2, "prefix");
+    sync = opt_str(L, 2, "synchronous");
+    if (sync) {
+        if (strcmp(sync, "full") == 0) opt.synchronous_full = 1;
+        else if (strcmp(sync, "normal") == 0) opt.synchronous_full = 0;
+        else luaL_error(L, "option 'synchronous' must be \"full\" or \"normal\", got \"%s\"", sync);
+    }
+    if (strlen(url) != lua_rawlen(L, 1)) luaL_argerror(L, 1, "URL contains a NUL byte");
+
+    /* Create the handle closed, then acquire into it (liolib's newprefile). */
+    ud = compat_newuserdata(L, sizeof *ud);
+    ud->s = NULL;
+    luaL_getmetatable(L, LSTORE_MT);
+    lua_setmetatable(L, -2);
+    lua_newtable(L);                       /* uservalue: listeners and the like */
+    compat_setuservalue(L, -2);
+    es_err_clear(&err);
+    if ((rc = es_store_open(url, &opt, &ud->s, &err)) != ES_OK) {
+        if (rc == ES_ENOMEM) return luaL_error(L, "not enough memory (%s)", err.msg);
+        lua_pushnil(L);
+        lerror_push(L, &err);
+        return 2;
+    }
+    return 1;
+}
+
+/* ---- append ---- */
+
+static const char *const append_event_keys[] = { "type", "data", "metadata", "id",
+    /* fields of a read event, so events read from one store can be appended to another */
+    "stream", "revision", "position", "timestamp", NULL };
+
+/* Fills in from the event table at idx; data/metadata are rooted in box. */
+static void check_event(lua_State *L, int idx, size_t i, es_event_in *in, ljson_box *box) {
+    char what[64];
+    size_t n;
+    if (!lua_istable(L, idx)) luaL_error(L, "append: event %d must be a table, got %s", (int)i, luaL_typename(L, idx));
+    lua_getfield(L, idx, "type");
+    if (lua_type(L, -1) != LUA_TSTRING)
+        luaL_error(L, "append: event %d has no type (a non-empty string)", (int)i);
+    in->type = lua_tolstring(L, -1, &n);
+    if (n == 0) luaL_error(L, "append: event %d has an empty type", (int)i);
+    if (strlen(in->type) != n) luaL_error(L, "append: event %d: type contains a NUL byte", (int)i);
+    if (n > ES_MAX_TYPE_LEN) luaL_error(L, "append: event %d: type is longer than %d bytes", (int)i, ES_MAX_TYPE_LEN);
+    if (!es_valid_utf8(in->type, n)) luaL_error(L, "append: event %d: type is not valid UTF-8", (int)i);
+    lua_pop(L, 1);  /* the table keeps the string alive */
+    lua_getfield(L, idx, "id");
+    if (lua_isnil(L, -1)) {
+        in->id = NULL;
+    } else {
+        if (lua_type(L, -1) != LUA_TSTRING || !es_valid_uuid(lua_tostring(L, -1)))
+            luaL_error(L, "append: event %d: id must be a UUID string", (int)i);
+        in->id = lua_tostring(L, -1);
+    }
+    lua_pop(L, 1);
+    lua_getfield(L, idx, "data");
+    snprintf(what, sizeof what, "append: event %d data", (int)i);
+    in->data = lvalue_to_json(L, -1, box, what);
+    lua_pop(L, 1);
+    lua_getfield(L, idx, "metadata");
+    snprintf(what, sizeof what, "append: event %d metadata", (int)i);
+    in->metadata = lvalue_to_json(L, -1, box, what);
+    lua_pop(L, 1);
+    check_opt_names(L, idx, "append: event", append_event_keys);
+}
+
+/* expected: nil/"any", "stream_exists", or an integer >= 0. */
+static int64_t check_expected(lua_State *L, int idx) {
+    long long v;
+    lua_getfield(L, idx, "expected");
+    if (lua_isnil(L, -1)) {
+        lua_pop(L, 1);
+        return ES_ANY;
+    }
+    if (lua_type(L, -1) == LUA_TSTRING) {
+        const char *s = lua_tostring(L, -1);
+        int64_t r = strcmp(s, "any") == 0 ? ES_ANY : strcmp(s, "stream_exists") == 0 ? ES_STREAM_EXISTS : -100;
+        if (r == -100) luaL_error(L, "append: option 'expected' must be a revision, ANY, NO_STREAM or STREAM_EXISTS, got \"%s\"", s);
+        lua_pop(L, 1);
+        return r;
+    }
+    if (lua_type(L, -1) != LUA_TNUMBER || !compat_isinteger(L, -1))
+        luaL_error(L, "append: option 'expected' must be an integer revision, got %s",
+                   lua_type(L, -1) == LUA_TNUMBER ? "a fractional number" : luaL_typename(L, -1));
+    v = compat_tointeger(L, -1);
+    if (v < 0) luaL_error(L, "append: option 'expected' must be >= 0, got %d", (int)v);
+    lua_pop(L, 1);
+    return (int64_t)v;
+}
+
+static int lstore_append(lua_State *L) {
+    static const char *const names[] = { "expected", NULL };
+    es_store *s = lstore_check(L, 1);
+    const char *stream = check_stream_arg(L, 2);
+    es_event_in *in;
+    es_append_result res;
+    es_err err;
+    ljson_box *box;
+    size_t n, i;
+    int64_t expected = ES_ANY;
+    int single;
+
+    luaL_checktype(L, 3, LUA_TTABLE);
+    check_opts(L, 4, "append");
+    check_opt_names(L, 4, "append", names);
+    if (lua_istable(L, 4)) expected = check_expected(L, 4);
+    lua_getfield(L, 3, "type");
+    single = !lua_isnil(L, -1);
+    lua_pop(L, 1);
+    n = single ? 1 : lua_rawlen(L, 3);
+    if (n == 0) luaL_argerror(L, 3, "no events (an event table or a non-empty list of them)");
+    if (n > (size_t)1 << 24) luaL_argerror(L, 3, "more than 16777216 events in one append");
+    lua_settop(L, 4);
+    in = lua_newuserdata(L, n * sizeof *in);             /* 5: scratch */
+    box = lvalue_newbox(L);                              /* 6: holds every converted value */
+    box->root = json_array();
+    if (!box->root) return luaL_error(L, "not enough memory");
+    if (single) {
+        check_event(L, 3, 1, &in[0], box);
+    } else {
+        for (i = 0; i < n; i++) {
+            lua_rawgeti(L, 3, (int)i + 1);
+            /* the list keeps each event table alive after the pop */
+            check_event(L, lua_gettop(L), i + 1, &in[i], box);
+            lua_pop(L, 1);
+        }
+    }
+    es_err_clear(&err);
+    if (es_store_append(s, stream, in, n, expected, &res, &err) != ES_OK) return lerror_fail(L, &err);
+    lua_createtable(L, 0, 3);
+    compat_pushinteger(L, res.revision);
+    lua_setfield(L, -2, "revision");
+    compat_pushinteger(L, res.position);
+    lua_setfield(L, -2, "position");
+    compat_pushinteger(L, (long long)res.count);
+    lua_setfield(L, -2, "count");
+    if (res.idempotent) {
+        lua_pushboolean(L, 1);
+        lua_setfield(L, -2, "idempotent");
+    }
+    /* Listeners registered with on_append (uservalue "on_append") see the
+     * committed events; the Lua layer calls them, so hand the events over. */
+    if (compat_getuservalue(L, 1) == LUA_TTABLE) {
+        lua_getfield(L, -1, "on_append");
+        if (!lua_isnil(L, -1) && !res.idempotent) {
+            ljson_box *rb = lvalue_newbox(L);
+            lua_createtable(L, (int)res.count, 0);
+            for (i = 0; i < res.count; i++) {
+                lvalue_push_event(L, &res.events[i], rb);
+                lua_rawseti(L, -2, (int)i + 1);
+            }
+            lua_setfield(L, -5, "events");
+            lua_pop(L, 1);
+        }
+        lua_pop(L, 2);
+    } else {
+        lua_pop(L, 1);
+    }
+    return 1;
+}
+
+/* ---- reads ---- */
+
+/* Runs q and returns the rows as a list (events, or names when names_only). */
+static int push_query(lua_State *L, es_store *s, const es_query *q, int names_only) {
+    lcursor *c;
+    ljson_box *box;
+    es_err err;
+    const es_event *ev;
+    int rc, i = 0;
+
+    c = lua_newuserdata(L, sizeof *c);
+    c->cur = NULL;
+    luaL_getmetatable(L, LCURSOR_MT);
+    lua_setmetatable(L, -2);
+    box = lvalue_newbox(L);
+    lua_newtable(L);
+    es_err_clear(&err);
+    if ((rc = es_store_read(s, q, &c->cur, &err)) != ES_OK) return lerror_fail(L, &err);
+    while ((rc = es_cursor_next(c->cur, &ev, &err)) == 1) {
+        if (names_only) lua_pushstring(L, ev->stream);
+        else lvalue_push_event(L, ev, box);
+        lua_rawseti(L, -2, ++i);
+    }
+    es_cursor_close(c->cur);
+    c->cur = NULL;
+    if (rc < 0) return lerror_fail(L, &err);
+    return 1;
+}
+
+static int lstore_read(lua_State *L) {
+    static const char *const names[] = { "from", "to", "backward", "limit", NULL };
+    es_store *s = lstore_check(L, 1);
+    es_query q;
+    int empty;
+    es_query_init(&q, ES_Q_STREAM);
+    q.stream = check_stream_arg(L, 2);
+    check_opts(L, 3, "read");
+    check_opt_names(L, 3, "read", names);
+    q.from = opt_int(L, 3, "from", 1, 0);
+    q.to = opt_int(L, 3, "to", INT64_MAX, 0);
+    q.backward = opt_bool(L, 3, "backward", 0);
+    q.limit = opt_limit(L, 3, &empty);
+    if (empty) {
+        lua_newtable(L);
+        return 1;
+    }
+    return push_query(L, s, &q, 0);
+}
+
+/* types: a string or a list of strings; kept in a scratch userdata. */
+static void opt_types(lua_State *L, int idx, es_query *q) {
+    const char **types;
+    size_t n, i;
+    if (lua_isnoneornil(L, idx)) return;
+    lua_getfield(L, idx, "types");
+    if (lua_isnil(L, -1)) {
+        lua_pop(L, 1);
+        lua_getfield(L, idx, "type");
+    }
+    if (lua_isnil(L, -1)) return;
+    if (lua_type(L, -1) == LUA_TSTRING) {
+        types = lua_newuserdata(L, sizeof *types);
+        types[0] = lua_tostring(L, -2);
+        q->types = types;
+        q->ntypes = 1;
+        return;
+    }
+    if (!lua_istable(L, -1)) luaL_error(L, "option 'types' must be a string or a list of strings");
+    n = lua_rawlen(L, -1);
+    if (n == 0) luaL_error(L, "option 'types' is an empty list");
+    types = lua_newuserdata(L, n * sizeof *types);
+    for (i = 0; i < n; i++) {
+        lua_rawgeti(L, -2, (int)i + 1);
+        if (lua_type(L, -1) != LUA_TSTRING) luaL_error(L, "option 'types': item %d is not a string", (int)i + 1);
+        types[i] = lua_tostring(L, -1);   /* the list keeps it alive */
+        lua_pop(L, 1);
+    }
+    q->types = types;
+    q->ntypes = n;
+}
+
+static int lstore_read_all(lua_State *L) {
+    static const char *const names[] = { "after", "limit", "category", "types", "type", "since", NULL };
+    es_store *s = lstore_check(L, 1);
+    es_query q;
+    int empty;
+    es_query_init(&q, ES_Q_ALL);
+    check_opts(L, 2, "read_all");
+    check_opt_names(L, 2, "read_all", names);
+    q.after = opt_int(L, 2, "after", 0, 0);
+    q.limit = opt_limit(L, 2, &empty);
+    q.since = opt_int(L, 2, "since", INT64_MIN, INT64_MIN);
+    q.category = opt_str(L, 2, "category");
+    opt_types(L, 2, &q);
+    if (empty) {
+        lua_newtable(L);
+        return 1;
+    }
+    return push_query(L, s, &q, 0);
+}
+
+static int lstore_since(lua_State *L) {
+    static const char *const names[] = { "limit", "category", "types", "type", "after", NULL };
+    es_store *s = lstore_check(L, 1);
+    es_query q;
+    int empty;
+    es_query_init(&q, ES_Q_ALL);
+    if (lua_type(L, 2) != LUA_TNUMBER || !compat_isinteger(L, 2))
+        luaL_argerror(L, 2, "timestamp must be an integer (milliseconds since the epoch)");
+    q.since = compat_tointeger(L, 2);
+    check_opts(L, 3, "since");
+    check_opt_names(L, 3, "since", names);
+    q.limit = opt_limit(L, 3, &empty);
+    q.after = opt_int(L, 3, "after", 0, 0);
+    q.category = opt_str(L, 3, "category");
+    opt_types(L, 3, &q);
+    if (empty) {
+        lua_newtable(L);
+        return 1;
+    }
+    return push_query(L, s, &q, 0);
+}
+
+static int lstore_undispatched(lua_State *L) {
+    static const char *const names[] = { "limit", "category", "after", NULL };
+    es_store *s = lstore_check(L, 1);
+    es_query q;
+    int empty;
+    es_query_init(&q, ES_Q_UNDISPATCHED);
+    check_opts(L, 2, "undispatched");
+    check_opt_names(L, 2, "undispatched", names);
+    q.limit = opt_limit(L, 2, &empty);
+    q.after = opt_int(L, 2, "after", 0, 0);
+    q.category = opt_str(L, 2, "category");
+    if (empty) {
+        lua_newtable(L);
+        return 1;
+    }
+    return push_query(L, s, &q, 0);
+}
+
+static int lstore_streams(lua_State *L) {
+    static const char *const names[] = { "category", NULL };
+    es_store *s = lstore_check(L, 1);
+    es_query q;
+    es_query_init(&q, ES_Q_STREAMS);
+    check_opts(L, 2, "streams");
+    check_opt_names(L, 2, "streams", names);
+    q.category = opt_str(L, 2, "category");
+    return push_query(L, s, &q, 1);
+}
+
+/* Pushes the single row of q or nil. */
+static int push_one(lua_State *L, es_store *s, const es_query *q) {
+    int r = push_query(L, s, q, 0);
+    if (r != 1) return r;
+    lua_rawgeti(L, -1, 1);
+    return 1;
+}
+
+static int lstore_last(lua_State *L) {
+    es_store *s = lstore_check(L, 1);
+    es_query q;
+    es_query_init(&q, ES_Q_STREAM);
+    q.stream = check_stream_arg(L, 2);
+    q.backward = 1;
+    q.limit = 1;
+    return push_one(L, s, &q);
+}
+
+static int lstore_event(lua_State *L) {
+    es_store *s = lstore_check(L, 1);
+    es_query q;
+    es_query_init(&q, ES_Q_ID);
+    q.id = luaL_checkstring(L, 2);
+    if (!es_valid_uuid(q.id)) luaL_argerror(L, 2, "id is not a UUID");
+    return push_one(L, s, &q);
+}
+
+static int lstore_revision(lua_State *L) {
+    es_store *s = lstore_check(L, 1);
+    const char *stream = check_stream_arg(L, 2);
+    int64_t rev;
+    es_err err;
+    es_err_clear(&err);
+    if (es_store_revision(s, stream, &rev, &err) != ES_OK) return lerror_fail(L, &err);
+    compat_pushinteger(L, rev);
+    return 1;
+}
+
+static int lstore_stats(lua_State *L) {
+    es_store *s = lstore_check(L, 1);
+    es_stats st;
+    es_err err;
+    es_err_clear(&err);
+    if (es_store_stats(s, &st, &err) != ES_OK) return lerror_fail(L, &err);
+    lua_createtable(L, 0, 5);
+    compat_pushinteger(L, st.events);
+    lua_setfield(L, -2, "events");
+    compat_pushinteger(L, st.streams);
+    lua_setfield(L, -2, "streams");
+    compat_pushinteger(L, st.snapshots);
+    lua_setfield(L, -2, "snapshots");
+    compat_pushinteger(L, st.position);
+    lua_setfield(L, -2, "position");
+    lua_pushstring(L, st.backend);
+    lua_setfield(L, -2, "backend");
+    return 1;
+}
+
+/* ---- snapshots, checkpoints, outbox ---- */
+
+static int lstore_save_snapshot(lua_State *L) {
+    es_store *s = lstore_check(L, 1);
+    es_snapshot snap;
+    ljson_box *box;
+    json_t *v;
+    es_err err;
+    char *text;
+    int rc;
+    memset(&snap, 0, sizeof snap);
+    snap.stream = (char *)check_stream_arg(L, 2);
+    if (lua_type(L, 3) != LUA_TNUMBER || !compat_isinteger(L, 3) || compat_tointeger(L, 3) < 0)
+        luaL_argerror(L, 3, "revision must be an integer >= 0");
+    snap.revision = compat_tointeger(L, 3);
+    luaL_checktype(L, 4, LUA_TTABLE);
+    if (!lua_isnoneornil(L, 5) && (lua_type(L, 5) != LUA_TNUMBER || !compat_isinteger(L, 5)))
+        luaL_argerror(L, 5, "version must be an integer");
+    snap.version = lua_isnoneornil(L, 5) ? 0 : compat_tointeger(L, 5);
+    lua_settop(L, 5);
+    box = lvalue_newbox(L);
+    v = lvalue_to_json(L, 4, box, "save_snapshot: data");
+    es_err_clear(&err);
+    if (!(text = es_json_encode(v, &snap.data_len, &err))) return lerror_fail(L, &err);
+    snap.data = text;
+    rc = es_store_save_snapshot(s, &snap, &err);
+    es_free(text);
+    if (rc != ES_OK) return lerror_fail(L, &err);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+static int lstore_snapshot(lua_State *L) {
+    static const char *const names[] = { "max_revision", NULL };
+    es_store *s = lstore_check(L, 1);
+    const char *stream = check_stream_arg(L, 2);
+    es_snapshot snap;
+    es_err err;
+    ljson_box *box;
+    int rc;
+    check_opts(L, 3, "snapshot");
+    check_opt_names(L, 3, "snapshot", names);
+    lua_settop(L, 3);
+    box = lvalue_newbox(L);
+    es_err_clear(&err);
+    rc = es_store_load_snapshot(s, stream, opt_int(L, 3, "max_revision", INT64_MAX, 0), NULL, &snap, &err);
+    if (rc == ES_ENOTFOUND) {
+        lua_pushnil(L);
+        return 1;
+    }
+    if (rc != ES_OK) return lerror_fail(L, &err);
+    /* snap owns malloc'd memory: keep it in the box's scope by copying into
+     * Lua before anything can raise, then free it. */
+    {
+        json_t *v = es_json_decode(snap.data, snap.data_len, &err);
+        es_snapshot out = snap;
+        memset(&snap, 0, sizeof snap);
+        if (!v) {
+            es_snapshot_clear(&out);
+            return lerror_fail(L, &err);
+        }
+        box->root = v;
+        lua_createtable(L, 0, 5);
+        lua_pushstring(L, out.stream);
+        lua_setfield(L, -2, "stream");
+        compat_pushinteger(L, out.revision);
+        lua_setfield(L, -2, "revision");
+        compat_pushinteger(L, out.version);
+        lua_setfield(L, -2, "version");
+        compat_pushinteger(L, out.timestamp);
+        lua_setfield(L, -2, "timestamp");
+        es_snapshot_clear(&out);
+        lvalue_push_json(L, v);
+        lua_setfield(L, -2, "data");
+    }
+    return 1;
+}
+
+static int lstore_checkpoint(lua_State *L) {
+    es_store *s = lstore_check(L, 1);
+    const char *name = luaL_checkstring(L, 2);
+    int64_t pos;
+    es_err err;
+    es_err_clear(&err);
+    if (lua_isnoneornil(L, 3)) {
+        if (es_store_get_checkpoint(s, name, &pos, &err) != ES_OK) return lerror_fail(L, &err);
+        compat_pushinteger(L, pos);
+        return 1;
+    }
+    if (lua_type(L, 3) != LUA_TNUMBER || !compat_isinteger(L, 3) || compat_tointeger(L, 3) < 0)
+        luaL_argerror(L, 3, "position must be an integer >= 0");
+    if (es_store_set_checkpoint(s, name, compat_tointeger(L, 3), &err) != ES_OK) return lerror_fail(L, &err);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+static int lstore_mark_dispatched(lua_State *L) {
+    es_store *s = lstore_check(L, 1);
+    const char *id;
+    es_err err;
+    if (lua_istable(L, 2)) {
+        lua_getfield(L, 2, "id");
+        lua_replace(L, 2);
+    }
+    id = luaL_checkstring(L, 2);
+    if (!es_valid_uuid(id)) luaL_argerror(L, 2, "event id is not a UUID");
+    es_err_clear(&err);
+    if (es_store_mark_dispatched(s, id, &err) != ES_OK) return lerror_fail(L, &err);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+static int lstore_is_open(lua_State *L) {
+    lua_pushboolean(L, lstore_get(L, 1)->s != NULL);
+    return 1;
+}
+
+static const luaL_Reg lstore_methods[] = {
+    { "append", lstore_append },
+    { "read", lstore_read },
+    { "read_all", lstore_read_all },
+    { "since", lstore_since },
+    { "streams", lstore_streams },
+    { "last", lstore_last },
+    { "event", lstore_event },
+    { "revision", lstore_revision },
+    { "stats", lstore_stats },
+    { "save_snapshot", lstore_save_snapshot },
+    { "snapshot", lstore_snapshot },
+    { "checkpoint", lstore_checkpoint },
+    { "undispatched", lstore_undispatched },
+    { "mark_dispatched", lstore_mark_dispatched },
+    { "is_open", lstore_is_open },
+    { "close", lstore_gc },
+    { NULL, NULL }
+};
+
+/* Sets open and Store (the method table, so the Lua layer can add methods
+ * to it) in the module table on top of the stack. */
+void lstore_setup(lua_State *L) {
+    luaL_newmetatable(L, LCURSOR_MT);
+    lua_pushcfunction(L, lcursor_gc);
+    lua_setfield(L, -2, "__gc");
+    lua_pop(L, 1);
+    luaL_newmetatable(L, LSTORE_MT);
+    lua_pushcfunction(L, lstore_gc);
+    lua_setfield(L, -2, "__gc");
+    lua_pushcfunction(L, lstore_gc);
+    lua_setfield(L, -2, "__close");
+    lua_pushcfunction(L, lstore_tostring);
+    lua_setfield(L, -2, "__tostring");
+    lua_pushliteral(L, LSTORE_MT);
+    lua_setfield(L, -2, "__name");
+    lua_newtable(L);
+    luaL_setfuncs(L, lstore_methods, 0);
+    lua_pushvalue(L, -1);
+    lua_setfield(L, -3, "__index");
+    lua_setfield(L, -3, "Store");
+    lua_pop(L, 1);
+    lua_pushcfunction(L, lstore_open);
+    lua_setfield(L, -2, "open");
+}

@@ -1,0 +1,342 @@
+/* lua_value.c: exact conversion between Lua values and JSON values */
+/* SPDX-License-Identifier: MIT */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "lua_binding.h"
+
+/* The box roots a json_t tree while it is built or read, so a Lua error
+ * raised halfway (a NaN found deep inside, out of memory) frees it in __gc
+ * instead of leaking it. */
+static int ljson_box_gc(lua_State *L) {
+    ljson_box *b = luaL_checkudata(L, 1, LJSON_MT);
+    json_t *v = b->root;
+    b->root = NULL;
+    if (v) json_decref(v);
+    return 0;
+}
+
+ljson_box *lvalue_newbox(lua_State *L) {
+    ljson_box *b = lua_newuserdata(L, sizeof *b);
+    b->root = NULL;
+    luaL_getmetatable(L, LJSON_MT);
+    lua_setmetatable(L, -2);
+    return b;
+}
+
+static void box_set(ljson_box *b, json_t *v) {
+    json_t *old = b->root;
+    b->root = v;
+    if (old) json_decref(old);
+}
+
+/* One level of the path to the value being converted, for error messages. */
+typedef struct path_elem {
+    const char *key;        /* NULL: index */
+    size_t keylen;
+    long long index;
+    const void *table;      /* the table entered at this level (cycle check) */
+} path_elem;
+
+typedef struct conv {
+    lua_State *L;
+    const char *what;
+    path_elem path[LVALUE_MAX_DEPTH + 1];
+    int depth;
+} conv;
+
+static int conv_error(conv *cv, const char *fmt, const char *detail) {
+    luaL_Buffer b;
+    int i;
+    char num[32];
+    lua_State *L = cv->L;
+    luaL_buffinit(L, &b);
+    luaL_addstring(&b, cv->what);
+    for (i = 1; i <= cv->depth; i++) {
+        const path_elem *p = &cv->path[i];
+        /* a deep path shows its first and last levels only */
+        if (cv->depth > 12 && i == 7) {
+            luaL_addstring(&b, "...");
+            i = cv->depth - 5;
+            continue;
+        }
+        if (p->key) {
+            luaL_addchar(&b, '.');
+            luaL_addlstring(&b, p->key, p->keylen > 64 ? 64 : p->keylen);
+        } else {
+            snprintf(num, sizeof num, "[%lld]", p->index);
+            luaL_addstring(&b, num);
+        }
+    }
+    luaL_addstring(&b, ": ");
+    luaL_pushresult(&b);
+    return luaL_error(L, fmt, lua_tostring(L, -1), detail);
+}
+
+static void conv_fill(conv *cv, int idx, json_t *v);
+
+static void check_attach(conv *cv, int rc) {
+    if (rc != 0) conv_error(cv, "%snot enough memory%s", "");
+}
+
+static json_t *conv_string(conv *cv, int idx) {
+    size_t n;
+    const char *s = lua_tolstring(cv->L, idx, &n);
+    json_t *v;
+    if (!es_valid_utf8(s, n)) conv_error(cv, "%sstring is not valid UTF-8%s", "");
+    v = json_stringn_nocheck(s, n);
+    if (!v) conv_error(cv, "%snot enough memory%s", "");
+    return v;
+}
+
+/* Classifies the table at idx: an empty array or object to fill, or an
+ * error for keys JSON cannot hold. */
+static json_t *conv_new_table(conv *cv, int idx) {
+    lua_State *L = cv->L;
+    size_t nint = 0, nstr = 0;
+    long long maxint = 0;
+    int marked = 0;
+    json_t *v;
+
+    luaL_checkstack(L, 6, "converting a table");
+    if (lua_getmetatable(L, idx)) {
+        luaL_getmetatable(L, LARRAY_MT);
+        marked = lua_rawequal(L, -1, -2);
+        lua_pop(L, 2);
+    }
+    lua_pushnil(L);
+    while (lua_next(L, idx)) {
+        int kt = lua_type(L, -2);
+        if (kt == LUA_TSTRING) {
+            nstr++;
+        } else if (kt == LUA_TNUMBER && compat_isinteger(L, -2) && compat_tointeger(L, -2) >= 1) {
+            long long k = compat_tointeger(L, -2);
+            nint++;
+            if (k > maxint) maxint = k;
+        } else {
+            conv_error(cv, "%skeys must be strings or positive integers, found a %s key",
+                       kt == LUA_TNUMBER ? "non-integer number" : luaL_typename(L, -2));
+        }
+        lua_pop(L, 1);
+    }
+    if (nint && nstr) conv_error(cv, "%stable mixes array items and object keys%s", "");
+    if (nint && (size_t)maxint != nint) conv_error(cv, "%ssparse array (holes between items)%s", "");
+    if (marked && nstr) conv_error(cv, "%stable marked as an array has object keys%s", "");
+    v = (nint || marked) ? json_array() : json_object();
+    if (!v) conv_error(cv, "%snot enough memory%s", "");
+    return v;
+}
+
+/* Returns a new reference for the value at idx: a scalar, or an empty
+ * container. The caller attaches it to its parent (which is reachable from
+ * the box) before filling it, so a Lua error at any point leaks nothing. */
+static json_t *conv_make(conv *cv, int idx) {
+    lua_State *L = cv->L;
+    switch (lua_type(L, idx)) {
+    case LUA_TSTRING:
+        return conv_string(cv, idx);
+    case LUA_TNUMBER: {
+        json_t *v;
+        if (compat_isinteger(L, idx)) {
+            v = json_integer((json_int_t)compat_tointeger(L, idx));
+        } else {
+            double d = (double)lua_tonumber(L, idx);
+            if (isnan(d)) conv_error(cv, "%sNaN cannot be stored%s", "");
+            if (isinf(d)) conv_error(cv, "%sinfinity cannot be stored%s", "");
+            v = json_real(d);
+        }
+        if (!v) conv_error(cv, "%snot enough memory%s", "");
+        return v;
+    }
+    case LUA_TBOOLEAN:
+        return lua_toboolean(L, idx) ? json_true() : json_false();
+    case LUA_TLIGHTUSERDATA:
+        if (lua_touserdata(L, idx) == NULL) return json_null();
+        conv_error(cv, "%scannot store a %s", "light userdata");
+        return NULL;
+    case LUA_TTABLE:
+        return conv_new_table(cv, idx);
+    default:
+        conv_error(cv, "%scannot store a %s", luaL_typename(L, idx));
+        return NULL;
+    }
+}
+
+/* Converts the child at stack top and attaches it to v, then fills it. */
+static void conv_child(conv *cv, json_t *v, const char *k, size_t kl) {
+    lua_State *L = cv->L;
+    int top = lua_gettop(L);
+    json_t *item = conv_make(cv, top);
+    if (json_is_array(v)) check_attach(cv, json_array_append_new(v, item));
+    else check_attach(cv, json_object_setn_new_nocheck(v, k, kl, item));
+    if (lua_type(L, top) == LUA_TTABLE) conv_fill(cv, top, item);
+}
+
+static void conv_fill(conv *cv, int idx, json_t *v) {
+    lua_State *L = cv->L;
+    const void *tp = lua_topointer(L, idx);
+    path_elem *p;
+    int i;
+
+    if (cv->depth >= LVALUE_MAX_DEPTH)
+        conv_error(cv, "%stables nested deeper than %s levels", "1000");
+    for (i = 1; i <= cv->depth; i++)
+        if (cv->path[i].table == tp) conv_error(cv, "%scyclic table (it contains itself)%s", "");
+    p = &cv->path[++cv->depth];
+    p->table = tp;
+    p->key = NULL;
+    p->index = 0;
+    if (json_is_array(v)) {
+        size_t n = lua_rawlen(L, idx), j;
+        for (j = 1; j <= n; j++) {
+            p->key = NULL;
+            p->index = (long long)j;
+            lua_rawgeti(L, idx, (int)j);
+            conv_child(cv, v, NULL, 0);
+            lua_pop(L, 1);
+        }
+    } else {
+        lua_pushnil(L);
+        while (lua_next(L, idx)) {
+            size_t kl;
+            /* conv_new_table checked that every key is a string */
+            const char *k = lua_tolstring(L, -2, &kl);
+            p->key = k;
+            p->keylen = kl;
+            if (!es_valid_utf8(k, kl)) conv_error(cv, "%skey is not valid UTF-8%s", "");
+            conv_child(cv, v, k, kl);
+            lua_pop(L, 1);
+        }
+    }
+    cv->depth--;
+}
+
+json_t *lvalue_to_json(lua_State *L, int idx, ljson_box *box, const char *what) {
+    conv *cv;
+    json_t *v;
+    idx = lua_absindex(L, idx);
+    if (lua_isnoneornil(L, idx)) {
+        v = json_object();
+        if (!v) luaL_error(L, "not enough memory");
+        if (box->root && json_is_array(box->root)) {
+            if (json_array_append_new(box->root, v) != 0) luaL_error(L, "not enough memory");
+        } else {
+            box_set(box, v);
+        }
+        return v;
+    }
+    if (!lua_istable(L, idx))
+        luaL_error(L, "%s must be a table, got %s", what, luaL_typename(L, idx));
+    /* The path is big (one entry per level): keep it off the C stack. */
+    cv = lua_newuserdata(L, sizeof *cv);
+    cv->L = L;
+    cv->what = what;
+    cv->depth = 0;
+    v = conv_make(cv, idx);
+    /* A box whose root is an array holds many values (one per event). */
+    if (box->root && json_is_array(box->root)) {
+        if (json_array_append_new(box->root, v) != 0) luaL_error(L, "not enough memory");
+    } else {
+        box_set(box, v);
+    }
+    if (!json_is_object(v)) luaL_error(L, "%s must be an object, not an array", what);
+    conv_fill(cv, idx, v);
+    lua_pop(L, 1);
+    return v;
+}
+
+static void push_json(lua_State *L, const json_t *v, int depth) {
+    if (depth > LVALUE_MAX_DEPTH + 100) luaL_error(L, "stored value nested too deep");
+    luaL_checkstack(L, 4, "reading a value");
+    switch (json_typeof(v)) {
+    case JSON_OBJECT: {
+        const char *k;
+        size_t kl;
+        json_t *item;
+        lua_createtable(L, 0, (int)json_object_size(v));
+        json_object_keylen_foreach((json_t *)v, k, kl, item) {
+            lua_pushlstring(L, k, kl);
+            push_json(L, item, depth + 1);
+            lua_rawset(L, -3);
+        }
+        break;
+    }
+    case JSON_ARRAY: {
+        size_t i, n = json_array_size(v);
+        lua_createtable(L, (int)n, 0);
+        for (i = 0; i < n; i++) {
+            push_json(L, json_array_get(v, i), depth + 1);
+            lua_rawseti(L, -2, (int)i + 1);
+        }
+        if (n == 0) {
+            /* keep an empty array an array when written back */
+            luaL_getmetatable(L, LARRAY_MT);
+            lua_setmetatable(L, -2);
+        }
+        break;
+    }
+    case JSON_STRING:
+        lua_pushlstring(L, json_string_value(v), json_string_length(v));
+        break;
+    case JSON_INTEGER:
+        compat_pushinteger(L, json_integer_value(v));
+        break;
+    case JSON_REAL:
+        lua_pushnumber(L, (lua_Number)json_real_value(v));
+        break;
+    case JSON_TRUE:
+        lua_pushboolean(L, 1);
+        break;
+    case JSON_FALSE:
+        lua_pushboolean(L, 0);
+        break;
+    default:
+        lua_pushlightuserdata(L, NULL);
+        break;
+    }
+}
+
+void lvalue_push_json(lua_State *L, const json_t *v) { push_json(L, v, 0); }
+
+void lvalue_push_text(lua_State *L, const char *text, size_t len, ljson_box *box) {
+    es_err err;
+    json_t *v = es_json_decode(text, len, &err);
+    if (!v) luaL_error(L, "stored value is not valid JSON (%s)", err.msg);
+    box_set(box, v);
+    push_json(L, v, 0);
+    box_set(box, NULL);
+}
+
+void lvalue_push_event(lua_State *L, const es_event *ev, ljson_box *box) {
+    lua_createtable(L, 0, 8);
+    lua_pushstring(L, ev->id);
+    lua_setfield(L, -2, "id");
+    lua_pushstring(L, ev->stream);
+    lua_setfield(L, -2, "stream");
+    compat_pushinteger(L, ev->revision);
+    lua_setfield(L, -2, "revision");
+    compat_pushinteger(L, ev->position);
+    lua_setfield(L, -2, "position");
+    lua_pushstring(L, ev->type);
+    lua_setfield(L, -2, "type");
+    lvalue_push_text(L, ev->data, ev->data_len, box);
+    lua_setfield(L, -2, "data");
+    lvalue_push_text(L, ev->metadata, ev->metadata_len, box);
+    lua_setfield(L, -2, "metadata");
+    compat_pushinteger(L, ev->timestamp);
+    lua_setfield(L, -2, "timestamp");
+}
+
+void lvalue_setup(lua_State *L) {
+    if (luaL_newmetatable(L, LJSON_MT)) {
+        lua_pushcfunction(L, ljson_box_gc);
+        lua_setfield(L, -2, "__gc");
+    }
+    lua_pop(L, 1);
+    if (luaL_newmetatable(L, LARRAY_MT)) {
+        lua_pushliteral(L, LARRAY_MT);
+        lua_setfield(L, -2, "__name");
+    }
+    lua_pop(L, 1);
+}
