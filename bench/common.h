@@ -15,24 +15,24 @@
 #define BENCH_W2_STREAMS 1000
 #define BENCH_PAGE 1000              /* W4 page size */
 
-static const char bench_filler[] =
-    "lorem ipsum dolor sit amet consectetur adipiscing elit sed do eiusmod tempor "
-    "incididunt ut labore et dolore magna aliqua ut enim ad minim veniam quis nostrud "
-    "exercitation";
+#define BENCH_FILLER \
+    "lorem ipsum dolor sit amet consectetur adipiscing elit sed do eiusmod tempor " \
+    "incididunt ut labore et dolore magna aliqua ut enim ad minim veniam quis nostrud " \
+    "exercitation"
 
 /* Writes event (s, r)'s payload into buf (BENCH_PAYLOAD_LEN + 1 bytes) and
  * returns its length, which the caller asserts. The note is the filler's first
  * 121 bytes: sku and qty have a fixed width, so every payload is 200 bytes. */
-static int bench_payload(char *buf, size_t cap, int s, int r) {
+static inline int bench_payload(char *buf, size_t cap, int s, int r) {
     return snprintf(buf, cap,
                     "{\"type\":\"ItemAdded\",\"data\":{\"sku\":\"SKU-%06d\",\"qty\":%d,"
                     "\"price\":12.5,\"note\":\"%.121s\"}}",
-                    s * 1000 + r, (r % 5) + 1, bench_filler);
+                    s * 1000 + r, (r % 5) + 1, BENCH_FILLER);
 }
 
 /* All payloads of nstreams x BENCH_REVS events in one block, row (s, r) at
  * ((s * BENCH_REVS) + r - 1) * (BENCH_PAYLOAD_LEN + 1), NUL-terminated. */
-static char *bench_payloads(int nstreams) {
+static inline char *bench_payloads(int nstreams) {
     size_t stride = BENCH_PAYLOAD_LEN + 1, n = (size_t)nstreams * BENCH_REVS;
     char *all = malloc(n * stride);
     int s, r;
@@ -48,18 +48,18 @@ static char *bench_payloads(int nstreams) {
     return all;
 }
 
-static const char *bench_payload_at(const char *all, int s, int r) {
+static inline const char *bench_payload_at(const char *all, int s, int r) {
     return all + ((size_t)s * BENCH_REVS + r - 1) * (BENCH_PAYLOAD_LEN + 1);
 }
 
-static double bench_now(void) {
+static inline double bench_now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
 /* A field of /proc/self/status in kB ("VmHWM", "VmRSS"), or -1. */
-static long bench_status_kb(const char *field) {
+static inline long bench_status_kb(const char *field) {
     FILE *f = fopen("/proc/self/status", "r");
     char line[256];
     size_t n = strlen(field);
@@ -76,7 +76,7 @@ static long bench_status_kb(const char *field) {
 
 /* Resets VmHWM to the current RSS (Linux "5" > clear_refs), so each
  * workload reports its own peak; harmless where unsupported. */
-static void bench_reset_peak(void) {
+static inline void bench_reset_peak(void) {
     FILE *f = fopen("/proc/self/clear_refs", "w");
     if (!f) return;
     fputs("5", f);
@@ -85,7 +85,7 @@ static void bench_reset_peak(void) {
 
 /* Scale from BENCH_SCALE (0 < x <= 1) applied to stream counts; revisions
  * stay at 100 so every verification holds. */
-static int bench_scaled(int n) {
+static inline int bench_scaled(int n) {
     const char *v = getenv("BENCH_SCALE");
     double f = v && *v ? atof(v) : 1.0;
     int m;
@@ -96,7 +96,7 @@ static int bench_scaled(int n) {
 
 /* Extracts the 6-digit sku number and the 1-digit qty from a payload by hand,
  * the way the C limits read: no JSON parser. Returns 0 when absent. */
-static int bench_extract(const char *p, size_t len, long *sku, int *qty) {
+static inline int bench_extract(const char *p, size_t len, long *sku, int *qty) {
     const char *k = memmem(p, len, "\"sku\":\"SKU-", 11);
     const char *q;
     if (!k || (size_t)(k - p) + 11 + 6 > len) return 0;
@@ -108,7 +108,7 @@ static int bench_extract(const char *p, size_t len, long *sku, int *qty) {
 }
 
 /* One JSON line per workload. extra is "" or ",\"key\":value..." */
-static void bench_emit(const char *backend, const char *workload, long events, double secs,
+static inline void bench_emit(const char *backend, const char *workload, long events, double secs,
                        const char *extra) {
     long hwm = bench_status_kb("VmHWM");
     printf("{\"backend\":\"%s\",\"workload\":\"%s\",\"events\":%ld,\"seconds\":%.6f,"

@@ -1,0 +1,146 @@
+#!/usr/bin/env bash
+# bench.sh: runs WORKLOAD.md on every backend and its raw C limit, medians over runs
+# SPDX-License-Identifier: MIT
+#
+#   bench/bench.sh            (from anywhere; `make bench` and `make bench-quick` call it)
+#
+# Environment:
+#   BENCH_RUNS=3      runs per backend; each run is a fresh process per backend
+#   BENCH_SCALE=1     0 < x <= 1 scales the stream counts (each keeps 100 events)
+#   BENCH_BACKENDS    space-separated subset of: raw-sqlite-full raw-sqlite-normal
+#                     memory sqlite-full sqlite-normal raw-pg pg
+#   BENCH_PG_URL      use this server for raw-pg and pg instead of starting one;
+#                     the bench drops everything its user owns in that database
+#   BENCH_STRICT=1    exit 3 when a row is below the bar
+#
+# Tools are expected in build/bench (mk/bench.mk builds them) and the module in
+# build/5.4. The DB files go to a temporary folder; the PostgreSQL server it
+# starts is always stopped on exit. Output: the table on stdout,
+# bench/out/results.json, and every raw line in bench/out/lines.jsonl.
+set -uo pipefail
+
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+RUNS=${BENCH_RUNS:-3}
+BACKENDS=${BENCH_BACKENDS:-raw-sqlite-full raw-sqlite-normal memory sqlite-full sqlite-normal raw-pg pg}
+OUT=$ROOT/bench/out
+TOOLS=$ROOT/build/bench
+LUA=${LUA:-lua5.4}
+
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/es-bench.XXXXXX") || exit 1
+chmod 755 "$TMP"   # the postgres user must reach its data folder inside
+PG_DIR=$TMP/pg
+PG_STARTED=
+PG_URL=${BENCH_PG_URL:-}
+
+cleanup() {
+    if [ -n "$PG_STARTED" ]; then
+        if [ -x scripts/pg.sh ]; then
+            scripts/pg.sh stop "$PG_DIR" || echo "bench: could not stop PostgreSQL in $PG_DIR" >&2
+        else
+            runuser -u postgres -- "$(pg_config --bindir)/pg_ctl" -D "$PG_DIR" -m fast -w stop \
+                >/dev/null 2>&1 || echo "bench: could not stop PostgreSQL in $PG_DIR" >&2
+        fi
+    fi
+    rm -rf "$TMP"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+for t in raw_sqlite raw_pg esbench.so; do
+    [ -e "$TOOLS/$t" ] || { echo "bench: $TOOLS/$t is missing; run make bench" >&2; exit 1; }
+done
+
+# A throwaway server as TOOLCHAIN.md describes, for when scripts/pg.sh is absent.
+start_own_pg() {
+    local bin port
+    bin=$(pg_config --bindir) || return 1
+    port=54400
+    while (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do port=$((port + 1)); done
+    mkdir -p "$PG_DIR" && chown postgres: "$PG_DIR" || return 1
+    runuser -u postgres -- "$bin/initdb" -D "$PG_DIR" -U postgres --auth-local=trust \
+        --auth-host=scram-sha-256 -E UTF8 --locale=C.UTF-8 >/dev/null || return 1
+    PG_STARTED=1
+    runuser -u postgres -- "$bin/pg_ctl" -D "$PG_DIR" -l "$PG_DIR/log" -w \
+        -o "-k $PG_DIR -p $port -c listen_addresses=127.0.0.1" start >/dev/null || return 1
+    "$bin/psql" -X -q -h "$PG_DIR" -p "$port" -U postgres -d postgres \
+        -c "CREATE ROLE es LOGIN PASSWORD 'es'" -c "CREATE DATABASE es OWNER es" >/dev/null || return 1
+    echo "postgresql://es:es@127.0.0.1:$port/es"
+}
+
+wants() { case " $BACKENDS " in *" $1 "*) return 0 ;; esac; return 1; }
+
+if [ -z "$PG_URL" ] && { wants raw-pg || wants pg; }; then
+    if [ -x scripts/pg.sh ]; then
+        PG_STARTED=1
+        PG_URL=$(scripts/pg.sh start "$PG_DIR") || PG_URL=
+    else
+        PG_URL=$(start_own_pg) || PG_URL=
+    fi
+    [ -n "$PG_URL" ] || echo "bench: PostgreSQL did not start; the raw-pg and pg rows are skipped" >&2
+fi
+
+# Our store needs the Lua module; without it only the raw limits run.
+HAVE_MODULE=1
+if ! "$LUA" -e 'package.path="lua/?.lua;lua/?/init.lua;"..package.path
+                package.cpath="build/5.4/?.so;"..package.cpath
+                require("eventstore")' 2>"$TMP/module.err"; then
+    HAVE_MODULE=
+    echo "bench: the eventstore module does not load; our rows are skipped:" >&2
+    head -n 3 "$TMP/module.err" >&2
+fi
+
+mkdir -p "$OUT"
+LINES=$OUT/lines.jsonl
+: >"$LINES"
+FAILED=0
+
+# Runs one backend once, as a fresh process; its JSON lines go to LINES.
+run_one() {
+    local b=$1 run=$2 d=$TMP/run$2-$1 rc
+    mkdir -p "$d"
+    case $b in
+        raw-sqlite-full)   "$TOOLS/raw_sqlite" full "$d/w1.db" "$d/w2.db" ;;
+        raw-sqlite-normal) "$TOOLS/raw_sqlite" normal "$d/w1.db" "$d/w2.db" ;;
+        memory)            "$LUA" bench/run.lua memory memory: memory: - ;;
+        sqlite-full)       "$LUA" bench/run.lua sqlite-full "sqlite:$d/w1.db" "sqlite:$d/w2.db" full ;;
+        sqlite-normal)     "$LUA" bench/run.lua sqlite-normal "sqlite:$d/w1.db" "sqlite:$d/w2.db" normal ;;
+        raw-pg)            "$TOOLS/raw_pg" "$PG_URL" ;;
+        pg)                BENCH_RESET="'$TOOLS/raw_pg' reset '$PG_URL'" \
+                               "$LUA" bench/run.lua pg "$PG_URL" "$PG_URL" - ;;
+    esac >"$d/out" 2>"$d/err"
+    rc=$?
+    cat "$d/out" >>"$LINES"
+    if [ $rc -ne 0 ]; then
+        FAILED=$((FAILED + 1))
+        printf '{"backend":"%s","workload":"run%d","status":"failed","reason":"exit %d: %s"}\n' \
+            "$b" "$run" "$rc" "$(tail -n 1 "$d/err" | tr -d '"\\' | tr -c '[:print:]' ' ' | cut -c1-160)" >>"$LINES"
+        echo "bench: $b (run $run) failed with exit $rc:" >&2
+        tail -n 5 "$d/err" >&2
+    fi
+    case $b in raw-pg|pg) "$TOOLS/raw_pg" reset "$PG_URL" >/dev/null 2>&1 ;; esac
+    rm -rf "$d"
+}
+
+START=$(date +%s)
+for run in $(seq 1 "$RUNS"); do
+    for b in $BACKENDS; do
+        case $b in
+            memory|sqlite-full|sqlite-normal|pg) [ -n "$HAVE_MODULE" ] || continue ;;
+        esac
+        case $b in raw-pg|pg) [ -n "$PG_URL" ] || continue ;; esac
+        printf 'bench: run %d/%d %-18s' "$run" "$RUNS" "$b" >&2
+        t0=$(date +%s.%N)
+        run_one "$b" "$run"
+        awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf " %6.1fs\n", b - a }' >&2
+    done
+done
+
+echo
+echo "eventstore bench: $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, runs=$RUNS," \
+     "scale=${BENCH_SCALE:-1}, medians; $(( $(date +%s) - START ))s"
+BENCH_RUNS=$RUNS "$LUA" bench/report.lua "$LINES" "$OUT/results.json"
+rc=$?
+[ $FAILED -eq 0 ] || { echo "bench: $FAILED run(s) failed" >&2; exit 1; }
+exit $rc

@@ -1,0 +1,234 @@
+-- report.lua: medians of the bench runs, the table against the bar, and bench/out/results.json
+-- SPDX-License-Identifier: MIT
+--
+-- usage: lua5.4 bench/report.lua LINES.jsonl RESULTS.json
+-- LINES holds the JSON lines printed by raw_sqlite, raw_pg and run.lua over
+-- all runs. Rows below the bar are marked; with BENCH_STRICT=1 the exit
+-- status is 3 when there is any.
+
+local lines_path, out_path = arg[1], arg[2]
+if not (lines_path and out_path) then
+  io.stderr:write("usage: lua5.4 bench/report.lua LINES.jsonl RESULTS.json\n")
+  os.exit(2)
+end
+
+-- Our own flat lines only: string values hold no quotes, numbers are plain.
+local function parse(line)
+  local obj = {}
+  for k, v in line:gmatch('"([^"]+)":"([^"]*)"') do obj[k] = v end
+  for k, v in line:gmatch('"([^"]+)":(%-?[%d][%d%.eE+%-]*)') do obj[k] = tonumber(v) end
+  return obj.backend and obj.workload and obj or nil
+end
+
+local function median(xs)
+  if #xs == 0 then return nil end
+  table.sort(xs)
+  local m = (#xs + 1) // 2
+  if #xs % 2 == 1 then return xs[m] end
+  return (xs[m] + xs[m + 1]) / 2
+end
+
+-- Which baseline each of our backends is held against, and the bar.
+local BASELINE = {
+  ["sqlite-full"] = "raw-sqlite-full",
+  ["sqlite-normal"] = "raw-sqlite-normal",
+  pg = "raw-pg",
+}
+local BAR = {
+  sqlite = { W1 = 0.8, W2 = 0.6, W3 = 0.35, W4 = 0.35, W5 = 0.5 },
+  pg = { W1 = 0.8, W2 = 0.6, W3 = 0.5, W4 = 0.5, W5 = 0.7 },
+}
+-- memory: 10x the best in-process peer of WORKLOAD.md on every workload
+local PEERS = { W1 = 44621, W2 = 271008, W3 = 87144, W4 = 240457, W5 = 125142 }
+local FOLD_BAR = 10        -- C reducer over a plain-Lua fold of the same rules
+local EACH_RSS_BAR = 50    -- MB that iterating the whole W2 store may add
+local EXPECTED_RUNS = tonumber(os.getenv("BENCH_RUNS") or "") or 3
+
+local BACKENDS = { "raw-sqlite-full", "raw-sqlite-normal", "memory", "sqlite-full",
+  "sqlite-normal", "raw-pg", "pg" }
+local WORKLOADS = { "W1", "W2", "W3", "W4", "W5", "W5-lua", "fold" }
+
+local samples, status, failures = {}, {}, {}
+local function slot(t, b, w)
+  t[b] = t[b] or {}
+  t[b][w] = t[b][w] or {}
+  return t[b][w]
+end
+
+for line in io.lines(lines_path) do
+  local o = parse(line)
+  if o and o.status == "failed" then
+    failures[#failures + 1] = string.format("  %-18s %s: %s", o.backend, o.workload, o.reason or "")
+  elseif o and o.status then
+    slot(status, o.backend, o.workload).why = o.status .. ": " .. (o.reason or "")
+  elseif o and o.events_per_s then
+    local s = slot(samples, o.backend, o.workload)
+    for k, v in pairs(o) do
+      if type(v) == "number" then
+        s[k] = s[k] or {}
+        table.insert(s[k], v)
+      end
+    end
+  end
+end
+
+local function med(b, w, k)
+  local s = samples[b] and samples[b][w]
+  return s and s[k] and median(s[k])
+end
+
+local function runs(b, w)
+  local s = samples[b] and samples[b][w]
+  return s and s.events_per_s and #s.events_per_s or 0
+end
+
+local rows, below = {}, 0
+for _, b in ipairs(BACKENDS) do
+  for _, w in ipairs(WORKLOADS) do
+    local eps = med(b, w, "events_per_s")
+    if eps then
+      local row = { backend = b, workload = w, events_per_s = eps,
+        peak_rss_mb = med(b, w, "peak_rss_mb"), runs = runs(b, w) }
+      if w == "fold" then
+        -- the reducer against the Lua fold over the same decoded events
+        row.baseline_events_per_s = med(b, w, "lua_events_per_s")
+        row.baseline = "plain-Lua fold"
+        row.bar = FOLD_BAR
+      elseif b:match("^raw%-") then
+        row.baseline_events_per_s = eps
+        row.baseline = b
+        if w == "W2" and b == "raw-pg" then
+          row.insert_events_per_s = med(b, w, "insert_events_per_s")
+          row.copy_events_per_s = med(b, w, "copy_events_per_s")
+        end
+      elseif b == "memory" then
+        local base = PEERS[w] or PEERS.W5
+        row.baseline_events_per_s = base
+        row.baseline = "best in-process peer"
+        if PEERS[w] then row.bar = 10 end
+      else
+        local raw = BASELINE[b]
+        row.baseline = raw
+        row.baseline_events_per_s = med(raw, w == "W5-lua" and "W5" or w, "events_per_s")
+        if w ~= "W5-lua" then row.bar = BAR[b:match("^sqlite") and "sqlite" or "pg"][w] end
+      end
+      if row.baseline_events_per_s and row.baseline_events_per_s > 0 then
+        row.ratio = eps / row.baseline_events_per_s
+      end
+      row.order_violations = med(b, w, "order_violations")
+      row.below = row.bar ~= nil and (row.ratio == nil or row.ratio < row.bar)
+      if row.below then below = below + 1 end
+      rows[#rows + 1] = row
+    else
+      local st = status[b] and status[b][w]
+      if st then rows[#rows + 1] = { backend = b, workload = w, note = st.why } end
+    end
+  end
+end
+
+local function commas(x)
+  local s = string.format("%.0f", x)
+  local out = s:reverse():gsub("(%d%d%d)", "%1,"):reverse()
+  return (out:gsub("^,", ""))
+end
+
+local function num(x, fmt)
+  if x == nil then return "-" end
+  return fmt and string.format(fmt, x) or commas(x)
+end
+
+local fmt = "%-18s %-7s %12s %14s %8s %7s %8s  %s\n"
+io.write(string.format(fmt, "backend", "load", "events/s", "baseline/s", "ratio", "bar",
+  "RSS MB", ""))
+io.write(string.rep("-", 86), "\n")
+for _, r in ipairs(rows) do
+  if r.note then
+    io.write(string.format(fmt, r.backend, r.workload, "-", "-", "-", "-", "-", r.note))
+  else
+    local mark = {}
+    if r.below then mark[#mark + 1] = "BELOW BAR" end
+    if r.order_violations and r.order_violations > 0 then
+      mark[#mark + 1] = string.format("%d order violations", r.order_violations)
+    end
+    if r.insert_events_per_s then
+      mark[#mark + 1] = string.format("insert %s, copy %s", commas(r.insert_events_per_s),
+        commas(r.copy_events_per_s))
+    end
+    if r.workload == "fold" then mark[#mark + 1] = "C reducer / plain-Lua fold" end
+    if r.runs < EXPECTED_RUNS then mark[#mark + 1] = string.format("only %d run(s)", r.runs) end
+    local bar = r.bar and (r.bar >= 10 and string.format(">=%dx", r.bar) or string.format(">=%.2f", r.bar)) or ""
+    local raw = r.backend:match("^raw%-") and r.workload ~= "fold"
+    io.write(string.format(fmt, r.backend, r.workload, num(r.events_per_s),
+      raw and "-" or num(r.baseline_events_per_s), raw and "-" or num(r.ratio, "%.2f"), bar,
+      num(r.peak_rss_mb, "%.1f"),
+      table.concat(mark, "; ")))
+  end
+end
+
+-- each(): RSS added over the floor, against the 50 MB bar
+local each_lines = {}
+for _, b in ipairs(BACKENDS) do
+  local added = med(b, "each", "rss_added_mb")
+  if added then
+    local over = added > EACH_RSS_BAR
+    if over then below = below + 1 end
+    each_lines[#each_lines + 1] = string.format("  %-14s each() over the whole W2 store adds %.1f MB%s",
+      b, added, over and "  ABOVE BAR" or "")
+  end
+end
+if #each_lines > 0 then
+  io.write(string.format("\npeak RSS added by iteration (bar: <= %d MB)\n", EACH_RSS_BAR),
+    table.concat(each_lines, "\n"), "\n")
+end
+if #failures > 0 then
+  io.write("\nfailed runs (their rows are missing or have fewer runs)\n", table.concat(failures, "\n"), "\n")
+end
+io.write(string.format("\n%d row(s) below the bar\n", below))
+
+-- results.json: one object per backend x workload
+local function jnum(x)
+  if x == nil then return "null" end
+  if math.type(x) == "integer" then return tostring(x) end
+  return string.format("%.4f", x)
+end
+local function jstr(s) return '"' .. tostring(s):gsub('[%c"\\]', " ") .. '"' end
+
+local parts = {}
+for _, r in ipairs(rows) do
+  local fields = {
+    '"backend":' .. jstr(r.backend),
+    '"workload":' .. jstr(r.workload),
+    '"events_per_s":' .. jnum(r.events_per_s),
+    '"baseline_events_per_s":' .. jnum(r.baseline_events_per_s),
+    '"ratio":' .. jnum(r.ratio),
+    '"peak_rss_mb":' .. jnum(r.peak_rss_mb),
+  }
+  if r.baseline then fields[#fields + 1] = '"baseline":' .. jstr(r.baseline) end
+  if r.bar then
+    fields[#fields + 1] = '"bar":' .. jnum(r.bar)
+    fields[#fields + 1] = '"below_bar":' .. tostring(r.below)
+  end
+  if r.runs then fields[#fields + 1] = '"runs":' .. jnum(r.runs) end
+  if r.order_violations then fields[#fields + 1] = '"order_violations":' .. jnum(r.order_violations) end
+  if r.insert_events_per_s then
+    fields[#fields + 1] = '"insert_events_per_s":' .. jnum(r.insert_events_per_s)
+    fields[#fields + 1] = '"copy_events_per_s":' .. jnum(r.copy_events_per_s)
+  end
+  if r.note then fields[#fields + 1] = '"note":' .. jstr(r.note) end
+  parts[#parts + 1] = "  {" .. table.concat(fields, ", ") .. "}"
+end
+for _, b in ipairs(BACKENDS) do
+  local added = med(b, "each", "rss_added_mb")
+  if added then
+    parts[#parts + 1] = string.format(
+      '  {"backend":%s, "workload":"each", "events_per_s":%s, "baseline_events_per_s":null, '
+      .. '"ratio":null, "peak_rss_mb":%s, "rss_added_mb":%s, "bar_rss_added_mb":%d}',
+      jstr(b), jnum(med(b, "each", "events_per_s")), jnum(med(b, "each", "peak_rss_mb")),
+      jnum(added), EACH_RSS_BAR)
+  end
+end
+local f = assert(io.open(out_path, "w"))
+f:write("[\n", table.concat(parts, ",\n"), "\n]\n")
+f:close()
+io.write("wrote ", out_path, "\n")
+os.exit((below == 0 or os.getenv("BENCH_STRICT") ~= "1") and 0 or 3)

@@ -1,0 +1,248 @@
+-- run.lua: runs WORKLOAD.md's W1-W5 against one eventstore backend and prints JSON lines
+-- SPDX-License-Identifier: MIT
+--
+-- usage (from the repository root):
+--   lua5.4 bench/run.lua NAME URL_W1 URL_W2 [full|normal|-]
+-- NAME labels the output ("sqlite-full"); URL_W1 and URL_W2 must be empty
+-- stores (W2-W5 run on a fresh store). The optional third argument is the
+-- synchronous option. When BENCH_RESET is set, it is run as a shell command
+-- before each store is opened (the PostgreSQL driver empties its database).
+-- BENCH_SCALE (0 < x <= 1) scales the number of streams; each keeps 100 events.
+
+package.path = "lua/?.lua;lua/?/init.lua;" .. package.path
+package.cpath = "build/5.4/?.so;build/bench/?.so;" .. package.cpath
+
+local bench = require("esbench")
+local ok, eventstore = pcall(require, "eventstore")
+if not ok then
+  io.stderr:write("bench: cannot load eventstore: ", tostring(eventstore), "\n")
+  os.exit(2)
+end
+
+local name, url1, url2, sync = arg[1], arg[2], arg[3], arg[4]
+if not (name and url1 and url2) then
+  io.stderr:write("usage: lua5.4 bench/run.lua NAME URL_W1 URL_W2 [full|normal|-]\n")
+  os.exit(2)
+end
+
+local REVS, PAGE, PAYLOAD_LEN = 100, 1000, 200
+local FILLER = "lorem ipsum dolor sit amet consectetur adipiscing elit sed do eiusmod tempor "
+  .. "incididunt ut labore et dolore magna aliqua ut enim ad minim veniam quis nostrud "
+  .. "exercitation"
+local NOTE = FILLER:sub(1, 121)
+
+local function scaled(n)
+  local f = tonumber(os.getenv("BENCH_SCALE") or "") or 1
+  if not (f > 0) or f > 1 then f = 1 end
+  return math.max(1, math.floor(n * f + 0.5))
+end
+
+local W1_STREAMS, W2_STREAMS = scaled(200), scaled(1000)
+
+local function fail(fmt, ...)
+  io.stderr:write("bench: ", name, ": ", string.format(fmt, ...), "\n")
+  os.exit(1)
+end
+
+-- Event (s, r) as the Lua table a user would append, after checking that its
+-- compact JSON form is the 200-byte payload WORKLOAD.md defines.
+local function make_event(s, r)
+  local sku, qty = string.format("SKU-%06d", s * 1000 + r), r % 5 + 1
+  local text = string.format(
+    '{"type":"ItemAdded","data":{"sku":"%s","qty":%d,"price":12.5,"note":"%s"}}', sku, qty, NOTE)
+  if #text ~= PAYLOAD_LEN then fail("payload (%d, %d) is %d bytes", s, r, #text) end
+  return {
+    type = "ItemAdded",
+    data = { sku = sku, qty = qty, price = 12.5, note = NOTE },
+    metadata = { correlationId = eventstore.uuid(), causationId = eventstore.uuid() },
+  }
+end
+
+local function mb(kb) return kb and kb / 1024 or 0 end
+
+local function emit(workload, events, secs, extra)
+  local line = string.format(
+    '{"backend":"%s","workload":"%s","events":%d,"seconds":%.6f,"events_per_s":%.1f,"peak_rss_mb":%.2f',
+    name, workload, events, secs, secs > 0 and events / secs or 0, mb(bench.status_kb("VmHWM")))
+  io.stdout:write(line, extra or "", "}\n")
+  io.stdout:flush()
+end
+
+local function emit_status(workload, status, why)
+  io.stdout:write(string.format('{"backend":"%s","workload":"%s","status":"%s","reason":"%s"}\n',
+    name, workload, status, (why:gsub('[\\"]', "'"))))
+  io.stdout:flush()
+end
+
+local function open(url)
+  local reset = os.getenv("BENCH_RESET")
+  if reset and reset ~= "" and not os.execute(reset) then fail("reset failed: %s", reset) end
+  local opts = {}
+  if sync and sync ~= "-" then opts.synchronous = sync end
+  local store, err = eventstore.open(url, opts)
+  if not store then fail("open %s: %s", url, tostring(err)) end
+  return store
+end
+
+-- Inputs, built before the first clock read: all 120,000 events as tables.
+local w1_names, w1_batches = {}, {}
+for s = 0, W1_STREAMS - 1 do w1_names[s] = string.format("w1-item-%06d", s) end
+for i = 0, W1_STREAMS * REVS - 1 do
+  local s = i % W1_STREAMS
+  w1_batches[i] = { make_event(s, i // W1_STREAMS + 1) }
+end
+local names, batches = {}, {}
+for s = 0, W2_STREAMS - 1 do
+  names[s] = string.format("item-%06d", s)
+  local b = {}
+  for r = 1, REVS do b[r] = make_event(s, r) end
+  batches[s] = b
+end
+collectgarbage()
+collectgarbage()
+io.stdout:write(string.format('{"backend":"%s","workload":"floor","rss_mb":%.2f}\n',
+  name, mb(bench.status_kb("VmRSS"))))
+io.stdout:flush()
+
+local now, reset_peak = bench.now, bench.reset_peak
+
+-- W1: one event per append, round-robin, expected revision tracked by the client
+local store = open(url1)
+reset_peak()
+local t0 = now()
+for i = 0, W1_STREAMS * REVS - 1 do
+  local r = i // W1_STREAMS + 1
+  local res, err = store:append(w1_names[i % W1_STREAMS], w1_batches[i], { expected = r - 1 })
+  if not res then fail("W1 append %d: %s", i, tostring(err)) end
+end
+emit("W1", W1_STREAMS * REVS, now() - t0)
+store:close()
+w1_batches = nil
+collectgarbage()
+
+-- W2: 100 events per append, one append per stream, on a fresh store
+store = open(url2)
+reset_peak()
+t0 = now()
+for s = 0, W2_STREAMS - 1 do
+  local res, err = store:append(names[s], batches[s], { expected = 0 })
+  if not res then fail("W2 append %d: %s", s, tostring(err)) end
+end
+emit("W2", W2_STREAMS * REVS, now() - t0)
+local total = W2_STREAMS * REVS
+
+-- W3: each stream fully, decoded, checked against the inputs
+reset_peak()
+t0 = now()
+for s = 0, W2_STREAMS - 1 do
+  local evs = store:read(names[s])
+  local want = batches[s]
+  if #evs ~= REVS then fail("W3 stream %d has %d events", s, #evs) end
+  for i = 1, REVS do
+    local ev = evs[i]
+    if ev.revision ~= i or ev.data.sku ~= want[i].data.sku then fail("W3 stream %d event %d is wrong", s, i) end
+  end
+end
+emit("W3", total, now() - t0)
+
+-- W4: the whole store in global order, keyset pages of 1,000
+do
+  local lastrev, after, count, violations = {}, 0, 0, 0
+  reset_peak()
+  t0 = now()
+  repeat
+    local page = store:read_all({ after = after, limit = PAGE })
+    local n = #page
+    for i = 1, n do
+      local ev = page[i]
+      local st = ev.stream
+      if ev.revision ~= (lastrev[st] or 0) + 1 then violations = violations + 1 end
+      lastrev[st] = ev.revision
+    end
+    count = count + n
+    if n > 0 then after = page[n].position end
+  until n < PAGE
+  local secs = now() - t0
+  if count ~= total then fail("W4 read %d events", count) end
+  emit("W4", count, secs, string.format(',"order_violations":%d', violations))
+end
+
+-- The W5 rules as plain Lua: merge data, later fields win, qty is summed.
+local function lua_fold(state, evs)
+  for i = 1, #evs do
+    for k, v in pairs(evs[i].data) do
+      if k == "qty" then state.qty = (state.qty or 0) + v else state[k] = v end
+    end
+  end
+  return state
+end
+
+local function check_state(s, state, what)
+  local sku = string.format("SKU-%06d", s * 1000 + REVS)
+  if not state or state.qty ~= 300 or state.sku ~= sku then
+    fail("%s stream %d: qty %s sku %s", what, s, tostring(state and state.qty), tostring(state and state.sku))
+  end
+end
+
+-- W5: the C reducer through store:state(), then the same rules as a Lua fold over store:read()
+local rules
+if type(eventstore.reducer) == "function" and type(store.state) == "function" then
+  rules = eventstore.reducer({ ["*"] = "last", qty = "sum" })
+  reset_peak()
+  t0 = now()
+  for s = 0, W2_STREAMS - 1 do
+    local state = store:state(names[s], rules)
+    check_state(s, state, "W5")
+  end
+  emit("W5", total, now() - t0)
+else
+  emit_status("W5", "n/a", "eventstore.reducer or store:state is missing")
+end
+
+reset_peak()
+t0 = now()
+for s = 0, W2_STREAMS - 1 do
+  check_state(s, lua_fold({}, store:read(names[s])), "W5-lua")
+end
+emit("W5-lua", total, now() - t0)
+
+-- The reducer against the Lua fold on the very same decoded events: only
+-- the folding is timed, so the ratio is C versus Lua and nothing else.
+if rules and type(rules.fold) == "function" then
+  local t_c, t_lua = 0, 0
+  for s = 0, W2_STREAMS - 1 do
+    local evs = store:read(names[s])
+    local t = now()
+    local state = rules:fold(evs, {})
+    t_c = t_c + (now() - t)
+    check_state(s, state, "fold (C)")
+    t = now()
+    state = lua_fold({}, evs)
+    t_lua = t_lua + (now() - t)
+    check_state(s, state, "fold (Lua)")
+  end
+  emit("fold", total, t_c, string.format(',"lua_events_per_s":%.1f,"c_over_lua":%.2f',
+    total / t_lua, t_lua / t_c))
+else
+  emit_status("fold", "n/a", "eventstore.reducer or rules:fold is missing")
+end
+
+-- Iterating the whole W2 store with each(): what it adds to peak RSS over
+-- the RSS of this process right before (the harness floor at that point).
+if type(store.each) == "function" then
+  collectgarbage()
+  collectgarbage()
+  reset_peak()
+  local floor = bench.status_kb("VmRSS")
+  local count = 0
+  t0 = now()
+  for _ in store:each() do count = count + 1 end
+  local secs = now() - t0
+  if count ~= total then fail("each read %d events", count) end
+  emit("each", count, secs, string.format(',"rss_added_mb":%.2f',
+    mb((bench.status_kb("VmHWM") or 0) - (floor or 0))))
+else
+  emit_status("each", "n/a", "store:each is missing")
+end
+
+store:close()
