@@ -30,7 +30,7 @@ OBJDIR := $(BUILD)/obj
 
 CORE_OBJ := $(patsubst %.c,$(OBJDIR)/%.o,$(CORE_SRC))
 
-.PHONY: deps build lib module test test-c demo asan bench install clean examples
+.PHONY: deps deps-check build lib module test demo asan install clean
 
 $(OBJDIR)/%.o: %.c $(HDRS)
 	@mkdir -p $(dir $@)
@@ -42,14 +42,43 @@ $(BUILD)/libeventstore.a: $(CORE_OBJ)
 
 $(OUT)/eventstore/core.so: $(BIND_SRC) $(HDRS) $(BUILD)/libeventstore.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(LUA_INC) $(CFLAGS) -shared -o $@ $(BIND_SRC) $(BUILD)/libeventstore.a $(LDLIBS_CORE)
+	$(CC) $(CPPFLAGS) $(LUA_INC) $(CFLAGS) $(LDFLAGS) -shared -o $@ $(BIND_SRC) $(BUILD)/libeventstore.a $(LDLIBS_CORE)
 
 $(BUILD)/c_example: examples/c_example.c $(BUILD)/libeventstore.a
 	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $< $(BUILD)/libeventstore.a $(LDLIBS_CORE)
 
+TEST_SRC := $(wildcard tests/c/*_check.c)
+TEST_BIN := $(patsubst tests/c/%.c,$(BUILD)/tests/%,$(TEST_SRC))
+
+$(BUILD)/tests/%: tests/c/%.c $(BUILD)/libeventstore.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $< $(BUILD)/libeventstore.a $(LDLIBS_CORE)
+
 lib: $(BUILD)/libeventstore.a
 module: $(OUT)/eventstore/core.so
-build: deps-check lib module $(BUILD)/c_example
+build: deps-check lib module $(BUILD)/c_example $(TEST_BIN)
+
+# Every suite, with a throwaway PostgreSQL; ends with "N passed, N failed".
+test: deps build
+	@scripts/test.sh
+
+# Runs an example on an embedded SQLite file in a temporary folder.
+demo: deps build
+	@d=$$(mktemp -d /tmp/eventstore-demo.XXXXXX); \
+	EVENTSTORE_DEMO_DB="$$d/demo.db" lua5.4 -e 'package.path="lua/?.lua;lua/?/init.lua;"..package.path package.cpath="$(OUT)/?.so;"..package.cpath' examples/demo.lua; \
+	rc=$$?; rm -rf "$$d"; exit $$rc
+
+# The whole suite under AddressSanitizer + UBSan (a separate build folder).
+ASAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+asan: deps
+	$(MAKE) --no-print-directory BUILD=build/asan CFLAGS="$(ASAN_FLAGS)" LDFLAGS="-fsanitize=address,undefined" lib module
+	@mkdir -p build/asan && echo 'int dlclose(void *h) { (void)h; return 0; }' > build/asan/nodlclose.c
+	$(CC) -shared -fPIC -o build/asan/nodlclose.so build/asan/nodlclose.c
+	@scripts/asan.sh build/asan
+
+# Installs the module with luarocks into the system tree (root) or TREE=dir.
+install: deps build
+	luarocks --lua-version=5.4 $(if $(TREE),--tree $(TREE)) make --deps-mode=none eventstore-scm-1.rockspec
 
 # Installs only what is missing (root on Debian 12).
 deps:

@@ -41,7 +41,10 @@ typedef struct memory_conn {
     mem_event *ev;                /* position p is ev[p - 1] */
     size_t nev, capev;
     mem_map streams;              /* name -> mem_stream */
-    mem_map ids;                  /* id -> mem_event */
+    /* id -> position; open addressing over positions (0 = empty), because
+     * c->ev moves when it grows and pointers into it would dangle */
+    int64_t *ids;
+    size_t ids_cap, ids_count;
     mem_snap *snaps;
     size_t nsnaps, capsnaps;
     mem_checkpoint *cps;
@@ -71,7 +74,6 @@ static uint64_t hash_str(const char *s) {
 typedef const char *(*map_key_fn)(const void *item);
 
 static const char *stream_key(const void *p) { return ((const mem_stream *)p)->name; }
-static const char *event_key(const void *p) { return ((const mem_event *)p)->ev.id; }
 
 static void *map_get(const mem_map *m, const char *key, map_key_fn kf) {
     size_t i;
@@ -103,6 +105,38 @@ static int map_put(mem_map *m, void *item, map_key_fn kf) {
     for (i = hash_str(kf(item)) & (m->cap - 1); m->slot[i]; i = (i + 1) & (m->cap - 1)) {}
     m->slot[i] = item;
     m->count++;
+    return ES_OK;
+}
+
+static mem_event *id_get(const memory_conn *c, const char *id) {
+    size_t i;
+    if (!c->ids_cap) return NULL;
+    for (i = hash_str(id) & (c->ids_cap - 1); c->ids[i]; i = (i + 1) & (c->ids_cap - 1))
+        if (strcmp(c->ev[c->ids[i] - 1].ev.id, id) == 0) return &c->ev[c->ids[i] - 1];
+    return NULL;
+}
+
+static void id_put_nogrow(int64_t *slots, size_t cap, const char *id, int64_t pos) {
+    size_t i;
+    for (i = hash_str(id) & (cap - 1); slots[i]; i = (i + 1) & (cap - 1)) {}
+    slots[i] = pos;
+}
+
+/* Makes room for n more ids, keeping the load under 1/2. */
+static int id_reserve(memory_conn *c, size_t n) {
+    size_t cap = c->ids_cap ? c->ids_cap : 64, i;
+    int64_t *ns;
+    if ((c->ids_count + n) * 2 <= c->ids_cap) return ES_OK;
+    while ((c->ids_count + n) * 2 > cap) cap *= 2;
+    if (cap > SIZE_MAX / sizeof *ns) return ES_ENOMEM;
+    ns = es_malloc(cap * sizeof *ns);
+    if (!ns) return ES_ENOMEM;
+    memset(ns, 0, cap * sizeof *ns);
+    for (i = 0; i < c->ids_cap; i++)
+        if (c->ids[i]) id_put_nogrow(ns, cap, c->ev[c->ids[i] - 1].ev.id, c->ids[i]);
+    es_free(c->ids);
+    c->ids = ns;
+    c->ids_cap = cap;
     return ES_OK;
 }
 
@@ -145,7 +179,7 @@ static void memory_backend__close(es_conn *base) {
         es_free(st);
     }
     es_free(c->streams.slot);
-    es_free(c->ids.slot);
+    es_free(c->ids);
     for (i = 0; i < c->nsnaps; i++) es_snapshot_clear(&c->snaps[i].s);
     es_free(c->snaps);
     for (i = 0; i < c->ncps; i++) es_free(c->cps[i].name);
@@ -157,7 +191,7 @@ static void memory_backend__close(es_conn *base) {
  * at the place the caller expects it. */
 static int check_idempotent(memory_conn *c, es_append_req *req, es_append_result *res, int *done,
                             es_err *err) {
-    const mem_event *first = map_get(&c->ids, req->events[0].id, event_key);
+    const mem_event *first = id_get(c, req->events[0].id);
     size_t i;
     int64_t rev;
     *done = 0;
@@ -183,10 +217,7 @@ static int check_idempotent(memory_conn *c, es_append_req *req, es_append_result
         return ES_OK;
     }
     for (i = 1; i < req->count; i++)
-        if (map_get(&c->ids, req->events[i].id, event_key)) {
-            first = map_get(&c->ids, req->events[i].id, event_key);
-            goto elsewhere;
-        }
+        if ((first = id_get(c, req->events[i].id)) != NULL) goto elsewhere;
     return ES_OK;
 elsewhere:
     return es_err_set(err, ES_ECONFLICT, "append to '%s': event id %s already stored in '%s' at revision %lld",
@@ -234,27 +265,8 @@ static int memory_backend__append(es_conn *base, es_append_req *req, es_append_r
     if (grow((void **)&st->pos, &st->cap, st->count + req->count, sizeof *st->pos) != ES_OK ||
         grow((void **)&c->ev, &c->capev, c->nev + req->count, sizeof *c->ev) != ES_OK)
         goto nomem;
-    /* Pre-size the id map so the puts below cannot fail. */
-    if ((c->ids.count + req->count) * 2 > c->ids.cap) {
-        mem_map tmp = c->ids;
-        size_t want = c->ids.cap ? c->ids.cap : 64;
-        while ((c->ids.count + req->count) * 2 > want) want *= 2;
-        tmp.cap = 0;
-        tmp.slot = NULL;
-        tmp.count = 0;
-        if (grow((void **)&tmp.slot, &tmp.cap, want, sizeof *tmp.slot) != ES_OK) goto nomem;
-        memset(tmp.slot, 0, tmp.cap * sizeof *tmp.slot);
-        for (i = 0; i < c->ids.cap; i++) {
-            size_t j;
-            if (!c->ids.slot[i]) continue;
-            for (j = hash_str(event_key(c->ids.slot[i])) & (tmp.cap - 1); tmp.slot[j];
-                 j = (j + 1) & (tmp.cap - 1)) {}
-            tmp.slot[j] = c->ids.slot[i];
-            tmp.count++;
-        }
-        es_free(c->ids.slot);
-        c->ids = tmp;
-    }
+    /* Pre-size the id table so the puts below cannot fail. */
+    if (id_reserve(c, req->count) != ES_OK) goto nomem;
     for (i = 0; i < req->count; i++) {
         const es_event *in = &req->events[i];
         size_t idl = strlen(in->id) + 1, tl = strlen(in->type) + 1;
@@ -288,7 +300,8 @@ static int memory_backend__append(es_conn *base, es_append_req *req, es_append_r
     /* Commit: nothing below can fail. */
     for (i = 0; i < req->count; i++) {
         mem_event *e = &c->ev[c->nev + i];
-        map_put(&c->ids, e, event_key);
+        id_put_nogrow(c->ids, c->ids_cap, e->ev.id, e->ev.position);
+        c->ids_count++;
         st->pos[st->count++] = e->ev.position;
         req->events[i].revision = e->ev.revision;
         req->events[i].position = e->ev.position;
@@ -350,7 +363,7 @@ static int memory_cursor__next(es_cursor *base, const es_event **out, es_err *er
         if (!*out) return 0;
         break;
     case ES_Q_ID: {
-        const mem_event *e = cur->i ? NULL : map_get(&c->ids, q->id, event_key);
+        const mem_event *e = cur->i ? NULL : id_get(c, q->id);
         cur->i = 1;
         if (!e) return 0;
         *out = &e->ev;
@@ -534,7 +547,7 @@ static int memory_backend__set_checkpoint(es_conn *base, const char *name, int64
 
 static int memory_backend__mark_dispatched(es_conn *base, const char *id, es_err *err) {
     memory_conn *c = (memory_conn *)base;
-    mem_event *e = map_get(&c->ids, id, event_key);
+    mem_event *e = id_get(c, id);
     if (!e) return es_err_set(err, ES_ENOTFOUND, "mark_dispatched: no event with id %s", id);
     e->dispatched = 1;
     return ES_OK;

@@ -262,9 +262,16 @@ static int lstore_append(lua_State *L) {
     check_opts(L, 4, "append");
     check_opt_names(L, 4, "append", names);
     if (lua_istable(L, 4)) expected = check_expected(L, 4);
+    /* One event (a table with a type, or with fields but no list items)
+     * or a list of them. */
     lua_getfield(L, 3, "type");
     single = !lua_isnil(L, -1);
     lua_pop(L, 1);
+    if (!single && lua_rawlen(L, 3) == 0) {
+        lua_pushnil(L);
+        single = lua_next(L, 3) != 0;
+        if (single) lua_pop(L, 2);
+    }
     n = single ? 1 : lua_rawlen(L, 3);
     if (n == 0) luaL_argerror(L, 3, "no events (an event table or a non-empty list of them)");
     if (n > (size_t)1 << 24) luaL_argerror(L, 3, "more than 16777216 events in one append");
@@ -296,24 +303,42 @@ static int lstore_append(lua_State *L) {
         lua_pushboolean(L, 1);
         lua_setfield(L, -2, "idempotent");
     }
-    /* Listeners registered with on_append (uservalue "on_append") see the
-     * committed events; the Lua layer calls them, so hand the events over. */
-    if (compat_getuservalue(L, 1) == LUA_TTABLE) {
-        lua_getfield(L, -1, "on_append");
-        if (!lua_isnil(L, -1) && !res.idempotent) {
-            ljson_box *rb = lvalue_newbox(L);
-            lua_createtable(L, (int)res.count, 0);
-            for (i = 0; i < res.count; i++) {
-                lvalue_push_event(L, &res.events[i], rb);
-                lua_rawseti(L, -2, (int)i + 1);
-            }
-            lua_setfield(L, -5, "events");
+    /* The committed events, with the caller's own data and metadata tables
+     * (no second conversion): what on_append listeners receive. */
+    lua_createtable(L, (int)res.count, 0);
+    for (i = 0; i < res.count; i++) {
+        const es_event *ev = &res.events[i];
+        if (single) lua_pushvalue(L, 3);
+        else lua_rawgeti(L, 3, (int)i + 1);
+        lua_createtable(L, 0, 8);
+        lua_pushstring(L, ev->id);
+        lua_setfield(L, -2, "id");
+        lua_pushstring(L, ev->stream);
+        lua_setfield(L, -2, "stream");
+        compat_pushinteger(L, ev->revision);
+        lua_setfield(L, -2, "revision");
+        compat_pushinteger(L, ev->position);
+        lua_setfield(L, -2, "position");
+        lua_pushstring(L, ev->type);
+        lua_setfield(L, -2, "type");
+        compat_pushinteger(L, ev->timestamp);
+        lua_setfield(L, -2, "timestamp");
+        lua_getfield(L, -2, "data");
+        if (lua_isnil(L, -1)) {
             lua_pop(L, 1);
+            lua_newtable(L);
         }
-        lua_pop(L, 2);
-    } else {
-        lua_pop(L, 1);
+        lua_setfield(L, -2, "data");
+        lua_getfield(L, -2, "metadata");
+        if (lua_isnil(L, -1)) {
+            lua_pop(L, 1);
+            lua_newtable(L);
+        }
+        lua_setfield(L, -2, "metadata");
+        lua_remove(L, -2);
+        lua_rawseti(L, -2, (int)i + 1);
     }
+    lua_setfield(L, -2, "events");
     return 1;
 }
 

@@ -205,6 +205,9 @@ static void conv_fill(conv *cv, int idx, json_t *v) {
             p->key = k;
             p->keylen = kl;
             if (!es_valid_utf8(k, kl)) conv_error(cv, "%skey is not valid UTF-8%s", "");
+            /* JSON allows "\u0000" in keys but jansson cannot read it back:
+             * refuse it rather than store what cannot be read */
+            if (memchr(k, '\0', kl)) conv_error(cv, "%skey contains a NUL byte%s", "");
             conv_child(cv, v, k, kl);
             lua_pop(L, 1);
         }

@@ -72,14 +72,18 @@ function Store:each(stream, opts)
   local page_size = opts.page_size or PAGE
   local limit = opts.limit
   local page, i, seen, done = {}, 0, 0, false
-  local next_from = opts.from or 1
+  local backward = opts.backward and true or false
+  local next_from, next_to = opts.from or 1, opts.to
   local after = opts.after or 0
   local function fetch(self)
     local want = page_size
     if limit then want = math.min(want, limit - seen) end
     if want <= 0 then return {} end
     local res, err
-    if stream then
+    if stream and backward then
+      if next_to and next_to < (opts.from or 1) then return {} end
+      res, err = self:read(stream, { from = opts.from, to = next_to, limit = want, backward = true })
+    elseif stream then
       res, err = self:read(stream, { from = next_from, to = opts.to, limit = want })
     else
       res, err = self:read_all({ after = after, limit = want, category = opts.category,
@@ -100,7 +104,7 @@ function Store:each(stream, opts)
       page, i = fetch(state.store), 1
       if #page == 0 then done = true; page = {}; return nil end
       local last = page[#page]
-      next_from, after = last.revision + 1, last.position
+      next_from, next_to, after = last.revision + 1, last.revision - 1, last.position
     end
     seen = seen + 1
     return page[i]
