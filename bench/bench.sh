@@ -11,6 +11,9 @@
 #                     memory sqlite-full sqlite-normal raw-pg pg
 #   BENCH_PG_URL      use this server for raw-pg and pg instead of starting one;
 #                     the bench drops everything its user owns in that database
+#   BENCH_GROWTH=1    0 skips the growth step: append cost on an empty store
+#                     versus one holding 1,000,000 events (once per backend)
+#   BENCH_GROWTH_BACKENDS  default: memory sqlite-normal sqlite-full pg
 #   BENCH_STRICT=1    exit 3 when a row is below the bar
 #
 # Tools are expected in build/bench (mk/bench.mk builds them) and the module in
@@ -136,6 +139,41 @@ for run in $(seq 1 "$RUNS"); do
         awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf " %6.1fs\n", b - a }' >&2
     done
 done
+
+# Growth: once per backend, a fresh process and a fresh store each.
+if [ "${BENCH_GROWTH:-1}" != 0 ] && [ -n "$HAVE_MODULE" ]; then
+    for b in ${BENCH_GROWTH_BACKENDS:-memory sqlite-normal sqlite-full pg}; do
+        d=$TMP/growth-$b
+        mkdir -p "$d"
+        case $b in
+            memory)        set -- "$LUA" bench/growth.lua memory memory: - ;;
+            sqlite-full)   set -- "$LUA" bench/growth.lua sqlite-full "sqlite:$d/g.db" full ;;
+            sqlite-normal) set -- "$LUA" bench/growth.lua sqlite-normal "sqlite:$d/g.db" normal ;;
+            pg)            [ -n "$PG_URL" ] || continue
+                           set -- "$LUA" bench/growth.lua pg "$PG_URL" - ;;
+            *)             echo "bench: no growth step for $b" >&2; continue ;;
+        esac
+        printf 'bench: growth   %-18s' "$b" >&2
+        t0=$(date +%s.%N)
+        if [ "$b" = pg ]; then
+            BENCH_RESET="'$TOOLS/raw_pg' reset '$PG_URL'" "$@" >"$d/out" 2>"$d/err"
+        else
+            "$@" >"$d/out" 2>"$d/err"
+        fi
+        rc=$?
+        awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf " %6.1fs\n", b - a }' >&2
+        cat "$d/out" >>"$LINES"
+        if [ $rc -ne 0 ]; then
+            FAILED=$((FAILED + 1))
+            printf '{"backend":"%s","workload":"growth","status":"failed","reason":"exit %d: %s"}\n' \
+                "$b" "$rc" "$(tail -n 1 "$d/err" | tr -d '"\\' | tr -c '[:print:]' ' ' | cut -c1-160)" >>"$LINES"
+            echo "bench: growth $b failed with exit $rc:" >&2
+            tail -n 5 "$d/err" >&2
+        fi
+        [ "$b" != pg ] || "$TOOLS/raw_pg" reset "$PG_URL" >/dev/null 2>&1
+        rm -rf "$d"
+    done
+fi
 
 echo
 echo "eventstore bench: $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, runs=$RUNS," \

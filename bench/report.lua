@@ -42,6 +42,7 @@ local BAR = {
 local PEERS = { W1 = 44621, W2 = 271008, W3 = 87144, W4 = 240457, W5 = 125142 }
 local FOLD_BAR = 10        -- C reducer over a plain-Lua fold of the same rules
 local EACH_RSS_BAR = 50    -- MB that iterating the whole W2 store may add
+local GROWTH_BAR = 1.3     -- append cost at 1,000,000 events over the cost when empty
 local EXPECTED_RUNS = tonumber(os.getenv("BENCH_RUNS") or "") or 3
 
 local BACKENDS = { "raw-sqlite-full", "raw-sqlite-normal", "memory", "sqlite-full",
@@ -61,7 +62,7 @@ for line in io.lines(lines_path) do
     failures[#failures + 1] = string.format("  %-18s %s: %s", o.backend, o.workload, o.reason or "")
   elseif o and o.status then
     slot(status, o.backend, o.workload).why = o.status .. ": " .. (o.reason or "")
-  elseif o and o.events_per_s then
+  elseif o then
     local s = slot(samples, o.backend, o.workload)
     for k, v in pairs(o) do
       if type(v) == "number" then
@@ -180,6 +181,28 @@ if #each_lines > 0 then
   io.write(string.format("\npeak RSS added by iteration (bar: <= %d MB)\n", EACH_RSS_BAR),
     table.concat(each_lines, "\n"), "\n")
 end
+-- growth: one append on a store of 1,000,000 events against one on an empty store
+local growth = {}
+for _, b in ipairs(BACKENDS) do
+  local s = samples[b] and samples[b].growth
+  if s and s.full_us_per_event then
+    local g = { backend = b, empty = median(s.empty_us_per_event), full = median(s.full_us_per_event),
+      fill = median(s.fill_events), peak = s.peak_rss_mb and median(s.peak_rss_mb) }
+    g.cost = g.full / g.empty
+    g.over = g.cost > GROWTH_BAR
+    if g.over then below = below + 1 end
+    growth[#growth + 1] = g
+  end
+end
+if #growth > 0 then
+  io.write(string.format("\nappend cost, empty store vs %s events (bar: <= %.1fx)\n",
+    commas(growth[1].fill), GROWTH_BAR))
+  for _, g in ipairs(growth) do
+    io.write(string.format("  %-14s %8.1f us/event empty, %8.1f us/event full: %.2fx%s\n",
+      g.backend, g.empty, g.full, g.cost, g.over and "  ABOVE BAR" or ""))
+  end
+end
+
 if #failures > 0 then
   io.write("\nfailed runs (their rows are missing or have fewer runs)\n", table.concat(failures, "\n"), "\n")
 end
@@ -226,6 +249,14 @@ for _, b in ipairs(BACKENDS) do
       jstr(b), jnum(med(b, "each", "events_per_s")), jnum(med(b, "each", "peak_rss_mb")),
       jnum(added), EACH_RSS_BAR)
   end
+end
+for _, g in ipairs(growth) do
+  parts[#parts + 1] = string.format(
+    '  {"backend":%s, "workload":"growth", "events_per_s":%s, "baseline_events_per_s":%s, '
+    .. '"ratio":%s, "peak_rss_mb":%s, "fill_events":%s, "empty_us_per_event":%s, '
+    .. '"full_us_per_event":%s, "cost_ratio":%s, "bar_cost_ratio":%.1f}',
+    jstr(g.backend), jnum(1e6 / g.full), jnum(1e6 / g.empty), jnum(g.empty / g.full), jnum(g.peak),
+    jnum(g.fill), jnum(g.empty), jnum(g.full), jnum(g.cost), GROWTH_BAR)
 end
 local f = assert(io.open(out_path, "w"))
 f:write("[\n", table.concat(parts, ",\n"), "\n]\n")

@@ -9,10 +9,11 @@
 -- before each store is opened (the PostgreSQL driver empties its database).
 -- BENCH_SCALE (0 < x <= 1) scales the number of streams; each keeps 100 events.
 
-package.path = "lua/?.lua;lua/?/init.lua;" .. package.path
+package.path = "lua/?.lua;lua/?/init.lua;bench/?.lua;" .. package.path
 package.cpath = "build/5.4/?.so;build/bench/?.so;" .. package.cpath
 
 local bench = require("esbench")
+local workload = require("workload")
 local ok, eventstore = pcall(require, "eventstore")
 if not ok then
   io.stderr:write("bench: cannot load eventstore: ", tostring(eventstore), "\n")
@@ -25,64 +26,11 @@ if not (name and url1 and url2) then
   os.exit(2)
 end
 
-local REVS, PAGE, PAYLOAD_LEN = 100, 1000, 200
-local FILLER = "lorem ipsum dolor sit amet consectetur adipiscing elit sed do eiusmod tempor "
-  .. "incididunt ut labore et dolore magna aliqua ut enim ad minim veniam quis nostrud "
-  .. "exercitation"
-local NOTE = FILLER:sub(1, 121)
-
-local function scaled(n)
-  local f = tonumber(os.getenv("BENCH_SCALE") or "") or 1
-  if not (f > 0) or f > 1 then f = 1 end
-  return math.max(1, math.floor(n * f + 0.5))
-end
-
-local W1_STREAMS, W2_STREAMS = scaled(200), scaled(1000)
-
-local function fail(fmt, ...)
-  io.stderr:write("bench: ", name, ": ", string.format(fmt, ...), "\n")
-  os.exit(1)
-end
-
--- Event (s, r) as the Lua table a user would append, after checking that its
--- compact JSON form is the 200-byte payload WORKLOAD.md defines.
-local function make_event(s, r)
-  local sku, qty = string.format("SKU-%06d", s * 1000 + r), r % 5 + 1
-  local text = string.format(
-    '{"type":"ItemAdded","data":{"sku":"%s","qty":%d,"price":12.5,"note":"%s"}}', sku, qty, NOTE)
-  if #text ~= PAYLOAD_LEN then fail("payload (%d, %d) is %d bytes", s, r, #text) end
-  return {
-    type = "ItemAdded",
-    data = { sku = sku, qty = qty, price = 12.5, note = NOTE },
-    metadata = { correlationId = eventstore.uuid(), causationId = eventstore.uuid() },
-  }
-end
-
-local function mb(kb) return kb and kb / 1024 or 0 end
-
-local function emit(workload, events, secs, extra)
-  local line = string.format(
-    '{"backend":"%s","workload":"%s","events":%d,"seconds":%.6f,"events_per_s":%.1f,"peak_rss_mb":%.2f',
-    name, workload, events, secs, secs > 0 and events / secs or 0, mb(bench.status_kb("VmHWM")))
-  io.stdout:write(line, extra or "", "}\n")
-  io.stdout:flush()
-end
-
-local function emit_status(workload, status, why)
-  io.stdout:write(string.format('{"backend":"%s","workload":"%s","status":"%s","reason":"%s"}\n',
-    name, workload, status, (why:gsub('[\\"]', "'"))))
-  io.stdout:flush()
-end
-
-local function open(url)
-  local reset = os.getenv("BENCH_RESET")
-  if reset and reset ~= "" and not os.execute(reset) then fail("reset failed: %s", reset) end
-  local opts = {}
-  if sync and sync ~= "-" then opts.synchronous = sync end
-  local store, err = eventstore.open(url, opts)
-  if not store then fail("open %s: %s", url, tostring(err)) end
-  return store
-end
+local REVS, PAGE = workload.REVS, workload.PAGE
+local W1_STREAMS, W2_STREAMS = workload.scaled(200), workload.scaled(1000)
+local d = workload.driver(eventstore, name, sync)
+local fail, emit, emit_status, open, make_event = d.fail, d.emit, d.emit_status, d.open, d.event
+local mb = workload.mb
 
 -- Inputs, built before the first clock read: all 120,000 events as tables.
 local w1_names, w1_batches = {}, {}
@@ -100,9 +48,7 @@ for s = 0, W2_STREAMS - 1 do
 end
 collectgarbage()
 collectgarbage()
-io.stdout:write(string.format('{"backend":"%s","workload":"floor","rss_mb":%.2f}\n',
-  name, mb(bench.status_kb("VmRSS"))))
-io.stdout:flush()
+d.emit_raw("floor", string.format(',"rss_mb":%.2f', mb(bench.status_kb("VmRSS"))))
 
 local now, reset_peak = bench.now, bench.reset_peak
 
