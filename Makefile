@@ -17,7 +17,7 @@ LDLIBS_CORE := -lsqlite3 -luuid -ljansson -lpq
 
 ES_WITH_POSTGRES ?= $(if $(wildcard backends/postgres.c),1,0)
 
-CORE_SRC := csrc/error.c csrc/uuid.c csrc/json.c csrc/store.c $(wildcard csrc/reduce.c) \
+CORE_SRC := csrc/error.c csrc/uuid.c csrc/json.c csrc/store.c $(wildcard csrc/reduce.c csrc/state.c) \
             backends/registry.c backends/memory.c backends/sqlite.c $(wildcard backends/postgres.c)
 BIND_SRC := $(wildcard csrc/lua_*.c)
 HDRS := $(wildcard csrc/*.h)
@@ -56,10 +56,11 @@ $(BUILD)/tests/%: tests/c/%.c $(BUILD)/libeventstore.a
 
 lib: $(BUILD)/libeventstore.a
 module: $(OUT)/eventstore/core.so
-build: deps-check lib module $(BUILD)/c_example $(TEST_BIN)
+build: deps-check lib module $(BUILD)/c_example
+tests: $(TEST_BIN)
 
 # Every suite, with a throwaway PostgreSQL; ends with "N passed, N failed".
-test: deps build
+test: deps build tests
 	@scripts/test.sh
 
 # Runs an example on an embedded SQLite file in a temporary folder.

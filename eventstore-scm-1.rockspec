@@ -1,0 +1,46 @@
+rockspec_format = "3.0"
+package = "eventstore"
+version = "scm-1"
+source = {
+  url = "file://.",  -- built in place with `luarocks make`
+}
+description = {
+  summary = "An event store for Lua with a C core: SQLite (embedded), memory and PostgreSQL",
+  detailed = [[
+Append-only event streams with optimistic concurrency, global ordering,
+snapshots and a field-aggregating reducer run in C. Embedded on SQLite by
+default, in memory for tests, and on PostgreSQL through libpq.
+]],
+  license = "MIT",
+}
+dependencies = {
+  "lua >= 5.1",
+}
+external_dependencies = {
+  SQLITE = { header = "sqlite3.h" },
+  UUID = { header = "uuid/uuid.h" },
+  JANSSON = { header = "jansson.h" },
+  PQ = { header = "postgresql/libpq-fe.h" },
+}
+build = {
+  type = "builtin",
+  modules = {
+    ["eventstore"] = "lua/eventstore/init.lua",
+    ["eventstore.core"] = {
+      sources = {
+        "csrc/error.c", "csrc/uuid.c", "csrc/json.c", "csrc/store.c",
+        "csrc/reduce.c", "csrc/state.c",
+        "backends/registry.c", "backends/memory.c", "backends/sqlite.c",
+        "csrc/lua_error.c", "csrc/lua_module.c", "csrc/lua_store.c", "csrc/lua_value.c",
+      },
+      defines = { "_DEFAULT_SOURCE" },
+      incdirs = { "csrc", "$(PQ_INCDIR)", "$(JANSSON_INCDIR)", "$(SQLITE_INCDIR)", "$(UUID_INCDIR)" },
+      libdirs = { "$(PQ_LIBDIR)", "$(JANSSON_LIBDIR)", "$(SQLITE_LIBDIR)", "$(UUID_LIBDIR)" },
+      libraries = { "sqlite3", "uuid", "jansson", "pq" },
+    },
+  },
+}
+test = {
+  type = "command",
+  command = "make test",
+}
