@@ -106,10 +106,21 @@ for _, name in ipairs({ "memory:", "sqlite::memory:", "sqlite temp file" }) do
       })
     end)
 
-    it("keeps NUL bytes and every plane in keys", function()
+    it("keeps every UTF-8 plane, quotes and the empty string in keys", function()
       local planes = every_plane()
-      local data = { ["k\0ey"] = 1, ["\0"] = 2, [planes] = 3, [""] = 4, ["\"'\\"] = 5 }
-      assert_round_trip(data)
+      assert_round_trip({ [planes] = 3, [""] = 4, ["\"'\\"] = 5, ["\1\31"] = 6 })
+    end)
+
+    it("keeps a NUL byte in a key, or rejects it cleanly, never truncates", function()
+      local s = fx.stream()
+      local data = { ["k\0ey"] = 1, ["\0"] = 2 }
+      local ok, msg = pcall(store.append, store, s, fx.event("V", data))
+      if ok then
+        fx.assert_exactly(data, store:read(s)[1].data)
+      else
+        assert.matches("nul", msg:lower())
+        assert.equals(0, store:revision(s))
+      end
     end)
 
     it("keeps a 1 MB UTF-8 string and a 1 MB key", function()
