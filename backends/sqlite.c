@@ -39,7 +39,7 @@ static const char *const sql_templates[ST_ALL] = {
     [ST_COMMIT] = "COMMIT",
     [ST_ROLLBACK] = "ROLLBACK",
     [ST_STREAM_REV] = "SELECT revision FROM {p}streams WHERE stream = ?1",
-    [ST_ID_LOOKUP] = "SELECT position, stream, revision FROM {p}events WHERE id = ?1",
+    [ST_ID_LOOKUP] = "SELECT position, stream, revision, timestamp FROM {p}events WHERE id = ?1",
     [ST_INSERT_EVENT] = "INSERT INTO {p}events (id, stream, category, revision, type, data, metadata, "
                         "timestamp) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     [ST_UPSERT_STREAM] = "INSERT INTO {p}streams (stream, category, revision) VALUES (?1, ?2, ?3) "
@@ -69,7 +69,8 @@ static const char *const sql_templates[ST_ALL] = {
     [ST_STREAMS_CAT] = "SELECT stream, revision FROM {p}streams WHERE category = ?2 ORDER BY stream LIMIT ?1",
     [ST_OUTBOX] = "SELECT " EVENT_COLS_E " FROM {p}outbox o JOIN {p}events e ON e.position = o.position "
                   "WHERE o.position > ?1 ORDER BY o.position LIMIT ?2",
-    [ST_OUTBOX_CAT] = "SELECT " EVENT_COLS_E " FROM {p}outbox o JOIN {p}events e ON e.position = o.position "
+    /* CROSS JOIN keeps the outbox, usually small, as the outer loop */
+    [ST_OUTBOX_CAT] = "SELECT " EVENT_COLS_E " FROM {p}outbox o CROSS JOIN {p}events e ON e.position = o.position "
                       "WHERE o.position > ?1 AND e.category = ?3 ORDER BY o.position LIMIT ?2",
 };
 
@@ -169,14 +170,20 @@ static int sql_expand(const sqlite_conn *c, const char *tmpl, es_buf *b) {
 
 /* The text of a slot. The ES_Q_ALL variants add one condition per filter
  * so that each shape is its own cached statement and the planner sees plain
- * equalities (category = ? uses the (category, position) index). */
+ * conditions: category = ? uses the (category, position) index; `since`
+ * starts the position range at the first position stored at or after that
+ * time, found in the timestamp index (a minimum over the range, not the
+ * first entry: clocks may step back), so old events are never walked. */
 static int sql_build(const sqlite_conn *c, int slot, es_buf *b) {
     int v;
     if (slot < ST_ALL) return sql_expand(c, sql_templates[slot], b);
     v = slot - ST_ALL;
-    if (sql_expand(c, "SELECT " EVENT_COLS " FROM {p}events WHERE position > ?1", b) != ES_OK) return ES_ENOMEM;
+    if (sql_expand(c, "SELECT " EVENT_COLS " FROM {p}events WHERE position > ", b) != ES_OK ||
+        sql_expand(c, (v & ALL_SINCE) ? "max(?1, (SELECT min(position) FROM {p}events INDEXED BY "
+                                        "{p}events_timestamp WHERE timestamp >= ?4) - 1) AND timestamp >= ?4"
+                                      : "?1", b) != ES_OK)
+        return ES_ENOMEM;
     if ((v & ALL_CATEGORY) && sql_expand(c, " AND category = ?3", b) != ES_OK) return ES_ENOMEM;
-    if ((v & ALL_SINCE) && sql_expand(c, " AND timestamp >= ?4", b) != ES_OK) return ES_ENOMEM;
     if ((v & ALL_TYPES) && sql_expand(c, " AND type IN (SELECT value FROM json_each(?5))", b) != ES_OK)
         return ES_ENOMEM;
     return sql_expand(c, " ORDER BY position LIMIT ?2", b);
@@ -196,8 +203,8 @@ static int stmt_prepare(sqlite_conn *c, int slot, unsigned int flags, sqlite3_st
     return src;
 }
 
-/* The cached statement of a slot, prepared on first use. Used only by
- * calls that finish with it before returning (never by cursors). */
+/* The cached statement of a slot, prepared on first use. Cursors take it
+ * only through cursor_stmt, which marks it in use. */
 static int stmt_get(sqlite_conn *c, int slot, sqlite3_stmt **out) {
     int src = SQLITE_OK;
     if (!c->stmts[slot]) src = stmt_prepare(c, slot, SQLITE_PREPARE_PERSISTENT, &c->stmts[slot]);
@@ -238,10 +245,25 @@ static void lower_id(const char *id, char out[ES_UUID_LEN + 1]) {
     out[i] = '\0';
 }
 
-/* Looks an id up: 1 with *pos, *rev and the stream compared against
- * `stream` (*same), 0 when not stored, or a negative SQLite-mapped code. */
-static int id_lookup(sqlite_conn *c, const char *id, const char *stream, int64_t *pos, int64_t *rev,
-                     int *same, const char *op, es_err *err) {
+/* One integer looked up by one text key (a stream's revision, a
+ * checkpoint); 0 when there is no row. Returns a SQLite code. */
+static int lookup_int64(sqlite_conn *c, int slot, const char *key, int64_t *out) {
+    sqlite3_stmt *st;
+    int src;
+    *out = 0;
+    if ((src = stmt_get(c, slot, &st)) != SQLITE_OK) return src;
+    sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+    src = sqlite3_step(st);
+    if (src == SQLITE_ROW) *out = sqlite3_column_int64(st, 0);
+    stmt_done(st);
+    return (src == SQLITE_ROW || src == SQLITE_DONE) ? SQLITE_OK : src;
+}
+
+/* Looks an id up: 1 with the stored row's position, revision and
+ * timestamp in *row and its stream compared against `stream` (*same), 0 when
+ * not stored, or a negative ES_E... code. */
+static int id_lookup(sqlite_conn *c, const char *id, const char *stream, es_event *row, int *same,
+                     const char *op, es_err *err) {
     sqlite3_stmt *st;
     int src, found = 0;
     if ((src = stmt_get(c, ST_ID_LOOKUP, &st)) != SQLITE_OK) return sqlite_fail(c, src, err, "%s", op);
@@ -249,8 +271,9 @@ static int id_lookup(sqlite_conn *c, const char *id, const char *stream, int64_t
     src = sqlite3_step(st);
     if (src == SQLITE_ROW) {
         const char *s = (const char *)sqlite3_column_text(st, 1);
-        *pos = sqlite3_column_int64(st, 0);
-        *rev = sqlite3_column_int64(st, 2);
+        row->position = sqlite3_column_int64(st, 0);
+        row->revision = sqlite3_column_int64(st, 2);
+        row->timestamp = sqlite3_column_int64(st, 3);
         *same = s && stream && strcmp(s, stream) == 0;
         found = 1;
     } else if (src != SQLITE_DONE) {
@@ -265,30 +288,35 @@ static int id_lookup(sqlite_conn *c, const char *id, const char *stream, int64_t
  * the expected revision allows (res filled, nothing to write), or an error. */
 static int append_check_ids(sqlite_conn *c, es_append_req *req, es_append_result *res, es_err *err) {
     char op[300];
-    int64_t pos, rev, first = 0;
+    es_event row;
+    int64_t first = 0;
     size_t i;
-    int found, same, stored = 0;
+    int found, same, stored = 0, src;
 
     snprintf(op, sizeof op, "append to '%s'", req->stream);
     for (i = 0; i < req->count; i++) {
         es_event *e = &req->events[i];
-        found = id_lookup(c, e->id, req->stream, &pos, &rev, &same, op, err);
+        found = id_lookup(c, e->id, req->stream, &row, &same, op, err);
         if (found < 0) return found;
         if (i == 0) {
             stored = found;
-            first = found ? rev : 0;
+            first = found ? row.revision : 0;
         }
         if (!stored && !found) continue;
-        if (!stored || !found || !same || rev != first + (int64_t)i)
+        if (!stored || !found || !same || row.revision != first + (int64_t)i)
             return es_err_set(err, ES_ECONFLICT, "%s: event id %s already stored", op,
                               found ? e->id : req->events[0].id);
-        e->revision = rev;
-        e->position = pos;
+        e->revision = row.revision;
+        e->position = row.position;
+        e->timestamp = row.timestamp;
     }
     if (!stored) return 1;
     if (req->expected >= 0 && req->expected != first - 1)
         return es_err_set(err, ES_ECONFLICT, "%s: event id %s already stored", op, req->events[0].id);
-    res->revision = first + (int64_t)req->count - 1;
+    /* as for a fresh append: the stream's revision now, which later appends
+     * may have moved past the batch */
+    if ((src = lookup_int64(c, ST_STREAM_REV, req->stream, &res->revision)) != SQLITE_OK)
+        return sqlite_fail(c, src, err, "%s", op);
     res->position = req->events[req->count - 1].position;
     res->idempotent = 1;
     return ES_OK;
@@ -304,12 +332,7 @@ static int append_locked(sqlite_conn *c, es_append_req *req, es_append_result *r
     int src, rc;
 
     if (req->ids_given && (rc = append_check_ids(c, req, res, err)) != 1) return rc;
-    if ((src = stmt_get(c, ST_STREAM_REV, &st)) != SQLITE_OK) goto fail;
-    sqlite3_bind_text(st, 1, req->stream, -1, SQLITE_STATIC);
-    src = sqlite3_step(st);
-    if (src == SQLITE_ROW) cur = sqlite3_column_int64(st, 0);
-    stmt_done(st);
-    if (src != SQLITE_ROW && src != SQLITE_DONE) goto fail;
+    if ((src = lookup_int64(c, ST_STREAM_REV, req->stream, &cur)) != SQLITE_OK) goto fail;
 
     if ((req->expected == ES_NO_STREAM && cur != 0) || (req->expected == ES_STREAM_EXISTS && cur == 0) ||
         (req->expected > 0 && cur != req->expected)) {
@@ -471,17 +494,12 @@ static void sqlite_cursor__close(es_cursor *base) {
  * one it owns (two cursors of the same shape can be open at once). */
 static int cursor_stmt(sqlite_conn *c, sqlite_cursor *cur, int slot) {
     int src;
-    if (!c->in_use[slot]) {
-        if (!c->stmts[slot] &&
-            (src = stmt_prepare(c, slot, SQLITE_PREPARE_PERSISTENT, &c->stmts[slot])) != SQLITE_OK)
-            return src;
+    if (c->in_use[slot]) return stmt_prepare(c, slot, 0, &cur->st);   /* cur->slot stays -1 */
+    if ((src = stmt_get(c, slot, &cur->st)) == SQLITE_OK) {
         c->in_use[slot] = 1;
-        cur->st = c->stmts[slot];
         cur->slot = slot;
-        return SQLITE_OK;
     }
-    cur->slot = -1;
-    return stmt_prepare(c, slot, 0, &cur->st);
+    return src;
 }
 
 /* Writes the type filter as a JSON array text for json_each(). */
@@ -493,16 +511,9 @@ static int types_json(const es_query *q, es_buf *b) {
         if (es_buf_add(b, i ? ",\"" : "\"", i ? 2 : 1) != ES_OK) return ES_ENOMEM;
         for (; *t; t++) {
             char esc[8];
-            if (*t == '"' || *t == '\\') {
-                esc[0] = '\\';
-                esc[1] = (char)*t;
-                if (es_buf_add(b, esc, 2) != ES_OK) return ES_ENOMEM;
-            } else if (*t < 0x20) {
-                snprintf(esc, sizeof esc, "\\u%04x", (unsigned)*t);
-                if (es_buf_add(b, esc, 6) != ES_OK) return ES_ENOMEM;
-            } else if (es_buf_add(b, (const char *)t, 1) != ES_OK) {
-                return ES_ENOMEM;
-            }
+            int k = (*t == '"' || *t == '\\') ? snprintf(esc, sizeof esc, "\\%c", *t)
+                    : *t < 0x20 ? snprintf(esc, sizeof esc, "\\u%04x", (unsigned)*t) : 0;
+            if (es_buf_add(b, k ? esc : (const char *)t, k ? (size_t)k : 1) != ES_OK) return ES_ENOMEM;
         }
         if (es_buf_add(b, "\"", 1) != ES_OK) return ES_ENOMEM;
     }
@@ -600,17 +611,8 @@ static int sqlite_backend__read(es_conn *conn, const es_query *q, es_cursor **ou
 
 static int sqlite_backend__revision(es_conn *conn, const char *stream, int64_t *out, es_err *err) {
     sqlite_conn *c = (sqlite_conn *)conn;
-    sqlite3_stmt *st;
-    int src;
-    *out = 0;
-    if ((src = stmt_get(c, ST_STREAM_REV, &st)) != SQLITE_OK)
-        return sqlite_fail(c, src, err, "revision '%s'", stream);
-    sqlite3_bind_text(st, 1, stream, -1, SQLITE_STATIC);
-    src = sqlite3_step(st);
-    if (src == SQLITE_ROW) *out = sqlite3_column_int64(st, 0);
-    stmt_done(st);
-    if (src != SQLITE_ROW && src != SQLITE_DONE) return sqlite_fail(c, src, err, "revision '%s'", stream);
-    return ES_OK;
+    int src = lookup_int64(c, ST_STREAM_REV, stream, out);
+    return src == SQLITE_OK ? ES_OK : sqlite_fail(c, src, err, "revision '%s'", stream);
 }
 
 static int sqlite_backend__stats(es_conn *conn, es_stats *out, es_err *err) {
@@ -690,9 +692,9 @@ static int sqlite_backend__load_snapshot(es_conn *conn, const char *stream, int6
         out->revision = sqlite3_column_int64(st, 1);
         out->version = sqlite3_column_int64(st, 3);
         out->timestamp = sqlite3_column_int64(st, 5);
-        /* "" is how a user snapshot (no fingerprint) is stored */
+        /* a user snapshot (no fingerprint) is stored and returned as "" */
         if (!s || !fp || !data || !(out->stream = es_strdup(s)) || !(out->data = es_strndup(data, len)) ||
-            (*fp && !(out->fingerprint = es_strdup(fp)))) {
+            !(out->fingerprint = es_strdup(fp))) {
             es_snapshot_clear(out);
             rc = es_err_set(err, ES_ENOMEM, "snapshot '%s': out of memory", stream);
         } else {
@@ -710,17 +712,8 @@ static int sqlite_backend__load_snapshot(es_conn *conn, const char *stream, int6
 
 static int sqlite_backend__get_checkpoint(es_conn *conn, const char *name, int64_t *out, es_err *err) {
     sqlite_conn *c = (sqlite_conn *)conn;
-    sqlite3_stmt *st;
-    int src;
-    *out = 0;
-    if ((src = stmt_get(c, ST_CP_GET, &st)) != SQLITE_OK)
-        return sqlite_fail(c, src, err, "checkpoint '%s'", name);
-    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-    src = sqlite3_step(st);
-    if (src == SQLITE_ROW) *out = sqlite3_column_int64(st, 0);
-    stmt_done(st);
-    if (src != SQLITE_ROW && src != SQLITE_DONE) return sqlite_fail(c, src, err, "checkpoint '%s'", name);
-    return ES_OK;
+    int src = lookup_int64(c, ST_CP_GET, name, out);
+    return src == SQLITE_OK ? ES_OK : sqlite_fail(c, src, err, "checkpoint '%s'", name);
 }
 
 static int sqlite_backend__set_checkpoint(es_conn *conn, const char *name, int64_t position, es_err *err) {
@@ -744,7 +737,7 @@ static int sqlite_backend__mark_dispatched(es_conn *conn, const char *id, es_err
     sqlite_conn *c = (sqlite_conn *)conn;
     sqlite3_stmt *st;
     char lid[ES_UUID_LEN + 1];
-    int64_t pos, rev;
+    es_event row;
     int src, same, found;
 
     lower_id(id, lid);
@@ -757,7 +750,7 @@ static int sqlite_backend__mark_dispatched(es_conn *conn, const char *id, es_err
     stmt_done(st);
     if (src != SQLITE_DONE) return sqlite_fail(c, src, err, "mark_dispatched '%s'", lid);
     if (sqlite3_changes(c->db) > 0) return ES_OK;
-    found = id_lookup(c, lid, NULL, &pos, &rev, &same, "mark_dispatched", err);
+    found = id_lookup(c, lid, NULL, &row, &same, "mark_dispatched", err);
     if (found < 0) return found;
     return found ? ES_OK : es_err_set(err, ES_ENOTFOUND, "mark_dispatched '%s': no event with this id", lid);
 }
