@@ -709,8 +709,7 @@ static int apply_types(fold_ctx *c, const rule *ru) {
     json_t *arr = own_array(c, c->state, ru->target, ru->target_len, acc);
     json_t *t;
     if (!arr) return c->err ? c->err->code : ES_ENOMEM;
-    if (!(t = json_string(c->ev->type)))
-        return es_err_set(c->err, ES_EINVALID, "fold: event type is not valid UTF-8");
+    if (!(t = json_string_nocheck(c->ev->type))) return nomem(c);
     return json_array_append_new(arr, t) == 0 ? ES_OK : nomem(c);
 }
 
@@ -773,6 +772,8 @@ done:
 static int check_fold(fold_ctx *c, const json_t *state, const char *type) {
     if (!json_is_object(state)) return es_err_set(c->err, ES_EINVALID, "fold: state is not an object");
     if (!type || !*type) return es_err_set(c->err, ES_EINVALID, "fold: event has no type");
+    if (!es_valid_utf8(type, strlen(type)))
+        return es_err_set(c->err, ES_EINVALID, "fold: event type is not valid UTF-8");
     return ES_OK;
 }
 

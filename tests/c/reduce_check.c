@@ -1,0 +1,939 @@
+/* reduce_check.c: checks of the C reducer (every rule kind, seed examples, a differential fold) */
+/* SPDX-License-Identifier: MIT */
+/*
+ * Pure reducer checks:
+ *   cc -std=c99 -D_DEFAULT_SOURCE -O2 -g -Icsrc -o reduce_check tests/c/reduce_check.c \
+ *      csrc/reduce.c csrc/json.c csrc/error.c csrc/uuid.c -ljansson -luuid
+ * With es_store_state on the memory and sqlite backends, add -DES_CHECK_STATE and
+ *   csrc/state.c csrc/store.c backends/registry.c backends/memory.c backends/sqlite.c -lsqlite3
+ * `reduce_check bench` also prints the fold rate.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "reduce.h"
+
+static int failures, checks;
+
+#define CHECK(cond, ...)                                                   \
+    do {                                                                   \
+        checks++;                                                          \
+        if (!(cond)) {                                                     \
+            failures++;                                                    \
+            fprintf(stderr, "%s:%d: check failed: ", __FILE__, __LINE__); \
+            fprintf(stderr, __VA_ARGS__);                                  \
+            fputc('\n', stderr);                                           \
+        }                                                                  \
+    } while (0)
+
+static json_t *J(const char *text) {
+    json_t *v = es_json_decode(text, strlen(text), NULL);
+    if (!v) {
+        fprintf(stderr, "bad JSON in the test: %s\n", text);
+        exit(2);
+    }
+    return v;
+}
+
+static char *show(const json_t *v) {
+    static char buf[4][2048];
+    static int k;
+    char *s = json_dumps(v, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);
+    k = (k + 1) % 4;
+    snprintf(buf[k], sizeof buf[k], "%s", s ? s : "(null)");
+    free(s);
+    return buf[k];
+}
+
+static void expect(const json_t *got, const char *want, const char *what) {
+    json_t *w = J(want);
+    CHECK(got && json_equal(got, w), "%s: got %s, want %s", what, got ? show(got) : "NULL", want);
+    json_decref(w);
+}
+
+static es_reducer *mk(const es_rule_spec *specs, size_t n, int64_t version) {
+    es_reducer *r = NULL;
+    es_err err;
+    es_err_clear(&err);
+    if (es_reducer_new(specs, n, version, &r, &err) != ES_OK) {
+        fprintf(stderr, "reducer rejected: %s\n", err.msg);
+        exit(2);
+    }
+    return r;
+}
+
+/* Folds events given as type/JSON pairs; returns the state. */
+static json_t *fold(const es_reducer *r, const char *initial, const char *const *evs, size_t n,
+                    es_custom_fn fn, void *ud, int *rc_out, es_err *err) {
+    json_t *st = J(initial ? initial : "{}");
+    size_t i;
+    int rc = ES_OK;
+    for (i = 0; i < n && rc == ES_OK; i++) {
+        json_t *d = J(evs[2 * i + 1]);
+        rc = es_reducer_fold_json(r, st, evs[2 * i], d, fn, ud, err);
+        json_decref(d);
+    }
+    if (rc_out) *rc_out = rc;
+    return st;
+}
+
+#define N(a) (sizeof(a) / sizeof((a)[0]))
+
+static void check_rules(const es_rule_spec *specs, size_t n, const char *initial,
+                        const char *const *evs, size_t nev, const char *want, const char *what) {
+    es_reducer *r = mk(specs, n, 0);
+    es_err err;
+    int rc;
+    json_t *st = fold(r, initial, evs, nev, NULL, NULL, &rc, &err);
+    CHECK(rc == ES_OK, "%s: fold failed: %s", what, err.msg);
+    expect(st, want, what);
+    json_decref(st);
+    es_reducer_free(r);
+}
+
+static void test_kinds(void) {
+    static const char *const evs[] = {
+        "A", "{\"a\":1,\"s\":\"b\",\"t\":\"x\",\"o\":{\"p\":{\"q\":1,\"r\":2}}}",
+        "B", "{\"a\":2,\"s\":\"a\",\"t\":[\"y\",\"x\"],\"o\":{\"p\":{\"r\":3},\"u\":true}}",
+        "A", "{\"s\":\"c\",\"t\":\"x\",\"z\":null}",
+        "C", "{\"a\":-4}",
+    };
+    es_rule_spec last[] = { { .field = "a", .kind = ES_RULE_LAST } };
+    es_rule_spec first[] = { { .field = "a", .kind = ES_RULE_FIRST }, { .field = "s", .kind = ES_RULE_FIRST } };
+    es_rule_spec sum[] = { { .field = "a", .kind = ES_RULE_SUM }, { .field = "*", .kind = ES_RULE_DROP } };
+    es_rule_spec mins[] = { { .field = "a", .kind = ES_RULE_MIN }, { .field = "s", .kind = ES_RULE_MIN },
+                            { .field = "*", .kind = ES_RULE_DROP } };
+    es_rule_spec maxs[] = { { .field = "a", .kind = ES_RULE_MAX }, { .field = "s", .kind = ES_RULE_MAX },
+                            { .field = "*", .kind = ES_RULE_DROP } };
+    es_rule_spec count[] = { { .field = "a", .kind = ES_RULE_COUNT }, { .field = "s", .kind = ES_RULE_COUNT },
+                             { .field = "*", .kind = ES_RULE_DROP } };
+    es_rule_spec app[] = { { .field = "t", .kind = ES_RULE_APPEND }, { .field = "*", .kind = ES_RULE_DROP } };
+    es_rule_spec uni[] = { { .field = "t", .kind = ES_RULE_UNION }, { .field = "*", .kind = ES_RULE_DROP } };
+    es_rule_spec mer[] = { { .field = "o", .kind = ES_RULE_MERGE }, { .field = "*", .kind = ES_RULE_DROP } };
+    es_rule_spec drop[] = { { .field = "o", .kind = ES_RULE_DROP }, { .field = "t", .kind = ES_RULE_DROP } };
+    es_rule_spec types[] = { { .field = "seen", .kind = ES_RULE_TYPES }, { .field = "*", .kind = ES_RULE_DROP } };
+    const char *whenA[] = { "A" };
+    es_rule_spec types_a[] = { { .field = "seen", .kind = ES_RULE_TYPES, .when = whenA, .nwhen = 1 },
+                               { .field = "*", .kind = ES_RULE_DROP } };
+
+    check_rules(NULL, 0, NULL, evs, 4,
+                "{\"a\":-4,\"s\":\"c\",\"t\":\"x\",\"z\":null,\"o\":{\"p\":{\"r\":3},\"u\":true}}",
+                "default last");
+    check_rules(last, N(last), NULL, evs, 2, "{\"a\":2,\"s\":\"a\",\"t\":[\"y\",\"x\"],\"o\":{\"p\":{\"r\":3},\"u\":true}}", "last");
+    check_rules(first, N(first), NULL, evs, 4,
+                "{\"a\":1,\"s\":\"b\",\"t\":\"x\",\"z\":null,\"o\":{\"p\":{\"r\":3},\"u\":true}}", "first");
+    check_rules(sum, N(sum), NULL, evs, 4, "{\"a\":-1}", "sum");
+    check_rules(mins, N(mins), NULL, evs, 4, "{\"a\":-4,\"s\":\"a\"}", "min");
+    check_rules(maxs, N(maxs), NULL, evs, 4, "{\"a\":2,\"s\":\"c\"}", "max");
+    check_rules(count, N(count), NULL, evs, 4, "{\"a\":3,\"s\":3}", "count");
+    check_rules(app, N(app), NULL, evs, 4, "{\"t\":[\"x\",\"y\",\"x\",\"x\"]}", "append");
+    check_rules(app, N(app), "{\"t\":{}}", evs, 2, "{\"t\":[\"x\",\"y\",\"x\"]}", "append onto {}");
+    check_rules(app, N(app), "{\"t\":\"w\"}", evs, 1, "{\"t\":[\"w\",\"x\"]}", "append onto a scalar");
+    check_rules(uni, N(uni), NULL, evs, 4, "{\"t\":[\"x\",\"y\"]}", "union");
+    check_rules(mer, N(mer), NULL, evs, 4, "{\"o\":{\"p\":{\"q\":1,\"r\":3},\"u\":true}}", "merge");
+    check_rules(drop, N(drop), NULL, evs, 4, "{\"a\":-4,\"s\":\"c\",\"z\":null}", "drop");
+    check_rules(types, N(types), NULL, evs, 4, "{\"seen\":[\"A\",\"B\",\"A\",\"C\"]}", "types");
+    check_rules(types_a, N(types_a), NULL, evs, 4, "{\"seen\":[\"A\",\"A\"]}", "types when A");
+    {
+        static const char *const ev2[] = { "X", "{\"v\":{\"k\":1}}", "X", "{\"v\":[{\"k\":1},{\"k\":2}]}",
+                                           "X", "{\"v\":[2,2.0,2]}" };
+        es_rule_spec u[] = { { .field = "v", .kind = ES_RULE_UNION } };
+        check_rules(u, N(u), NULL, ev2, 3, "{\"v\":[{\"k\":1},{\"k\":2},2,2.0]}", "union by JSON equality");
+    }
+    {
+        static const char *const ev3[] = { "X", "{\"m\":{\"a\":1}}", "X", "{\"m\":5}", "X", "{\"m\":{\"b\":2}}",
+                                           "X", "{\"m\":{\"b\":{\"c\":3}}}" };
+        es_rule_spec m[] = { { .field = "m", .kind = ES_RULE_MERGE } };
+        check_rules(m, N(m), NULL, ev3, 2, "{\"m\":5}", "merge replaces a non-object");
+        check_rules(m, N(m), NULL, ev3, 4, "{\"m\":{\"b\":{\"c\":3}}}", "merge after a replace");
+    }
+}
+
+static void test_numbers(void) {
+    es_rule_spec sum[] = { { .field = "n", .kind = ES_RULE_SUM } };
+    es_reducer *r = mk(sum, 1, 0);
+    es_err err;
+    int rc;
+    static const char *const ints[] = { "E", "{\"n\":1}", "E", "{\"n\":2}", "E", "{\"n\":3}" };
+    static const char *const mixed[] = { "E", "{\"n\":1}", "E", "{\"n\":0.5}", "E", "{\"n\":3}" };
+    static const char *const big[] = { "E", "{\"n\":9007199254740992}", "E", "{\"n\":1}" };
+    static const char *const over[] = { "E", "{\"n\":9223372036854775807}", "E", "{\"n\":1}" };
+    static const char *const bad[] = { "E", "{\"n\":1}", "Oops", "{\"n\":\"7\"}" };
+    json_t *st = fold(r, NULL, ints, 3, NULL, NULL, &rc, &err);
+    CHECK(json_is_integer(json_object_get(st, "n")) && json_integer_value(json_object_get(st, "n")) == 6,
+          "integer sum stays an integer: %s", show(st));
+    json_decref(st);
+    st = fold(r, NULL, mixed, 3, NULL, NULL, &rc, &err);
+    CHECK(json_is_real(json_object_get(st, "n")) && json_real_value(json_object_get(st, "n")) == 4.5,
+          "int + real is real: %s", show(st));
+    json_decref(st);
+    st = fold(r, NULL, big, 2, NULL, NULL, &rc, &err);
+    CHECK(json_is_integer(json_object_get(st, "n")) &&
+          json_integer_value(json_object_get(st, "n")) == 9007199254740993LL, "2^53 + 1 exact: %s", show(st));
+    json_decref(st);
+    st = fold(r, NULL, over, 2, NULL, NULL, &rc, &err);
+    CHECK(rc == ES_OK && json_is_real(json_object_get(st, "n")) &&
+          json_real_value(json_object_get(st, "n")) == 9223372036854775808.0, "int64 overflow gives a real: %s",
+          show(st));
+    json_decref(st);
+    st = fold(r, NULL, bad, 2, NULL, NULL, &rc, &err);
+    CHECK(rc == ES_EINVALID && strstr(err.msg, "'n'") && strstr(err.msg, "Oops"),
+          "sum of a string names field and event: %d %s", rc, err.msg);
+    expect(st, "{\"n\":1}", "state intact after a failed sum");
+    json_decref(st);
+    st = fold(r, "{\"n\":\"x\"}", ints, 1, NULL, NULL, &rc, &err);
+    CHECK(rc == ES_EINVALID && strstr(err.msg, "'n'"), "sum into a string fails: %s", err.msg);
+    json_decref(st);
+    es_reducer_free(r);
+
+    {
+        json_t *two = json_integer(2), *half = json_real(0.5), *neg = json_integer(-1);
+        es_rule_spec s2[] = { { .field = "a", .kind = ES_RULE_SUM, .scale = two },
+                              { .field = "b", .kind = ES_RULE_SUM, .from = "a", .scale = half },
+                              { .field = "c", .kind = ES_RULE_MIN, .from = "a", .scale = neg },
+                              { .field = "d", .kind = ES_RULE_MAX, .from = "a" } };
+        static const char *const ev[] = { "E", "{\"a\":3}", "E", "{\"a\":-1.5}", "E", "{\"a\":1}" };
+        static const char *const cmp[] = { "E", "{\"a\":1}", "E", "{\"a\":1.0}", "E", "{\"a\":0.9999}" };
+        es_rule_spec mm[] = { { .field = "lo", .kind = ES_RULE_MIN, .from = "a" },
+                              { .field = "hi", .kind = ES_RULE_MAX, .from = "a" } };
+        check_rules(s2, N(s2), NULL, ev, 1, "{\"a\":6,\"b\":1.5,\"c\":-3,\"d\":3}", "scale keeps integers");
+        check_rules(s2, N(s2), NULL, ev, 3, "{\"a\":5.0,\"b\":1.25,\"c\":-3,\"d\":3}", "scale with reals");
+        check_rules(mm, N(mm), NULL, cmp, 3, "{\"lo\":0.9999,\"hi\":1,\"a\":0.9999}", "min/max ties keep the first");
+        json_decref(two);
+        json_decref(half);
+        json_decref(neg);
+    }
+    {
+        es_rule_spec mm[] = { { .field = "m", .kind = ES_RULE_MAX } };
+        static const char *const ev[] = { "E", "{\"m\":1}", "Q", "{\"m\":\"a\"}" };
+        r = mk(mm, 1, 0);
+        st = fold(r, NULL, ev, 2, NULL, NULL, &rc, &err);
+        CHECK(rc == ES_EINVALID && strstr(err.msg, "'m'") && strstr(err.msg, "'Q'"),
+              "max of a string and a number fails naming the field: %s", err.msg);
+        json_decref(st);
+        es_reducer_free(r);
+    }
+}
+
+/* The custom rule of the tests: numbers add twice the value, null removes
+ * the field, anything else replaces it; id 99 fails. */
+static int custom_calls;
+static int test_custom(void *ud, int id, const char *field, json_t **acc, const json_t *value,
+                       const es_event *ev, es_err *err) {
+    json_t *nv;
+    custom_calls++;
+    if (id == 99) return es_err_set(err, ES_ECALLBACK, "custom '%s' failed on %s", field, ev->type);
+    if (json_is_null(value)) {
+        nv = NULL;
+    } else if (json_is_number(value)) {
+        double a = *acc && json_is_number(*acc) ? json_number_value(*acc) : 0;
+        nv = json_is_integer(value) && (!*acc || json_is_integer(*acc))
+                 ? json_integer((json_int_t)a + 2 * json_integer_value(value))
+                 : json_real(a + 2 * json_number_value(value));
+    } else {
+        nv = json_deep_copy(value);
+    }
+    json_decref(*acc);
+    *acc = nv;
+    return ES_OK;
+}
+
+static void test_custom_rules(void) {
+    es_rule_spec c[] = { { .field = "score", .kind = ES_RULE_CUSTOM, .custom_id = 1 },
+                         { .field = "bad", .kind = ES_RULE_CUSTOM, .custom_id = 99 } };
+    static const char *const ev[] = { "E", "{\"score\":1}", "E", "{\"x\":1}", "E", "{\"score\":3}",
+                                      "E", "{\"score\":null}", "E", "{\"bad\":1}" };
+    es_reducer *r = mk(c, N(c), 0);
+    es_err err;
+    int rc;
+    json_t *st;
+    CHECK(es_reducer_has_custom(r), "has_custom");
+    custom_calls = 0;
+    st = fold(r, NULL, ev, 3, test_custom, NULL, &rc, &err);
+    expect(st, "{\"score\":8,\"x\":1}", "custom rule");
+    CHECK(custom_calls == 2, "custom is not called when the field is absent: %d calls", custom_calls);
+    json_decref(st);
+    st = fold(r, NULL, ev, 4, test_custom, NULL, &rc, &err);
+    expect(st, "{\"x\":1}", "custom returning NULL removes the field");
+    json_decref(st);
+    st = fold(r, NULL, ev, 5, test_custom, NULL, &rc, &err);
+    CHECK(rc == ES_ECALLBACK && strstr(err.msg, "custom 'bad' failed"), "callback error passes through: %d %s",
+          rc, err.msg);
+    json_decref(st);
+    st = fold(r, NULL, ev, 1, NULL, NULL, &rc, &err);
+    CHECK(rc == ES_EINVALID && strstr(err.msg, "'score'"), "custom rule without a callback: %s", err.msg);
+    json_decref(st);
+    es_reducer_free(r);
+    {
+        es_rule_spec star[] = { { .field = "*", .kind = ES_RULE_CUSTOM, .custom_id = 1 } };
+        r = mk(star, 1, 0);
+        st = fold(r, NULL, ev, 4, test_custom, NULL, &rc, &err);
+        expect(st, "{\"x\":2}", "custom '*' rule");
+        json_decref(st);
+        es_reducer_free(r);
+    }
+}
+
+static void test_osiris_and_bank(void) {
+    es_rule_spec osiris[] = { { .field = "*", .kind = ES_RULE_LAST }, { .field = "overtime", .kind = ES_RULE_SUM } };
+    static const char *const bob[] = {
+        "EmployeeHired", "{\"name\":\"bob\",\"company\":\"acme\",\"salary\":3000}",
+        "OvertimeWorked", "{\"overtime\":1}",
+        "AddressChanged", "{\"city\":\"lyon\"}",
+        "OvertimeWorked", "{\"overtime\":3}",
+    };
+    static const char *const all[] = {
+        "EmployeeHired", "{\"name\":\"alice\",\"company\":\"acme\",\"salary\":4000}",
+        "EmployeeHired", "{\"name\":\"bob\",\"company\":\"acme\",\"salary\":3000}",
+        "EmployeeHired", "{\"name\":\"carl\",\"company\":\"globex\",\"salary\":5000}",
+        "EmployeeMoved", "{\"name\":\"bob\",\"company\":\"globex\",\"salary\":3500}",
+    };
+    es_rule_spec company[] = { { .field = "salary", .kind = ES_RULE_SUM },
+                               { .field = "employees", .kind = ES_RULE_APPEND, .from = "name" } };
+    const char *dep[] = { "Deposited" }, *wd[] = { "Withdrawn" };
+    json_t *minus = json_integer(-1), *where = J("{\"company\":\"acme\"}"), *st;
+    es_rule_spec bank[] = { { .field = "balance", .kind = ES_RULE_SUM, .from = "amount", .when = dep, .nwhen = 1 },
+                            { .field = "balance", .kind = ES_RULE_SUM, .from = "amount", .when = wd, .nwhen = 1,
+                              .scale = minus },
+                            { .field = "*", .kind = ES_RULE_DROP } };
+    static const char *const acct[] = { "Opened", "{\"owner\":\"ann\"}", "Deposited", "{\"amount\":10}",
+                                        "Withdrawn", "{\"amount\":3}", "Fee", "{\"amount\":100}",
+                                        "Deposited", "{\"amount\":5}" };
+    es_reducer *r;
+    es_err err;
+    size_t i;
+
+    check_rules(osiris, N(osiris), NULL, bob, 4,
+                "{\"name\":\"bob\",\"company\":\"acme\",\"salary\":3000,\"city\":\"lyon\",\"overtime\":4}",
+                "osiris bob");
+    r = mk(company, N(company), 0);
+    st = json_object();
+    for (i = 0; i < N(all) / 2; i++) {
+        json_t *d = J(all[2 * i + 1]);
+        if (es_reducer_where_ok(where, d))
+            CHECK(es_reducer_fold_json(r, st, all[2 * i], d, NULL, NULL, &err) == ES_OK, "fold: %s", err.msg);
+        json_decref(d);
+    }
+    expect(st, "{\"salary\":7000,\"employees\":[\"alice\",\"bob\"],\"company\":\"acme\",\"name\":\"bob\"}",
+           "osiris acme salaries");
+    json_decref(st);
+    es_reducer_free(r);
+    check_rules(bank, N(bank), NULL, acct, 5, "{\"balance\":12}", "bank balance with two rule tables");
+    json_decref(minus);
+    json_decref(where);
+}
+
+static void expect_invalid(const es_rule_spec *specs, size_t n, const char *needle, const char *what) {
+    es_reducer *r = NULL;
+    es_err err;
+    int rc;
+    es_err_clear(&err);
+    rc = es_reducer_new(specs, n, 0, &r, &err);
+    CHECK(rc == ES_EINVALID && !r && strstr(err.msg, needle), "%s: rc %d, message '%s' lacks '%s'", what, rc,
+          err.msg, needle);
+    es_reducer_free(r);
+}
+
+static void test_invalid(void) {
+    json_t *one = json_integer(1), *str = json_string("x");
+    const char *empty_when[] = { "" };
+    es_rule_spec s1[] = { { .field = "", .kind = ES_RULE_LAST } };
+    es_rule_spec s2[] = { { .field = "*", .kind = ES_RULE_LAST }, { .field = "*", .kind = ES_RULE_SUM } };
+    es_rule_spec s3[] = { { .field = "tags", .kind = ES_RULE_APPEND, .scale = one } };
+    es_rule_spec s4[] = { { .field = "total", .kind = ES_RULE_SUM, .scale = str } };
+    es_rule_spec s5[] = { { .field = "*", .kind = ES_RULE_LAST, .from = "x" } };
+    es_rule_spec s6[] = { { .field = "odd", .kind = (es_rule_kind)42 } };
+    es_rule_spec s7[] = { { .field = "gone", .kind = ES_RULE_DROP }, { .field = "gone", .kind = ES_RULE_SUM } };
+    es_rule_spec s8[] = { { .field = "*", .kind = ES_RULE_TYPES } };
+    es_rule_spec s9[] = { { .field = "w", .kind = ES_RULE_SUM, .when = empty_when, .nwhen = 1 } };
+    es_rule_spec s10[] = { { .field = "ty", .kind = ES_RULE_TYPES, .from = "x" } };
+    es_rule_spec s11[] = { { .field = "f", .kind = ES_RULE_SUM, .from = "" } };
+    es_rule_spec s12[] = { { .field = "\xff", .kind = ES_RULE_SUM } };
+    es_rule_kind k;
+    expect_invalid(s1, 1, "rule 1", "empty field");
+    expect_invalid(s2, 2, "'*'", "duplicate *");
+    expect_invalid(s3, 1, "'tags'", "scale on append");
+    expect_invalid(s4, 1, "'total'", "non-numeric scale");
+    expect_invalid(s5, 1, "'*'", "* with from");
+    expect_invalid(s6, 1, "'odd'", "unknown kind");
+    expect_invalid(s7, 2, "'gone'", "drop mixed with sum");
+    expect_invalid(s8, 1, "'*'", "types on *");
+    expect_invalid(s9, 1, "'w'", "empty when");
+    expect_invalid(s10, 1, "'ty'", "types with from");
+    expect_invalid(s11, 1, "'f'", "empty from");
+    expect_invalid(s12, 1, "UTF-8", "bad UTF-8 field");
+    CHECK(es_rule_kind_parse("union", &k) == ES_OK && k == ES_RULE_UNION, "parse union");
+    CHECK(es_rule_kind_parse("custom", &k) == ES_EINVALID, "custom is not a user-facing name");
+    CHECK(strcmp(es_rule_kind_name(ES_RULE_TYPES), "types") == 0, "kind name");
+    json_decref(one);
+    json_decref(str);
+}
+
+static void test_fingerprints(void) {
+    const char *w1[] = { "A", "B" }, *w2[] = { "B", "A", "B" };
+    es_rule_spec a[] = { { .field = "x", .kind = ES_RULE_SUM, .when = w1, .nwhen = 2 },
+                         { .field = "y", .kind = ES_RULE_LAST },
+                         { .field = "z", .kind = ES_RULE_CUSTOM, .custom_id = 1 } };
+    es_rule_spec b[] = { { .field = "z", .kind = ES_RULE_CUSTOM, .custom_id = 7 },
+                         { .field = "y", .kind = ES_RULE_LAST, .from = "y" },
+                         { .field = "x", .kind = ES_RULE_SUM, .when = w2, .nwhen = 3 },
+                         { .field = "*", .kind = ES_RULE_LAST } };
+    es_rule_spec c[] = { { .field = "x", .kind = ES_RULE_SUM, .when = w1, .nwhen = 2 },
+                         { .field = "y", .kind = ES_RULE_FIRST },
+                         { .field = "z", .kind = ES_RULE_CUSTOM, .custom_id = 1 } };
+    es_reducer *ra = mk(a, N(a), 1), *rb = mk(b, N(b), 1), *rc = mk(c, N(c), 1), *rv = mk(a, N(a), 2);
+    const char *fa = es_reducer_fingerprint(ra);
+    char f1[17], f2[17], f3[17];
+    json_t *init = J("{\"balance\":0}"), *empty = J("{}");
+    CHECK(strlen(fa) == 16 && strspn(fa, "0123456789abcdef") == 16, "fingerprint is 16 hex digits: %s", fa);
+    CHECK(strcmp(fa, es_reducer_fingerprint(rb)) == 0, "equal rules in another order: %s vs %s", fa,
+          es_reducer_fingerprint(rb));
+    CHECK(strcmp(fa, es_reducer_fingerprint(rc)) != 0, "different rules differ");
+    CHECK(strcmp(fa, es_reducer_fingerprint(rv)) != 0, "a different user version differs");
+    CHECK(es_reducer_user_version(rv) == 2, "user_version");
+    es_reducer_state_fingerprint(ra, NULL, f1, NULL);
+    es_reducer_state_fingerprint(ra, empty, f2, NULL);
+    es_reducer_state_fingerprint(ra, init, f3, NULL);
+    CHECK(strcmp(f1, fa) == 0 && strcmp(f2, fa) == 0, "state fingerprint without initial is the reducer's");
+    CHECK(strcmp(f3, fa) != 0 && strlen(f3) == 16, "an initial state changes the state fingerprint");
+    json_decref(init);
+    json_decref(empty);
+    es_reducer_free(ra);
+    es_reducer_free(rb);
+    es_reducer_free(rc);
+    es_reducer_free(rv);
+}
+
+/* Caller data is never changed, even when the state shares its values. */
+static void test_sharing(void) {
+    es_rule_spec r1[] = { { .field = "t", .kind = ES_RULE_APPEND }, { .field = "o", .kind = ES_RULE_MERGE },
+                          { .field = "n", .kind = ES_RULE_SUM }, { .field = "c", .kind = ES_RULE_COUNT } };
+    static const char *const texts[] = { "{\"t\":[1],\"o\":{\"a\":{\"b\":1}},\"n\":1,\"c\":0}",
+                                         "{\"t\":[2],\"o\":{\"a\":{\"c\":2}},\"n\":2,\"c\":0}",
+                                         "{\"t\":3,\"o\":{\"a\":{\"b\":9}},\"n\":3,\"c\":0}" };
+    json_t *d[3], *st = json_object();
+    es_reducer *r = mk(r1, N(r1), 0);
+    es_event ev;
+    es_err err;
+    size_t i;
+    for (i = 0; i < 3; i++) {
+        d[i] = J(texts[i]);
+        CHECK(es_reducer_fold_json(r, st, "E", d[i], NULL, NULL, &err) == ES_OK, "fold: %s", err.msg);
+    }
+    expect(st, "{\"t\":[1,2,3],\"o\":{\"a\":{\"b\":9,\"c\":2}},\"n\":6,\"c\":3}", "shared fold");
+    for (i = 0; i < 3; i++) {
+        expect(d[i], texts[i], "caller data unchanged");
+        json_decref(d[i]);
+    }
+    memset(&ev, 0, sizeof ev);
+    ev.type = "E";
+    ev.stream = "s-1";
+    ev.revision = 4;
+    ev.data = "{\"n\":1,\"t\":[4]}";
+    ev.data_len = strlen(ev.data);
+    CHECK(es_reducer_fold_event(r, st, &ev, NULL, NULL, NULL, &err) == ES_OK, "fold_event: %s", err.msg);
+    ev.data = NULL;
+    ev.data_len = 0;
+    CHECK(es_reducer_fold_event(r, st, &ev, NULL, NULL, NULL, &err) == ES_OK, "fold_event, no data");
+    expect(st, "{\"t\":[1,2,3,4],\"o\":{\"a\":{\"b\":9,\"c\":2}},\"n\":7,\"c\":3}", "fold_event");
+    ev.data = "{\"n\":";
+    ev.data_len = strlen(ev.data);
+    CHECK(es_reducer_fold_event(r, st, &ev, NULL, NULL, NULL, &err) == ES_EINVALID && strstr(err.msg, "s-1"),
+          "undecodable data: %s", err.msg);
+    CHECK(es_reducer_fold_json(r, st, "E", st, NULL, NULL, &err) == ES_EINVALID, "state as data is rejected");
+    json_decref(st);
+    es_reducer_free(r);
+}
+
+/* ---- the differential fold ---- */
+
+static uint64_t rng = 0x9e3779b97f4a7c15ULL;
+static uint32_t rnd(uint32_t n) {
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return (uint32_t)((rng >> 11) % n);
+}
+
+#define NF 6
+static const char *const fields[NF] = { "f0", "f1", "f2", "f3", "f4", "f5" };
+static const char *const tnames[4] = { "T0", "T1", "T2", "T3" };
+enum { C_ANY, C_NUM, C_STR };
+
+static json_t *rand_scalar(int cls) {
+    if (cls == C_NUM || (cls == C_ANY && rnd(3) == 0))
+        return rnd(4) == 0 ? json_real((double)((int)rnd(41) - 20) / 4.0) : json_integer((int)rnd(101) - 50);
+    if (cls == C_STR || rnd(2) == 0) {
+        static const char *const s[] = { "a", "b", "c", "ab", "" };
+        return json_string(s[rnd(5)]);
+    }
+    switch (rnd(3)) {
+    case 0: return json_null();
+    case 1: return json_true();
+    default: return json_false();
+    }
+}
+
+static json_t *rand_value(int cls, int depth) {
+    json_t *v;
+    size_t i, n;
+    if (cls != C_ANY || depth > 2 || rnd(3) == 0) return rand_scalar(cls);
+    n = rnd(3);
+    if (rnd(2) == 0) {
+        v = json_array();
+        for (i = 0; i < n; i++) json_array_append_new(v, rand_value(C_ANY, depth + 1));
+    } else {
+        v = json_object();
+        for (i = 0; i < n + 1; i++) json_object_set_new(v, fields[rnd(3)], rand_value(C_ANY, depth + 1));
+    }
+    return v;
+}
+
+typedef struct rset {
+    es_rule_spec s[24];
+    size_t n;
+    const char *when[24][2];
+    json_t *scale[3];
+    int cls[NF];
+} rset;
+
+static int fidx(const char *f) {
+    int i;
+    for (i = 0; i < NF; i++)
+        if (strcmp(fields[i], f) == 0) return i;
+    return -1;
+}
+
+static void rand_rules(rset *rs) {
+    static const es_rule_kind numeric[] = { ES_RULE_SUM, ES_RULE_MIN, ES_RULE_MAX, ES_RULE_COUNT };
+    static const es_rule_kind generic[] = { ES_RULE_LAST, ES_RULE_FIRST, ES_RULE_APPEND, ES_RULE_UNION,
+                                            ES_RULE_MERGE, ES_RULE_CUSTOM };
+    static const es_rule_kind stars[] = { ES_RULE_LAST, ES_RULE_FIRST, ES_RULE_DROP, ES_RULE_APPEND,
+                                          ES_RULE_UNION, ES_RULE_MERGE, ES_RULE_COUNT, ES_RULE_CUSTOM };
+    int f, j;
+    memset(rs->s, 0, sizeof rs->s);
+    rs->n = 0;
+    for (f = 0; f < NF; f++) rs->cls[f] = C_ANY;
+    for (f = 0; f < NF; f++) {
+        int nr, fam = rnd(2), only_minmax_str = 0;
+        if (rnd(5) < 2) continue;
+        if (rnd(8) == 0) {
+            rs->s[rs->n].field = fields[f];
+            rs->s[rs->n++].kind = rnd(2) ? ES_RULE_DROP : ES_RULE_TYPES;
+            continue;
+        }
+        nr = 1 + (int)rnd(2);
+        if (fam == 0 && nr == 1 && rnd(3) == 0) only_minmax_str = 1;
+        for (j = 0; j < nr; j++) {
+            es_rule_spec *sp = &rs->s[rs->n];
+            const char *src;
+            sp->field = fields[f];
+            sp->custom_id = 1;
+            if (only_minmax_str) sp->kind = rnd(2) ? ES_RULE_MIN : ES_RULE_MAX;
+            else sp->kind = fam == 0 ? numeric[rnd(4)] : generic[rnd(6)];
+            if (rnd(3) == 0) sp->from = fields[rnd(NF)];
+            if (rnd(3) == 0) {
+                rs->when[rs->n][0] = tnames[rnd(4)];
+                rs->when[rs->n][1] = tnames[rnd(4)];
+                sp->when = rs->when[rs->n];
+                sp->nwhen = 1 + rnd(2);
+            }
+            if (!only_minmax_str && sp->kind != ES_RULE_COUNT && fam == 0 && rnd(3) == 0)
+                sp->scale = rs->scale[rnd(3)];
+            src = sp->from ? sp->from : sp->field;
+            if (fam == 0 && sp->kind != ES_RULE_COUNT)
+                rs->cls[fidx(src)] = only_minmax_str && rs->cls[fidx(src)] != C_NUM ? C_STR : C_NUM;
+            rs->n++;
+        }
+    }
+    if (rnd(3)) {
+        rs->s[rs->n].field = "*";
+        rs->s[rs->n].kind = stars[rnd(8)];
+        rs->s[rs->n].custom_id = 1;
+        if (rs->s[rs->n].kind != ES_RULE_DROP && rnd(4) == 0) {
+            rs->when[rs->n][0] = tnames[rnd(4)];
+            rs->s[rs->n].when = rs->when[rs->n];
+            rs->s[rs->n].nwhen = 1;
+        }
+        rs->n++;
+    }
+}
+
+/* The reference fold: written plainly from the rules in reduce.h, copying
+ * every value it stores. */
+static int ref_when(const es_rule_spec *sp, const char *type) {
+    size_t i;
+    if (!sp->nwhen) return 1;
+    for (i = 0; i < sp->nwhen; i++)
+        if (strcmp(sp->when[i], type) == 0) return 1;
+    return 0;
+}
+
+static json_t *ref_num(int is_int, json_int_t i, double d) { return is_int ? json_integer(i) : json_real(d); }
+
+static json_t *ref_scaled(const json_t *v, const json_t *scale) {
+    if (!scale) return json_deep_copy(v);
+    if (json_is_integer(v) && json_is_integer(scale))
+        return json_integer(json_integer_value(v) * json_integer_value(scale));
+    return json_real(json_number_value(v) * json_number_value(scale));
+}
+
+static void ref_merge(json_t *obj, const char *k, const json_t *v) {
+    json_t *cur = json_object_get(obj, k);
+    const char *k2;
+    json_t *v2;
+    if (cur && json_is_object(cur) && json_is_object(v)) {
+        json_object_foreach((json_t *)v, k2, v2) ref_merge(cur, k2, v2);
+        return;
+    }
+    json_object_set_new(obj, k, json_deep_copy(v));
+}
+
+static void ref_apply(const es_rule_spec *sp, const char *target, json_t *st, const json_t *v) {
+    json_t *acc = json_object_get(st, target), *nv;
+    size_t i;
+    switch (sp->kind) {
+    case ES_RULE_LAST:
+        json_object_set_new(st, target, json_deep_copy(v));
+        break;
+    case ES_RULE_FIRST:
+        if (!acc) json_object_set_new(st, target, json_deep_copy(v));
+        break;
+    case ES_RULE_SUM:
+        nv = ref_scaled(v, sp->scale);
+        if (acc) {
+            json_t *s = json_is_integer(acc) && json_is_integer(nv)
+                            ? ref_num(1, json_integer_value(acc) + json_integer_value(nv), 0)
+                            : ref_num(0, 0, json_number_value(acc) + json_number_value(nv));
+            json_decref(nv);
+            nv = s;
+        }
+        json_object_set_new(st, target, nv);
+        break;
+    case ES_RULE_COUNT:
+        json_object_set_new(st, target, acc ? (json_is_integer(acc) ? json_integer(json_integer_value(acc) + 1)
+                                                                    : json_real(json_real_value(acc) + 1))
+                                            : json_integer(1));
+        break;
+    case ES_RULE_MIN:
+    case ES_RULE_MAX: {
+        int better;
+        nv = ref_scaled(v, sp->scale);
+        if (!acc) better = 1;
+        else if (json_is_string(nv)) better = strcmp(json_string_value(nv), json_string_value(acc)) * (sp->kind == ES_RULE_MIN ? -1 : 1) > 0;
+        else better = sp->kind == ES_RULE_MIN ? json_number_value(nv) < json_number_value(acc)
+                                              : json_number_value(nv) > json_number_value(acc);
+        if (better) json_object_set_new(st, target, nv);
+        else json_decref(nv);
+        break;
+    }
+    case ES_RULE_APPEND:
+    case ES_RULE_UNION:
+        nv = json_array();
+        if (acc && json_is_array(acc)) json_array_extend(nv, acc);
+        else if (acc && !json_is_null(acc) && !(json_is_object(acc) && json_object_size(acc) == 0))
+            json_array_append(nv, acc);
+        for (i = 0; i < (json_is_array(v) ? json_array_size(v) : 1); i++) {
+            const json_t *item = json_is_array(v) ? json_array_get(v, i) : v;
+            size_t j, dup = 0;
+            for (j = 0; sp->kind == ES_RULE_UNION && j < json_array_size(nv); j++)
+                if (json_equal(json_array_get(nv, j), item)) dup = 1;
+            if (!dup) json_array_append_new(nv, json_deep_copy(item));
+        }
+        json_object_set_new(st, target, json_deep_copy(nv));
+        json_decref(nv);
+        break;
+    case ES_RULE_MERGE:
+        ref_merge(st, target, v);
+        break;
+    case ES_RULE_CUSTOM:
+        nv = json_deep_copy(acc);
+        test_custom(NULL, sp->custom_id, target, &nv, v, NULL, NULL);
+        if (nv) json_object_set_new(st, target, nv);
+        else json_object_del(st, target);
+        break;
+    default:
+        break;
+    }
+}
+
+static void ref_fold(const rset *rs, json_t *st, const char *type, const json_t *data) {
+    es_rule_spec star;
+    size_t i;
+    const char *k;
+    json_t *v;
+    memset(&star, 0, sizeof star);
+    star.kind = ES_RULE_LAST;
+    for (i = 0; i < rs->n; i++)
+        if (strcmp(rs->s[i].field, "*") == 0) star = rs->s[i];
+    json_object_foreach((json_t *)data, k, v) {
+        int named = 0;
+        for (i = 0; i < rs->n; i++)
+            if (strcmp(rs->s[i].field, k) == 0) named = 1;
+        if (!named && star.kind != ES_RULE_DROP && ref_when(&star, type)) ref_apply(&star, k, st, v);
+    }
+    for (i = 0; i < rs->n; i++) {
+        const es_rule_spec *sp = &rs->s[i];
+        if (strcmp(sp->field, "*") == 0 || sp->kind == ES_RULE_DROP || !ref_when(sp, type)) continue;
+        if (sp->kind == ES_RULE_TYPES) {
+            json_t *arr = json_object_get(st, sp->field);
+            if (!arr) json_object_set_new(st, sp->field, arr = json_array());
+            json_array_append_new(arr, json_string(type));
+        } else if ((v = json_object_get(data, sp->from ? sp->from : sp->field))) {
+            ref_apply(sp, sp->field, st, v);
+        }
+    }
+}
+
+static void test_differential(int rounds) {
+    rset rs;
+    int round;
+    rs.scale[0] = json_integer(2);
+    rs.scale[1] = json_integer(-1);
+    rs.scale[2] = json_real(0.5);
+    for (round = 0; round < rounds; round++) {
+        es_reducer *r;
+        json_t *st = json_object(), *ref = json_object(), *split = json_object(), *kept[40];
+        char *texts[40];
+        const char *types[40];
+        size_t nev = rnd(40), i, at = nev ? rnd((uint32_t)nev) : 0;
+        int f, ok = 1;
+        es_err err;
+        rand_rules(&rs);
+        r = mk(rs.s, rs.n, 0);
+        for (i = 0; i < nev; i++) {
+            json_t *d = json_object();
+            for (f = 0; f < NF; f++)
+                if (rnd(2)) json_object_set_new(d, fields[f], rand_value(rs.cls[f], 0));
+            types[i] = tnames[rnd(4)];
+            texts[i] = es_json_encode(d, NULL, NULL);
+            kept[i] = d;
+        }
+        for (i = 0; i < nev && ok; i++) {
+            es_event ev;
+            memset(&ev, 0, sizeof ev);
+            ev.type = types[i];
+            ev.data = texts[i];
+            ev.data_len = strlen(texts[i]);
+            ref_fold(&rs, ref, types[i], kept[i]);
+            /* even rounds fold the caller's objects (kept alive, so the
+             * state shares them); odd rounds decode the texts */
+            if (round % 2 == 0) ok = es_reducer_fold_json(r, st, types[i], kept[i], test_custom, NULL, &err) == ES_OK;
+            else ok = es_reducer_fold_event(r, st, &ev, NULL, test_custom, NULL, &err) == ES_OK;
+            CHECK(ok, "round %d event %zu: %s", round, i, err.msg);
+            if (i == at) {
+                /* a snapshot: the state through its JSON text, then the rest */
+                char *snap = es_json_encode(st, NULL, NULL);
+                json_decref(split);
+                split = J(snap);
+                es_free(snap);
+            } else if (i > at) {
+                ok = ok && es_reducer_fold_event(r, split, &ev, NULL, test_custom, NULL, &err) == ES_OK;
+            }
+        }
+        if (ok) {
+            CHECK(json_equal(st, ref), "round %d: reducer %s, reference %s", round, show(st), show(ref));
+            CHECK(nev == 0 || json_equal(st, split), "round %d: via snapshot %s, straight %s", round, show(split),
+                  show(st));
+        }
+        for (i = 0; i < nev; i++) {
+            json_t *again = J(texts[i]);
+            CHECK(json_equal(again, kept[i]), "round %d: event %zu data changed by the fold", round, i);
+            json_decref(again);
+            json_decref(kept[i]);
+            es_free(texts[i]);
+        }
+        json_decref(st);
+        json_decref(ref);
+        json_decref(split);
+        es_reducer_free(r);
+        if (failures > 20) break;
+    }
+    json_decref(rs.scale[0]);
+    json_decref(rs.scale[1]);
+    json_decref(rs.scale[2]);
+}
+
+/* Allocation failures at every step leave nothing leaked (valgrind says). */
+static void test_nomem(void) {
+    const char *w[] = { "A" };
+    es_rule_spec s[] = { { .field = "t", .kind = ES_RULE_APPEND, .when = w, .nwhen = 1 },
+                         { .field = "ty", .kind = ES_RULE_TYPES }, { .field = "n", .kind = ES_RULE_SUM } };
+    long k;
+    int seen_ok = 0;
+    for (k = 1; k < 200 && !seen_ok; k++) {
+        es_reducer *r = NULL;
+        json_t *st = json_object(), *d = J("{\"t\":[1,2],\"n\":1,\"o\":{\"a\":1}}");
+        es_err err;
+        int rc;
+        es_alloc_fail_after(k);
+        rc = es_reducer_new(s, N(s), 0, &r, &err);
+        if (rc == ES_OK) rc = es_reducer_fold_json(r, st, "A", d, NULL, NULL, &err);
+        if (rc == ES_OK) rc = es_reducer_fold_json(r, st, "A", d, NULL, NULL, &err);
+        es_alloc_fail_after(0);
+        CHECK(rc == ES_OK || rc == ES_ENOMEM, "allocation failure %ld gives ES_ENOMEM, not %d", k, rc);
+        seen_ok = rc == ES_OK;
+        json_decref(st);
+        json_decref(d);
+        es_reducer_free(r);
+    }
+    CHECK(seen_ok, "folding succeeds once allocations stop failing");
+}
+
+#ifdef ES_CHECK_STATE
+static void append(es_store *s, const char *stream, const char *type, const char *data) {
+    es_event_in in;
+    es_append_result res;
+    es_err err;
+    json_t *d = J(data);
+    memset(&in, 0, sizeof in);
+    in.type = type;
+    in.data = d;
+    if (es_store_append(s, stream, &in, 1, ES_ANY, &res, &err) != ES_OK) {
+        fprintf(stderr, "append failed: %s\n", err.msg);
+        exit(2);
+    }
+    json_decref(d);
+}
+
+static void test_state(const char *url) {
+    es_rule_spec osiris[] = { { .field = "*", .kind = ES_RULE_LAST }, { .field = "overtime", .kind = ES_RULE_SUM } };
+    es_rule_spec other[] = { { .field = "overtime", .kind = ES_RULE_MAX } };
+    es_rule_spec company[] = { { .field = "salary", .kind = ES_RULE_SUM }, { .field = "*", .kind = ES_RULE_DROP } };
+    es_rule_spec bad[] = { { .field = "overtime", .kind = ES_RULE_CUSTOM, .custom_id = 99 } };
+    es_reducer *r = mk(osiris, N(osiris), 0), *r2 = mk(other, N(other), 0), *rc = mk(company, N(company), 0);
+    es_reducer *rb = mk(bad, N(bad), 0);
+    es_options opt;
+    es_store *s = NULL;
+    es_snapshot snap;
+    es_err err;
+    json_t *st, *where = J("{\"company\":\"acme\"}"), *init = J("{\"overtime\":0,\"tags\":[]}");
+    int64_t rev, pos;
+    int rcode;
+
+    es_options_init(&opt);
+    opt.snapshot_every = 3;
+    if (es_store_open(url, &opt, &s, &err) != ES_OK) {
+        fprintf(stderr, "%s: cannot open (%s); state checks skipped\n", url, err.msg);
+        failures++;
+        goto done;
+    }
+    append(s, "employee-alice", "EmployeeHired", "{\"name\":\"alice\",\"company\":\"acme\",\"salary\":4000}");
+    append(s, "employee-bob", "EmployeeHired", "{\"name\":\"bob\",\"company\":\"acme\",\"salary\":3000}");
+    append(s, "employee-bob", "OvertimeWorked", "{\"overtime\":1}");
+    append(s, "employee-bob", "OvertimeWorked", "{\"overtime\":3}");
+    append(s, "employee-bob", "EmployeeMoved", "{\"company\":\"globex\",\"salary\":3500}");
+
+    CHECK(es_store_state(s, "employee-bob", r, NULL, NULL, NULL, &st, &rev, &err) == ES_OK, "%s: state: %s", url, err.msg);
+    expect(st, "{\"name\":\"bob\",\"company\":\"globex\",\"salary\":3500,\"overtime\":4}", "state of bob");
+    CHECK(rev == 4, "%s: bob's revision %lld", url, (long long)rev);
+    json_decref(st);
+    rcode = es_store_load_snapshot(s, "employee-bob", INT64_MAX, es_reducer_fingerprint(r), &snap, &err);
+    CHECK(rcode == ES_OK && snap.revision == 4 && snap.data, "%s: snapshot after 4 folded events: %d %s", url,
+          rcode, err.msg);
+    es_snapshot_clear(&snap);
+
+    /* a snapshot the reducer made is used: only the events after it fold */
+    memset(&snap, 0, sizeof snap);
+    snap.stream = "employee-bob";
+    snap.revision = 4;
+    snap.fingerprint = (char *)es_reducer_fingerprint(r);
+    snap.data = "{\"marker\":1,\"overtime\":10}";
+    snap.data_len = strlen(snap.data);
+    CHECK(es_store_save_snapshot(s, &snap, &err) == ES_OK, "%s: save snapshot: %s", url, err.msg);
+    append(s, "employee-bob", "OvertimeWorked", "{\"overtime\":2}");
+    CHECK(es_store_state(s, "employee-bob", r, NULL, NULL, NULL, &st, &rev, &err) == ES_OK, "state: %s", err.msg);
+    expect(st, "{\"marker\":1,\"overtime\":12}", "state from the snapshot");
+    CHECK(rev == 5, "%s: revision after the snapshot %lld", url, (long long)rev);
+    json_decref(st);
+    /* other rules, or another initial state, do not use it */
+    CHECK(es_store_state(s, "employee-bob", r2, NULL, NULL, NULL, &st, &rev, &err) == ES_OK, "state: %s", err.msg);
+    expect(st, "{\"name\":\"bob\",\"company\":\"globex\",\"salary\":3500,\"overtime\":3}", "other rules rebuild");
+    json_decref(st);
+    CHECK(es_store_state(s, "employee-bob", r, init, NULL, NULL, &st, &rev, &err) == ES_OK, "state: %s", err.msg);
+    expect(st, "{\"name\":\"bob\",\"company\":\"globex\",\"salary\":3500,\"overtime\":6,\"tags\":[]}",
+           "another initial state rebuilds");
+    expect(init, "{\"overtime\":0,\"tags\":[]}", "initial state unchanged");
+    json_decref(st);
+
+    CHECK(es_store_state(s, "employee-nobody", r, init, NULL, NULL, &st, &rev, &err) == ES_OK, "state: %s", err.msg);
+    expect(st, "{\"overtime\":0,\"tags\":[]}", "missing stream gives the initial state");
+    CHECK(rev == 0, "missing stream revision 0");
+    json_decref(st);
+    CHECK(es_store_state(s, "employee-bob", rb, NULL, test_custom, NULL, &st, &rev, &err) == ES_ECALLBACK && !st,
+          "%s: a failing custom rule fails state()", url);
+
+    CHECK(es_store_state_query(s, "employee", where, rc, NULL, NULL, NULL, &st, &pos, &err) == ES_OK,
+          "%s: state query: %s", url, err.msg);
+    expect(st, "{\"salary\":7000}", "acme salaries across employees");
+    CHECK(pos == 2, "%s: last folded position %lld", url, (long long)pos);
+    json_decref(st);
+    CHECK(es_store_state_query(s, "employee", NULL, rc, NULL, NULL, NULL, &st, &pos, &err) == ES_OK, "query");
+    expect(st, "{\"salary\":10500}", "all salaries");
+    json_decref(st);
+done:
+    es_store_close(s);
+    json_decref(where);
+    json_decref(init);
+    es_reducer_free(r);
+    es_reducer_free(r2);
+    es_reducer_free(rc);
+    es_reducer_free(rb);
+}
+#endif
+
+/* The W5 shape: 4-field objects of about 200 bytes, "*" = last and a sum. */
+static void bench(long n) {
+    es_rule_spec s[] = { { .field = "amount", .kind = ES_RULE_SUM }, { .field = "*", .kind = ES_RULE_LAST } };
+    es_reducer *r = mk(s, N(s), 0);
+    char text[256];
+    json_t *st = json_object(), *d;
+    es_event ev;
+    es_err err;
+    clock_t t0;
+    double secs;
+    long i;
+    snprintf(text, sizeof text, "{\"amount\":%d,\"owner\":\"%s\",\"note\":\"%s\",\"currency\":\"EUR\"}", 42,
+             "someone-with-a-fairly-long-name-0123456789-abcdefghij",
+             "a note of some length that pads this event to about two hundred bytes, more or less!");
+    memset(&ev, 0, sizeof ev);
+    ev.type = "Deposited";
+    ev.data = text;
+    ev.data_len = strlen(text);
+    t0 = clock();
+    for (i = 0; i < n; i++) es_reducer_fold_event(r, st, &ev, NULL, NULL, NULL, &err);
+    secs = (double)(clock() - t0) / CLOCKS_PER_SEC;
+    printf("fold_event (decode + fold), %zu-byte events: %.0f events/s\n", ev.data_len, n / secs);
+    d = J(text);
+    t0 = clock();
+    for (i = 0; i < n; i++) es_reducer_fold_json(r, st, "Deposited", d, NULL, NULL, &err);
+    secs = (double)(clock() - t0) / CLOCKS_PER_SEC;
+    printf("fold_json (predecoded): %.0f events/s\n", n / secs);
+    json_decref(d);
+    json_decref(st);
+    es_reducer_free(r);
+}
+
+int main(int argc, char **argv) {
+    if (argc > 1 && strcmp(argv[1], "bench") == 0) {
+        bench(argc > 2 ? atol(argv[2]) : 1000000);
+        return 0;
+    }
+    test_kinds();
+    test_numbers();
+    test_custom_rules();
+    test_osiris_and_bank();
+    test_invalid();
+    test_fingerprints();
+    test_sharing();
+    test_nomem();
+    test_differential(1000);
+#ifdef ES_CHECK_STATE
+    test_state("memory:");
+    test_state("sqlite::memory:");
+#endif
+    printf("reduce_check: %d checks, %d failures\n", checks, failures);
+    return failures ? 1 : 0;
+}
