@@ -11,7 +11,7 @@ DEBS := lua5.4 liblua5.4-dev lua-busted luarocks libsqlite3-dev libpq-dev postgr
 PG_INC := $(shell pg_config --includedir 2>/dev/null || echo /usr/include/postgresql)
 
 CFLAGS ?= -O2 -g
-CFLAGS += -std=c99 -D_DEFAULT_SOURCE -fPIC -Wall -Wextra -Wno-unused-parameter
+override CFLAGS += -std=c99 -D_DEFAULT_SOURCE -fPIC -Wall -Wextra -Wno-unused-parameter
 CPPFLAGS += -Icsrc -I$(PG_INC) -DES_WITH_POSTGRES=$(ES_WITH_POSTGRES)
 LDLIBS_CORE := -lsqlite3 -luuid -ljansson -lpq
 
@@ -32,7 +32,12 @@ CORE_OBJ := $(patsubst %.c,$(OBJDIR)/%.o,$(CORE_SRC))
 
 .PHONY: deps deps-check build lib module test demo asan install clean
 
-$(OBJDIR)/%.o: %.c $(HDRS)
+# Objects are rebuilt when the flags change (a backend appears, ASan, ...).
+FLAGS_STAMP := $(OBJDIR)/flags-$(shell echo '$(CC) $(CPPFLAGS) $(CFLAGS)' | md5sum | cut -c1-12)
+$(FLAGS_STAMP):
+	@mkdir -p $(OBJDIR) && rm -f $(OBJDIR)/flags-* && touch $@
+
+$(OBJDIR)/%.o: %.c $(HDRS) $(FLAGS_STAMP)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
 

@@ -362,13 +362,11 @@ static int memory_cursor__next(es_cursor *base, const es_event **out, es_err *er
         }
         if (!*out) return 0;
         break;
-    case ES_Q_ID: {
-        const mem_event *e = cur->i ? NULL : id_get(c, q->id);
-        cur->i = 1;
-        if (!e) return 0;
-        *out = &e->ev;
+    case ES_Q_ID:
+        /* resolved by read(): cur->i is the position, 0 when not found */
+        if (cur->i <= 0 || cur->n > 0) return 0;
+        *out = &c->ev[cur->i - 1].ev;
         break;
-    }
     case ES_Q_STREAMS: {
         if ((size_t)cur->i >= cur->nnames) return 0;
         memset(&cur->row, 0, sizeof cur->row);
@@ -405,6 +403,10 @@ static int memory_backend__read(es_conn *base, const es_query *q, es_cursor **ou
     /* The query's strings are borrowed by the caller for the cursor's life. */
     if (q->kind == ES_Q_ALL || q->kind == ES_Q_UNDISPATCHED)
         cur->i = q->after > 0 ? (q->after > (int64_t)c->nev ? (int64_t)c->nev : q->after) : 0;
+    if (q->kind == ES_Q_ID) {
+        const mem_event *e = id_get(c, q->id);
+        cur->i = e ? e->ev.position : 0;
+    }
     if (q->kind == ES_Q_STREAMS && c->streams.count) {
         size_t i;
         cur->names = es_malloc(c->streams.count * sizeof *cur->names);

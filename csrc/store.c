@@ -16,6 +16,9 @@ struct es_store {
     es_event *last;
     size_t last_cap;
     es_buf arena;              /* texts of the last append's events */
+    /* The lower-cased id of the last ES_Q_ID query: cursors borrow query
+     * strings for their whole life, so it cannot live on the stack. */
+    char qid[ES_UUID_LEN + 1];
 };
 
 void es_options_init(es_options *o) {
@@ -265,7 +268,6 @@ fail:
 }
 
 int es_store_read(es_store *s, const es_query *q, es_cursor **out, es_err *err) {
-    char idbuf[ES_UUID_LEN + 1];
     es_query lq;
     int rc;
     size_t i;
@@ -277,9 +279,9 @@ int es_store_read(es_store *s, const es_query *q, es_cursor **out, es_err *err) 
     case ES_Q_ID:
         if (!q->id || !es_valid_uuid(q->id))
             return es_err_set(err, ES_EINVALID, "read: id is not a UUID");
-        lower_uuid(q->id, idbuf);
+        lower_uuid(q->id, s->qid);
         lq = *q;
-        lq.id = idbuf;
+        lq.id = s->qid;
         return s->conn->be->read(s->conn, &lq, out, err);
     case ES_Q_ALL:
     case ES_Q_STREAMS:

@@ -5,14 +5,15 @@ set -u
 cd "$(dirname "$0")/.."
 b=$1
 tmp=$(mktemp -d /tmp/eventstore-asan.XXXXXX)
+chmod 755 "$tmp"   # the postgres user keeps its data folder inside
 trap 'scripts/pg.sh stop "$tmp/pg" >/dev/null 2>&1; rm -rf "$tmp"' EXIT INT TERM
 if url=$(scripts/pg.sh start "$tmp/pg"); then export EVENTSTORE_PG_URL=$url; fi
-export LD_PRELOAD="$(gcc -print-file-name=libasan.so) $(gcc -print-file-name=libubsan.so) $PWD/$b/nodlclose.so"
+preload="$(gcc -print-file-name=libasan.so) $(gcc -print-file-name=libubsan.so) $PWD/$b/nodlclose.so"
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0
 export LSAN_OPTIONS=suppressions=$PWD/scripts/lsan.supp:print_suppressions=0
 export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 out=$tmp/out
-stdbuf -oL lua5.4 /usr/bin/busted --cpath="$b/5.4/?.so" --run=default >"$out" 2>&1
+LD_PRELOAD="$preload" stdbuf -oL lua5.4 /usr/bin/busted --cpath="$b/5.4/?.so" --run=default >"$out" 2>&1
 rc=$?
 cat "$out"
 if grep -qE 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$out"; then

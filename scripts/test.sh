@@ -8,6 +8,7 @@ cd "$(dirname "$0")/.."
 passed=0
 failed=0
 tmp=$(mktemp -d /tmp/eventstore-test.XXXXXX)
+chmod 755 "$tmp"   # the postgres user keeps its data folder inside
 pgdir=$tmp/pg
 
 cleanup() {
