@@ -502,6 +502,32 @@ for _, b in ipairs(backends.list) do
         assert.equals(30, count)
       end)
 
+      it("each honours limit and types across pages", function()
+        local cat = fx.category()
+        local t1, t2 = fx.name("T"), fx.name("T")
+        local s = cat .. "-1"
+        local list = {}
+        for i = 1, 2400 do list[i] = fx.event(i % 3 == 0 and t2 or t1, { i = i }) end
+        assert(store:append(s, list))
+        local n = 0
+        for ev in store:each(s, { limit = 1234 }) do
+          n = n + 1
+          assert.equals(n, ev.revision)
+        end
+        assert.equals(1234, n)
+        local typed, last_i = 0, 0
+        for ev in store:each(nil, { category = cat, types = { t2 } }) do
+          typed = typed + 1
+          assert.equals(t2, ev.type)
+          assert.is_true(ev.data.i > last_i)
+          last_i = ev.data.i
+        end
+        assert.equals(800, typed)
+        local limited = 0
+        for _ in store:each(nil, { category = cat, types = { t1 }, limit = 1001 }) do limited = limited + 1 end
+        assert.equals(1001, limited)
+      end)
+
       it("a missing stream iterates nothing", function()
         local n = 0
         for _ in store:each(fx.stream()) do n = n + 1 end

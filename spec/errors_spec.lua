@@ -121,6 +121,12 @@ local cases = {
   { "read_all types holding a number", function(st) st:read_all({ types = { 1, 2 } }) end, "types" },
   { "read_all with an unknown option", function(st) st:read_all({ categroy = "x" }) end, "categroy" },
   { "each options of the wrong type", function(st, s) st:each(s, 3) end, "option", "#2" },
+  { "each with an unknown option (a typo of category)", function(st)
+    for _ in st:each(nil, { categroy = "x" }) do end
+  end, "categroy" },
+  { "each with a from of the wrong type", function(st, s)
+    for _ in st:each(s, { from = "x" }) do end
+  end, "from" },
   { "since without a timestamp", function(st) st:since("yesterday") end, "timestamp", "#1", "number" },
   { "since with a fractional timestamp", function(st) st:since(1.5) end, "timestamp", "integer" },
   { "streams with a category of the wrong type", function(st) st:streams({ category = {} }) end, "category" },

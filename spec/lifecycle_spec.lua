@@ -57,6 +57,13 @@ for _, name in ipairs({ "memory:", "sqlite::memory:", "sqlite temp file" }) do
       end
     end)
 
+    it("each() itself raises on a closed store, before any iteration", function()
+      local s = fx.stream()
+      store:close()
+      fx.raises(function() store:each(s) end, "closed store")
+      fx.raises(function() store:each(nil, { category = "x" }) end, "closed store")
+    end)
+
     it("tostring works on an open and on a closed store", function()
       assert.matches("eventstore", tostring(store))
       store:close()
