@@ -79,23 +79,19 @@ static const char *const sql_templates[ST_ALL] = {
  * position) serves category reads in global order. Snapshots have a rowid
  * so that INSERT OR REPLACE makes the replaced one the newest on ties. */
 static const char *const sql_schema =
-    "CREATE TABLE IF NOT EXISTS {p}events ("
-    " position INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, stream TEXT NOT NULL,"
-    " category TEXT NOT NULL, revision INTEGER NOT NULL, type TEXT NOT NULL,"
-    " data TEXT NOT NULL, metadata TEXT NOT NULL, timestamp INTEGER NOT NULL,"
-    " UNIQUE (stream, revision));"
+    "CREATE TABLE IF NOT EXISTS {p}events (position INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE,"
+    " stream TEXT NOT NULL, category TEXT NOT NULL, revision INTEGER NOT NULL, type TEXT NOT NULL,"
+    " data TEXT NOT NULL, metadata TEXT NOT NULL, timestamp INTEGER NOT NULL, UNIQUE (stream, revision));"
     "CREATE INDEX IF NOT EXISTS {p}events_category ON {p}events (category, position);"
     "CREATE INDEX IF NOT EXISTS {p}events_timestamp ON {p}events (timestamp);"
-    "CREATE TABLE IF NOT EXISTS {p}streams ("
-    " stream TEXT PRIMARY KEY, category TEXT NOT NULL, revision INTEGER NOT NULL) WITHOUT ROWID;"
+    "CREATE TABLE IF NOT EXISTS {p}streams (stream TEXT PRIMARY KEY, category TEXT NOT NULL,"
+    " revision INTEGER NOT NULL) WITHOUT ROWID;"
     "CREATE INDEX IF NOT EXISTS {p}streams_category ON {p}streams (category, stream);"
-    "CREATE TABLE IF NOT EXISTS {p}snapshots ("
-    " stream TEXT NOT NULL, revision INTEGER NOT NULL, fingerprint TEXT NOT NULL,"
-    " version INTEGER NOT NULL, data TEXT NOT NULL, timestamp INTEGER NOT NULL,"
+    "CREATE TABLE IF NOT EXISTS {p}snapshots (stream TEXT NOT NULL, revision INTEGER NOT NULL,"
+    " fingerprint TEXT NOT NULL, version INTEGER NOT NULL, data TEXT NOT NULL, timestamp INTEGER NOT NULL,"
     " UNIQUE (stream, fingerprint, revision));"
     "CREATE INDEX IF NOT EXISTS {p}snapshots_stream ON {p}snapshots (stream, revision);"
-    "CREATE TABLE IF NOT EXISTS {p}checkpoints ("
-    " name TEXT PRIMARY KEY, position INTEGER NOT NULL) WITHOUT ROWID;"
+    "CREATE TABLE IF NOT EXISTS {p}checkpoints (name TEXT PRIMARY KEY, position INTEGER NOT NULL) WITHOUT ROWID;"
     "CREATE TABLE IF NOT EXISTS {p}outbox (position INTEGER PRIMARY KEY);";
 
 typedef struct sqlite_cursor sqlite_cursor;
@@ -125,12 +121,9 @@ struct sqlite_cursor {
 /* Maps a SQLite result code to an ES_E... code and writes
  * "<what>: <sqlite's text>". The text is taken before any ROLLBACK, which
  * would replace it. */
-static int sqlite_fail(sqlite_conn *c, int src, es_err *err, const char *fmt, ...)
 #if defined(__GNUC__)
-    __attribute__((format(printf, 4, 5)))
+__attribute__((format(printf, 4, 5)))
 #endif
-    ;
-
 static int sqlite_fail(sqlite_conn *c, int src, es_err *err, const char *fmt, ...) {
     char what[300];
     const char *text;
@@ -219,22 +212,24 @@ static void stmt_done(sqlite3_stmt *st) {
     sqlite3_clear_bindings(st);
 }
 
+/* Steps a statement that returns no rows, then stmt_done; a SQLite code. */
+static int step_done(sqlite3_stmt *st) {
+    int src = sqlite3_step(st);
+    stmt_done(st);
+    return src == SQLITE_DONE ? SQLITE_OK : src;
+}
+
 /* Runs a statement that returns no rows (BEGIN, COMMIT, ROLLBACK). */
 static int exec_slot(sqlite_conn *c, int slot) {
     sqlite3_stmt *st;
     int src = stmt_get(c, slot, &st);
-    if (src != SQLITE_OK) return src;
-    src = sqlite3_step(st);
-    sqlite3_reset(st);
-    return src == SQLITE_DONE ? SQLITE_OK : src;
+    return src != SQLITE_OK ? src : step_done(st);
 }
 
-/* Undoes an open transaction; a failure here leaves nothing to report
- * because SQLite rolls back on its own when it cannot continue. */
+/* Undoes an open transaction. Nothing to report if that fails: SQLite
+ * rolls back by itself when it cannot go on, and close rolls back too. */
 static void rollback(sqlite_conn *c) {
-    if (!sqlite3_get_autocommit(c->db) && exec_slot(c, ST_ROLLBACK) != SQLITE_OK &&
-        !sqlite3_get_autocommit(c->db))
-        sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
+    if (!sqlite3_get_autocommit(c->db)) exec_slot(c, ST_ROLLBACK);
 }
 
 /* Copies an id in lower case, as store.c stores ids. */
@@ -336,12 +331,8 @@ static int append_locked(sqlite_conn *c, es_append_req *req, es_append_result *r
 
     if ((req->expected == ES_NO_STREAM && cur != 0) || (req->expected == ES_STREAM_EXISTS && cur == 0) ||
         (req->expected > 0 && cur != req->expected)) {
-        if (req->expected == ES_STREAM_EXISTS)
-            es_err_set(err, ES_ECONFLICT, "append to '%s': expected an existing stream, stream is at %lld",
-                       req->stream, (long long)cur);
-        else
-            es_err_set(err, ES_ECONFLICT, "append to '%s': expected revision %lld, stream is at %lld",
-                       req->stream, (long long)req->expected, (long long)cur);
+        es_err_set(err, ES_ECONFLICT, "append to '%s': expected revision %lld, stream is at %lld",
+                   req->stream, (long long)req->expected, (long long)cur);
         if (err) {
             err->expected = req->expected;
             err->actual = cur;
@@ -366,9 +357,7 @@ static int append_locked(sqlite_conn *c, es_append_req *req, es_append_result *r
         sqlite3_bind_text(st, 6, e->data, (int)e->data_len, SQLITE_STATIC);
         sqlite3_bind_text(st, 7, e->metadata, (int)e->metadata_len, SQLITE_STATIC);
         sqlite3_bind_int64(st, 8, e->timestamp);
-        src = sqlite3_step(st);
-        stmt_done(st);
-        if (src != SQLITE_DONE) {
+        if ((src = step_done(st)) != SQLITE_OK) {
             if ((src & 0xff) == SQLITE_CONSTRAINT && strstr(sqlite3_errmsg(c->db), "events.id"))
                 return es_err_set(err, ES_ECONFLICT, "append to '%s': event id %s already stored",
                                   req->stream, e->id);
@@ -380,18 +369,14 @@ static int append_locked(sqlite_conn *c, es_append_req *req, es_append_result *r
         if ((src = stmt_get(c, ST_INSERT_OUTBOX, &st)) != SQLITE_OK) goto fail;
         for (i = 0; i < req->count; i++) {
             sqlite3_bind_int64(st, 1, req->events[i].position);
-            src = sqlite3_step(st);
-            stmt_done(st);
-            if (src != SQLITE_DONE) goto fail;
+            if ((src = step_done(st)) != SQLITE_OK) goto fail;
         }
     }
     if ((src = stmt_get(c, ST_UPSERT_STREAM, &st)) != SQLITE_OK) goto fail;
     sqlite3_bind_text(st, 1, req->stream, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, req->category, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 3, cur + n);
-    src = sqlite3_step(st);
-    stmt_done(st);
-    if (src != SQLITE_DONE) goto fail;
+    if ((src = step_done(st)) != SQLITE_OK) goto fail;
 
     res->revision = cur + n;
     res->position = req->events[req->count - 1].position;
@@ -652,16 +637,12 @@ static int sqlite_backend__save_snapshot(es_conn *conn, const es_snapshot *snap,
     sqlite3_bind_int64(st, 4, snap->version);
     sqlite3_bind_text(st, 5, snap->data, (int)len, SQLITE_STATIC);
     sqlite3_bind_int64(st, 6, snap->timestamp ? snap->timestamp : es_now_ms());
-    src = sqlite3_step(st);
-    stmt_done(st);
-    if (src != SQLITE_DONE) goto fail;
+    if ((src = step_done(st)) != SQLITE_OK) goto fail;
     if (keep > 0) {
         if ((src = stmt_get(c, ST_SNAP_PRUNE, &st)) != SQLITE_OK) goto fail;
         sqlite3_bind_text(st, 1, snap->stream, -1, SQLITE_STATIC);
         sqlite3_bind_int64(st, 2, keep);
-        src = sqlite3_step(st);
-        stmt_done(st);
-        if (src != SQLITE_DONE) goto fail;
+        if ((src = step_done(st)) != SQLITE_OK) goto fail;
     }
     if ((src = exec_slot(c, ST_COMMIT)) != SQLITE_OK) goto fail;
     return ES_OK;
@@ -726,9 +707,8 @@ static int sqlite_backend__set_checkpoint(es_conn *conn, const char *name, int64
         return sqlite_fail(c, src, err, "checkpoint '%s'", name);
     sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 2, position);
-    src = sqlite3_step(st);
-    stmt_done(st);
-    return src == SQLITE_DONE ? ES_OK : sqlite_fail(c, src, err, "checkpoint '%s'", name);
+    src = step_done(st);
+    return src == SQLITE_OK ? ES_OK : sqlite_fail(c, src, err, "checkpoint '%s'", name);
 }
 
 /* One DELETE does the work; only when it removed nothing do we look the id
@@ -746,9 +726,7 @@ static int sqlite_backend__mark_dispatched(es_conn *conn, const char *id, es_err
     if ((src = stmt_get(c, ST_DISPATCH, &st)) != SQLITE_OK)
         return sqlite_fail(c, src, err, "mark_dispatched '%s'", lid);
     sqlite3_bind_text(st, 1, lid, -1, SQLITE_STATIC);
-    src = sqlite3_step(st);
-    stmt_done(st);
-    if (src != SQLITE_DONE) return sqlite_fail(c, src, err, "mark_dispatched '%s'", lid);
+    if ((src = step_done(st)) != SQLITE_OK) return sqlite_fail(c, src, err, "mark_dispatched '%s'", lid);
     if (sqlite3_changes(c->db) > 0) return ES_OK;
     found = id_lookup(c, lid, NULL, &row, &same, "mark_dispatched", err);
     if (found < 0) return found;
@@ -811,12 +789,44 @@ static int create_schema(sqlite_conn *c) {
     return src;
 }
 
+/* Opens name into c->db (which c owns from here even when this fails:
+ * sqlite3_open_v2 allocates a handle either way). */
+static int open_db(sqlite_conn *c, const char *name, int flags) {
+    int src = sqlite3_open_v2(name, &c->db, flags | SQLITE_OPEN_NOMUTEX, NULL);
+    if (!c->db) return SQLITE_NOMEM;
+    sqlite3_extended_result_codes(c->db, 1);
+    sqlite3_busy_timeout(c->db, c->busy_timeout_ms > 0 ? c->busy_timeout_ms : 0);
+    return src;
+}
+
+/* A WAL file in a folder we may not write cannot be read normally: SQLite
+ * must create the -shm file beside it. No connection has the file open then
+ * (an open one keeps its -shm), so we read it as immutable, as it is now. */
+static int open_immutable(sqlite_conn *c, const char *path) {
+    es_buf b = { NULL, 0, 0 };
+    int src = SQLITE_NOMEM;
+    if (es_buf_add(&b, "file:", 5) != ES_OK) goto out;
+    for (; *path; path++) {
+        char esc[4];
+        int k = (*path == '%' || *path == '?' || *path == '#')
+                    ? snprintf(esc, sizeof esc, "%%%02x", (unsigned)(unsigned char)*path) : 0;
+        if (es_buf_add(&b, k ? esc : path, k ? 3 : 1) != ES_OK) goto out;
+    }
+    if (es_buf_add(&b, "?immutable=1", 12) != ES_OK) goto out;
+    sqlite3_close_v2(c->db);
+    c->db = NULL;
+    src = open_db(c, b.data, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI);
+out:
+    es_buf_free(&b);
+    return src;
+}
+
 /* "sqlite:PATH", "sqlite://PATH" or "sqlite::memory:". */
 static int sqlite_backend__open(const char *uri, const es_options *opt, es_conn **out, es_err *err) {
     sqlite_conn *c = NULL;
     const char *path = strchr(uri, ':');
-    const char *prefix = opt->prefix ? opt->prefix : "es_";
-    int memory, flags, src, rc;
+    const char *prefix = opt->prefix ? opt->prefix : "es_", *step = "";
+    int memory, src, rc;
 
     *out = NULL;
     path = path ? path + 1 : uri;
@@ -836,38 +846,27 @@ static int sqlite_backend__open(const char *uri, const es_options *opt, es_conn 
     c->busy_timeout_ms = opt->busy_timeout_ms;
     memcpy(c->prefix, prefix, strlen(prefix) + 1);
 
-    flags = SQLITE_OPEN_NOMUTEX |
-            (opt->readonly ? SQLITE_OPEN_READONLY
-                           : SQLITE_OPEN_READWRITE | (opt->create ? SQLITE_OPEN_CREATE : 0));
-    /* sqlite3_open_v2 allocates a handle even when it fails, so c owns it
-     * from here and the fail path closes it. */
-    if ((src = sqlite3_open_v2(path, &c->db, flags, NULL)) != SQLITE_OK) {
-        rc = c->db ? sqlite_fail(c, src, err, "open '%s'", uri)
-                   : es_err_set(err, ES_ENOMEM, "open '%s': out of memory", uri);
+    if ((src = open_db(c, path, opt->readonly ? SQLITE_OPEN_READONLY
+                                              : SQLITE_OPEN_READWRITE | (opt->create ? SQLITE_OPEN_CREATE : 0))))
         goto fail;
-    }
-    sqlite3_extended_result_codes(c->db, 1);
-    sqlite3_busy_timeout(c->db, opt->busy_timeout_ms > 0 ? opt->busy_timeout_ms : 0);
     /* A file the process may not write opens read-only even when asked for
      * read-write: treat it as a read-only store rather than fail on use. */
     c->readonly = opt->readonly || sqlite3_db_readonly(c->db, "main") == 1;
-
-    if (!c->readonly && !memory && (src = exec_pragma(c, "PRAGMA journal_mode = WAL")) != SQLITE_OK) {
-        rc = sqlite_fail(c, src, err, "open '%s': journal_mode", uri);
+    if (c->readonly && !memory && (src = exec_pragma(c, "PRAGMA schema_version")) != SQLITE_OK &&
+        ((src & 0xff) != SQLITE_READONLY || (src = open_immutable(c, path)) != SQLITE_OK))
         goto fail;
-    }
+    step = ": journal_mode";
+    if (!c->readonly && !memory && (src = exec_pragma(c, "PRAGMA journal_mode = WAL")) != SQLITE_OK) goto fail;
+    step = ": synchronous";
     if ((src = exec_pragma(c, opt->synchronous_full ? "PRAGMA synchronous = FULL"
-                                                    : "PRAGMA synchronous = NORMAL")) != SQLITE_OK) {
-        rc = sqlite_fail(c, src, err, "open '%s': synchronous", uri);
+                                                    : "PRAGMA synchronous = NORMAL")) != SQLITE_OK)
         goto fail;
-    }
-    if (opt->create && !c->readonly && (src = create_schema(c)) != SQLITE_OK) {
-        rc = sqlite_fail(c, src, err, "open '%s': create schema", uri);
-        goto fail;
-    }
+    step = ": create schema";
+    if (opt->create && !c->readonly && (src = create_schema(c)) != SQLITE_OK) goto fail;
     *out = &c->base;
     return ES_OK;
 fail:
+    rc = sqlite_fail(c, src, err, "open '%s'%s", uri, step);
     sqlite_backend__close(&c->base);
     return rc;
 }

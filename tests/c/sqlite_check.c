@@ -557,6 +557,100 @@ static void test_file_db(void) {
     es_store_close(s);
 }
 
+/* Rows written behind the store's back: events whose clock stepped back
+ * are still found by `since`, and a (stream, revision) key already taken
+ * is a conflict that writes nothing. */
+static void test_tampered(void) {
+    char url[512];
+    es_options opt;
+    es_store *s = NULL;
+    es_append_result res;
+    es_query q;
+    es_err err;
+    row rows[8];
+    sqlite3 *db = NULL;
+    int64_t before;
+
+    es_options_init(&opt);
+    db_url("tamper", url, sizeof url);
+    CHECK_RC(es_store_open(url, &opt, &s, &err), ES_OK);
+    if (!s) return;
+    CHECK_RC(append_n(s, "t-1", "A", 3, 0, ES_NO_STREAM, &res, &err), ES_OK);
+    CHECK(sqlite3_open(url + strlen("sqlite:"), &db) == SQLITE_OK);
+    CHECK(sqlite3_exec(db, "UPDATE es_events SET timestamp = CASE position WHEN 1 THEN 5000 "
+                           "WHEN 2 THEN 1000 ELSE 3000 END; INSERT INTO es_events (id, stream, "
+                           "category, revision, type, data, metadata, timestamp) VALUES "
+                           "('99999999-2222-4333-8444-555555555555', 'ghost-1', 'ghost', 1, 'X', "
+                           "'{}', '{}', 0)", NULL, NULL, NULL) == SQLITE_OK);
+    sqlite3_close(db);
+    es_query_init(&q, ES_Q_ALL);
+    q.since = 2000;
+    CHECK(collect(s, &q, rows, 8, &err) == 2 && rows[0].position == 1 && rows[1].position == 3);
+    q.after = 1;
+    CHECK(collect(s, &q, rows, 8, &err) == 1 && rows[0].position == 3);
+    q.since = 6000;
+    q.after = 0;
+    CHECK(collect(s, &q, rows, 8, &err) == 0);
+    before = total_events(s);
+    CHECK_RC(append_n(s, "ghost-1", "B", 2, 0, ES_ANY, &res, &err), ES_ECONFLICT);
+    CHECK(strstr(err.msg, "append to 'ghost-1'") == err.msg);
+    CHECK(total_events(s) == before);
+    es_store_close(s);
+}
+
+/* A file this process may not write opens as a read-only store even
+ * without opt.readonly, also with its folder read-only (no -shm can be
+ * made). As root, the check runs in a child that becomes nobody. */
+static int readonly_child(const char *url) {
+    es_store *s = NULL;
+    es_append_result res;
+    es_query q;
+    es_err err;
+    row rows[4];
+    int bad = 0;
+    if (es_store_open(url, NULL, &s, &err) != ES_OK) {
+        fprintf(stderr, "read-only open: %s\n", err.msg);
+        return 1;
+    }
+    es_query_init(&q, ES_Q_STREAM);
+    q.stream = "ro-1";
+    if (collect(s, &q, rows, 4, &err) != 2) bad |= 2;
+    if (append_n(s, "ro-1", "B", 1, 0, ES_ANY, &res, &err) != ES_EREADONLY) bad |= 4;
+    es_store_close(s);
+    return bad;
+}
+
+static void test_readonly_file(void) {
+    char url[512], sub[300], cmd[1200];
+    es_store *s = NULL;
+    es_append_result res;
+    es_err err;
+    pid_t pid;
+    int status;
+
+    snprintf(sub, sizeof sub, "%s/ro", dir);
+    snprintf(cmd, sizeof cmd, "mkdir -p '%s'", sub);
+    CHECK(system(cmd) == 0);
+    snprintf(url, sizeof url, "sqlite:%s/ro.db", sub);
+    CHECK_RC(es_store_open(url, NULL, &s, &err), ES_OK);
+    if (!s) return;
+    CHECK_RC(append_n(s, "ro-1", "A", 2, 0, ES_NO_STREAM, &res, &err), ES_OK);
+    es_store_close(s);
+    snprintf(cmd, sizeof cmd, "chmod 0755 '%s' && chmod 0444 '%s/ro.db' && chmod 0555 '%s'", dir, sub, sub);
+    CHECK(system(cmd) == 0);
+    fflush(NULL);
+    if (getuid() != 0) {
+        CHECK(readonly_child(url) == 0);
+    } else if ((pid = fork()) == 0) {
+        _exit(setgid(65534) == 0 && setuid(65534) == 0 ? readonly_child(url) : 9);
+    } else {
+        CHECK(pid > 0 && waitpid(pid, &status, 0) == pid);
+        CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    }
+    snprintf(cmd, sizeof cmd, "chmod 0755 '%s'", sub);
+    CHECK(system(cmd) == 0);
+}
+
 static void test_bad_opens(void) {
     char url[512];
     es_options opt;
@@ -774,6 +868,8 @@ int main(void) {
     test_file_db();
     test_bad_opens();
     test_busy();
+    test_tampered();
+    test_readonly_file();
     test_alloc_failures();
     test_two_processes();
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
