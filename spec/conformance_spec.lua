@@ -296,6 +296,7 @@ for _, b in ipairs(backends.list) do
         assert.same(fx.range(3, 10), fx.revisions(store:read(s, { from = 3 })))
         assert.same({ 1, 2 }, fx.revisions(store:read(s, { to = 2 })))
         assert.same(fx.range(1, 10), fx.revisions(store:read(s, { from = 1, to = 10 })))
+        assert.same({ 8, 9, 10 }, fx.revisions(store:read(s, { from = 8, to = 100 })))
       end)
 
       it("limit caps the number of events", function()
@@ -702,6 +703,17 @@ for _, b in ipairs(backends.list) do
           assert.equals(s, ev.data.s)
           assert.equals(1, store:revision(s))
         end
+      end)
+
+      it("stream names are case-sensitive", function()
+        local s = fx.stream("case")
+        local upper = s:upper()
+        seed(s, 2)
+        seed(upper, 1)
+        assert.equals(2, store:revision(s))
+        assert.equals(1, store:revision(upper))
+        assert.same({ s, s }, fx.streams_of(store:read(s)))
+        assert.same({ upper }, fx.streams_of(store:read(upper)))
       end)
 
       it("a stream name of exactly 255 bytes works", function()

@@ -55,6 +55,9 @@ local cases = {
   { "an event with an empty type", function(st, s) st:append(s, { type = "" }) end, "type" },
   { "an event with a boolean type", function(st, s) st:append(s, { type = true }) end, "type" },
   { "a type that is not UTF-8", function(st, s) st:append(s, { type = "T\xff" }) end, "type.*utf%-8" },
+  { "an event with an unknown field (a typo of data)", function(st, s)
+    st:append(s, { type = "T", dat = { x = 1 } })
+  end, "dat" },
   { "a list holding a non-table", function(st, s) st:append(s, { ev(), 5 }) end, "event" },
   { "a list with an untyped event in the middle", function(st, s)
     st:append(s, { ev(), { data = {} }, ev() })
