@@ -626,7 +626,7 @@ static void test_readonly_file(void) {
     es_append_result res;
     es_err err;
     pid_t pid;
-    int status;
+    int status = 0;
 
     snprintf(sub, sizeof sub, "%s/ro", dir);
     snprintf(cmd, sizeof cmd, "mkdir -p '%s'", sub);
@@ -770,7 +770,7 @@ static void test_two_processes(void) {
     const es_event *ev;
     es_err err;
     pid_t pid[2];
-    int gate[2], i, status, n = 0, gaps = 0, ones = 0, twos = 0, switches = 0;
+    int gate[2], i, status = 0, n = 0, gaps = 0, ones = 0, twos = 0, switches = 0;
     char prev = 0;
     int64_t rev, last_pos = 0;
 
