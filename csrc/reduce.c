@@ -419,14 +419,8 @@ static const char *type_name(const json_t *v) {
     }
 }
 
-/* What every rule application needs besides the rule itself. */
-typedef struct fold_ctx {
-    json_t *state;
-    const es_event *ev;
-    es_custom_fn fn;
-    void *ud;
-    es_err *err;
-} fold_ctx;
+/* A pass is what every rule application needs besides the rule itself. */
+typedef es_fold_pass fold_ctx;
 
 static int bad_value(fold_ctx *c, const char *target, const char *what, const json_t *v) {
     char buf[160];
@@ -721,84 +715,122 @@ static int when_ok(const rule *ru, int tid) {
     return 0;
 }
 
-/* One pass over the data object: values that rules read go into their
- * slots, unnamed fields go through "*" at once. Then the named rules act in
- * their compiled order, so the result does not depend on key order. */
-static int fold_data(const es_reducer *r, fold_ctx *c, const json_t *data) {
-    const json_t *stack_vals[STACK_SLOTS];
-    const json_t **vals = stack_vals;
-    int tid = -1, star_ok, rc = ES_OK;
-    size_t i;
-    void *it;
-    rule star = r->star;
-
-    if (!json_is_object(data))
-        return es_err_set(c->err, ES_EINVALID, "fold: event data is not an object");
-    if (c->state == data) return es_err_set(c->err, ES_EINVALID, "fold: state and data are the same object");
+/* Values that rules read wait in their slots, unnamed fields go through "*"
+ * at once; es_fold_end then runs the named rules in their compiled order,
+ * so the result does not depend on key order. */
+static int pass_begin(es_fold_pass *p, const es_reducer *r, json_t *state, const es_event *ev,
+                      int owns, es_custom_fn fn, void *ud, es_err *err) {
+    p->r = r;
+    p->state = state;
+    p->ev = ev;
+    p->fn = fn;
+    p->ud = ud;
+    p->err = err;
+    p->owns = owns;
+    p->tid = -1;
+    p->vals = p->stack_vals;
+    if (!json_is_object(state)) return es_err_set(err, ES_EINVALID, "fold: state is not an object");
+    if (!ev->type || !*ev->type) return es_err_set(err, ES_EINVALID, "fold: event has no type");
+    if (!es_valid_utf8(ev->type, strlen(ev->type)))
+        return es_err_set(err, ES_EINVALID, "fold: event type is not valid UTF-8");
     if (r->ntypes) {
-        const name_ent *e = tab_find(&r->types, c->ev->type, strlen(c->ev->type));
-        if (e) tid = e->id;
+        const name_ent *e = tab_find(&r->types, ev->type, strlen(ev->type));
+        if (e) p->tid = e->id;
     }
-    if (r->nsrc > STACK_SLOTS) {
-        if (!(vals = es_malloc(r->nsrc * sizeof *vals))) return nomem(c);
+    if (r->nsrc > STACK_SLOTS && !(p->vals = es_malloc(r->nsrc * sizeof *p->vals))) return nomem(p);
+    if (r->nsrc) memset((void *)p->vals, 0, r->nsrc * sizeof *p->vals);
+    p->star_ok = r->star.kind != ES_RULE_DROP && when_ok(&r->star, p->tid);
+    return ES_OK;
+}
+
+int es_fold_begin(es_fold_pass *p, const es_reducer *r, json_t *state, const es_event *ev,
+                  es_custom_fn fn, void *ud, es_err *err) {
+    return pass_begin(p, r, state, ev, 1, fn, ud, err);
+}
+
+static const name_ent *member_ent(const es_reducer *r, const char *k, size_t kl) {
+    return r->nsrc || r->nrules ? tab_find(&r->names, k, kl) : NULL;
+}
+
+int es_fold_wants(const es_fold_pass *p, const char *key, size_t klen) {
+    const name_ent *e = member_ent(p->r, key, klen);
+    return (e && e->id >= 0) || (p->star_ok && (!e || !e->target));
+}
+
+/* In an owning pass v is a new reference: kept in its slot until
+ * es_fold_end, or released here. */
+static int pass_member(es_fold_pass *p, const char *k, size_t kl, const json_t *v) {
+    const name_ent *e = member_ent(p->r, k, kl);
+    int rc = ES_OK, kept = 0;
+    if (e && e->id >= 0) {
+        if (p->owns) json_decref((json_t *)p->vals[e->id]);
+        p->vals[e->id] = v;
+        kept = 1;
     }
-    if (r->nsrc) memset((void *)vals, 0, r->nsrc * sizeof *vals);
-    star_ok = star.kind != ES_RULE_DROP && when_ok(&star, tid);
-    for (it = json_object_iter((json_t *)data); it; it = json_object_iter_next((json_t *)data, it)) {
-        const char *k = json_object_iter_key(it);
-        size_t kl = json_object_iter_key_len(it);
-        const json_t *v = json_object_iter_value(it);
-        const name_ent *e = r->nsrc || r->nrules ? tab_find(&r->names, k, kl) : NULL;
-        if (e && e->id >= 0) vals[e->id] = v;
-        if (star_ok && (!e || !e->target)) {
-            star.target = k;
-            star.target_len = kl;
-            if ((rc = apply(c, &star, v)) != ES_OK) goto done;
-        }
+    if (p->star_ok && (!e || !e->target)) {
+        rule star = p->r->star;
+        star.target = k;
+        star.target_len = kl;
+        rc = apply(p, &star, v);
     }
-    for (i = 0; i < r->nrules; i++) {
-        const rule *ru = &r->rules[i];
-        if (ru->kind == ES_RULE_TYPES) {
-            if (when_ok(ru, tid) && (rc = apply_types(c, ru)) != ES_OK) goto done;
-        } else if (ru->src >= 0 && vals[ru->src] && when_ok(ru, tid)) {
-            if ((rc = apply(c, ru, vals[ru->src])) != ES_OK) goto done;
-        }
-    }
-done:
-    if (vals != stack_vals) es_free((void *)vals);
+    if (p->owns && !kept) json_decref((json_t *)v);
     return rc;
 }
 
-static int check_fold(fold_ctx *c, const json_t *state, const char *type) {
-    if (!json_is_object(state)) return es_err_set(c->err, ES_EINVALID, "fold: state is not an object");
-    if (!type || !*type) return es_err_set(c->err, ES_EINVALID, "fold: event has no type");
-    if (!es_valid_utf8(type, strlen(type)))
-        return es_err_set(c->err, ES_EINVALID, "fold: event type is not valid UTF-8");
-    return ES_OK;
+int es_fold_member(es_fold_pass *p, const char *key, size_t klen, json_t *v) {
+    return pass_member(p, key, klen, v);
+}
+
+int es_fold_end(es_fold_pass *p, int ok) {
+    const es_reducer *r = p->r;
+    int rc = ES_OK;
+    size_t i;
+    for (i = 0; ok && i < r->nrules; i++) {
+        const rule *ru = &r->rules[i];
+        if (ru->kind == ES_RULE_TYPES) {
+            if (when_ok(ru, p->tid) && (rc = apply_types(p, ru)) != ES_OK) break;
+        } else if (ru->src >= 0 && p->vals[ru->src] && when_ok(ru, p->tid)) {
+            if ((rc = apply(p, ru, p->vals[ru->src])) != ES_OK) break;
+        }
+    }
+    if (p->owns)
+        for (i = 0; i < r->nsrc; i++) json_decref((json_t *)p->vals[i]);
+    if (p->vals != p->stack_vals) es_free((void *)p->vals);
+    p->vals = p->stack_vals;
+    return rc;
+}
+
+static int fold_data(es_fold_pass *p, const json_t *data) {
+    void *it;
+    int rc = ES_OK, end_rc;
+    if (!json_is_object(data)) rc = es_err_set(p->err, ES_EINVALID, "fold: event data is not an object");
+    else if (p->state == data) rc = es_err_set(p->err, ES_EINVALID, "fold: state and data are the same object");
+    for (it = rc ? NULL : json_object_iter((json_t *)data); it; it = json_object_iter_next((json_t *)data, it))
+        if ((rc = pass_member(p, json_object_iter_key(it), json_object_iter_key_len(it),
+                              json_object_iter_value(it))) != ES_OK)
+            break;
+    end_rc = es_fold_end(p, rc == ES_OK);
+    return rc != ES_OK ? rc : end_rc;
 }
 
 int es_reducer_fold_event(const es_reducer *r, json_t *state, const es_event *ev,
                           const json_t *data, es_custom_fn fn, void *ud, es_err *err) {
-    fold_ctx c;
+    es_fold_pass p;
     json_t *own = NULL;
     int rc;
-    c.state = state;
-    c.ev = ev;
-    c.fn = fn;
-    c.ud = ud;
-    c.err = err;
-    if ((rc = check_fold(&c, state, ev->type)) != ES_OK) return rc;
+    if ((rc = pass_begin(&p, r, state, ev, 0, fn, ud, err)) != ES_OK) return rc;
     if (!data) {
         /* omitted data reads as {} */
         own = ev->data && ev->data_len ? es_json_decode(ev->data, ev->data_len, err) : json_object();
         if (!own) {
             char buf[160];
+            es_fold_end(&p, 0);
             return es_err_set(err, ES_EINVALID, "fold: cannot decode the data of %s",
                               ev_desc(ev, buf, sizeof buf));
         }
         data = own;
     }
-    rc = fold_data(r, &c, data);
+    rc = fold_data(&p, data);
     json_decref(own);
     return rc;
 }
@@ -806,24 +838,9 @@ int es_reducer_fold_event(const es_reducer *r, json_t *state, const es_event *ev
 int es_reducer_fold_json(const es_reducer *r, json_t *state, const char *type,
                          const json_t *data, es_custom_fn fn, void *ud, es_err *err) {
     es_event stub;
-    fold_ctx c;
-    int rc;
     memset(&stub, 0, sizeof stub);
     stub.type = type;
-    c.state = state;
-    c.ev = &stub;
-    c.fn = fn;
-    c.ud = ud;
-    c.err = err;
-    if ((rc = check_fold(&c, state, type)) != ES_OK) return rc;
-    if (!data) {
-        json_t *empty = json_object();
-        if (!empty) return nomem(&c);
-        rc = fold_data(r, &c, empty);
-        json_decref(empty);
-        return rc;
-    }
-    return fold_data(r, &c, data);
+    return es_reducer_fold_event(r, state, &stub, data, fn, ud, err);
 }
 
 int es_reducer_where_ok(const json_t *where, const json_t *data) {

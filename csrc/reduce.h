@@ -141,6 +141,37 @@ int es_reducer_fold_event(const es_reducer *r, json_t *state, const es_event *ev
 int es_reducer_fold_json(const es_reducer *r, json_t *state, const char *type,
                          const json_t *data, es_custom_fn fn, void *ud, es_err *err);
 
+/*
+ * One event folded member by member, for a caller that parses the data
+ * itself (state.c folds stored JSON texts this way without building the
+ * data object). The fields are private; the struct is public only so that it
+ * can live on the caller's stack.
+ *   es_fold_begin   checks state and type and prepares the pass; on an error
+ *                   the pass needs no es_fold_end
+ *   es_fold_wants   1 when the reducer reads the member's value (0: skip it)
+ *   es_fold_member  feeds one member, taking the reference to v
+ *   es_fold_end     with ok: applies the named rules; always releases the
+ *                   pass; returns the first error
+ * Members must be fed in data order, each key once.
+ */
+typedef struct es_fold_pass {
+    const es_reducer *r;
+    json_t *state;
+    const es_event *ev;
+    es_custom_fn fn;
+    void *ud;
+    es_err *err;
+    int tid, star_ok, owns;
+    const json_t **vals;
+    const json_t *stack_vals[32];
+} es_fold_pass;
+
+int es_fold_begin(es_fold_pass *p, const es_reducer *r, json_t *state, const es_event *ev,
+                  es_custom_fn fn, void *ud, es_err *err);
+int es_fold_wants(const es_fold_pass *p, const char *key, size_t klen);
+int es_fold_member(es_fold_pass *p, const char *key, size_t klen, json_t *v);
+int es_fold_end(es_fold_pass *p, int ok);
+
 /* A filter over decoded event data: keep events whose data has every field
  * of where with a json_equal value (where NULL or {} keeps all). */
 int es_reducer_where_ok(const json_t *where, const json_t *data);
