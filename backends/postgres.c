@@ -1,0 +1,1118 @@
+/* postgres.c: the PostgreSQL backend on libpq: one-round-trip appends serialized by an advisory lock */
+/* SPDX-License-Identifier: MIT */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <libpq-fe.h>
+
+#include "../csrc/es_internal.h"
+
+extern const es_backend es_postgres_backend;
+
+#define PG_MAX_IDENT 63
+/* The longest name built from the prefix is prefix + "ev_stream_rev" (13
+ * bytes); PostgreSQL would silently truncate anything past 63 bytes, and
+ * two truncated names could then collide. */
+#define PG_MAX_PREFIX (PG_MAX_IDENT - 13)
+#define PG_PAGE 1000
+#define OID_INT8 20
+#define OID_TEXT 25
+
+/*
+ * Global order. A position drawn at INSERT becomes visible at COMMIT, so
+ * without care a transaction that drew 10 and commits after the one that
+ * drew 11 is skipped forever by a reader that already moved past 11. Every
+ * append therefore takes pg_advisory_xact_lock on a key derived from
+ * schema and prefix before it reads max(position), and holds it to commit:
+ * appends to one store commit one at a time, in position order, and a
+ * reader that has seen position p never later sees a new event below p.
+ * PostgreSQL makes a commit visible before it releases the locks, so the
+ * next writer always sees the previous one's rows. The price is that
+ * appends to one store do not run in parallel.
+ *
+ * The whole append (lock, idempotency and revision checks, multi-row insert
+ * through unnest, stream upsert, outbox, NOTIFY) is one plpgsql function,
+ * called as one prepared statement in its own implicit transaction: one
+ * round trip, and all or nothing even when the connection drops midway.
+ * plpgsql takes a fresh snapshot per statement, so the reads after the lock
+ * see every append committed before it.
+ *
+ * data and metadata are json, not jsonb: json keeps the exact text
+ * (including \u0000, which jsonb rejects) and still works with ->, ->> and
+ * data::jsonb for rows that jsonb can hold.
+ */
+
+/* Statement slots, each prepared on first use in a session (a reconnect
+ * starts a new session and forgets them). */
+enum {
+    ST_APPEND, ST_REVISION, ST_STATS, ST_SNAP_SAVE, ST_SNAP_LOAD, ST_CP_GET, ST_CP_SET, ST_DISPATCH,
+    ST_READ_FWD, ST_READ_BWD, ST_BY_ID, ST_STREAMS, ST_STREAMS_CAT, ST_OUTBOX, ST_OUTBOX_CAT,
+    ST_ALL,                       /* 8 variants: + 1 category, + 2 since, + 4 types */
+    ST__COUNT = ST_ALL + 8
+};
+
+#define ALL_CATEGORY 1
+#define ALL_SINCE    2
+#define ALL_TYPES    4
+
+/* Event rows always come in this column order (see cursor_row). */
+#define EVENT_COLS "e.position, e.id, e.stream, e.revision, e.type, e.data, e.metadata, e.\"timestamp\""
+
+/* In templates '@' stands for "schema"."prefix (a table name follows and
+ * the template closes the quote), '&' for "prefix (an index name), '%' for
+ * "schema", '^' for the lock key and '~' for the notification channel. All
+ * of them come from identifiers validated at open. */
+static const char *const sql_templates[ST_ALL] = {
+    [ST_APPEND] = "SELECT status, cur, first_pos, idx, revs, poss, tss FROM @append_v1\"($1::text, "
+                  "$2::text, $3::bigint, $4::text[], $5::text[], $6::text[], $7::text[], $8::bigint[], "
+                  "$9::boolean, $10::boolean)",
+    [ST_REVISION] = "SELECT revision FROM @streams\" WHERE stream = $1::text",
+    [ST_STATS] = "SELECT (SELECT count(*) FROM @events\"), (SELECT count(*) FROM @streams\"), "
+                 "(SELECT count(*) FROM @snapshots\"), (SELECT coalesce(max(position), 0) FROM @events\")",
+    /* Save and prune in one statement: the DELETE sees the table as it was
+     * before the INSERT, so the new snapshot joins the kept set by hand. */
+    [ST_SNAP_SAVE] =
+        "WITH ins AS (INSERT INTO @snapshots\" (stream, fingerprint, revision, version, data, \"timestamp\") "
+        "VALUES ($1::text, $2::text, $3::bigint, $4::bigint, $5::json, $6::bigint) "
+        "ON CONFLICT (stream, fingerprint, revision) DO UPDATE SET version = excluded.version, "
+        "data = excluded.data, \"timestamp\" = excluded.\"timestamp\"), "
+        "keep AS (SELECT k.revision, k.fingerprint FROM (SELECT s.revision, s.fingerprint, s.\"timestamp\" "
+        "FROM @snapshots\" s WHERE s.stream = $1 AND NOT (s.fingerprint = $2 AND s.revision = $3) "
+        "UNION ALL SELECT $3, $2, $6) k ORDER BY k.revision DESC, k.\"timestamp\" DESC LIMIT $7::bigint) "
+        "DELETE FROM @snapshots\" s WHERE $7 > 0 AND s.stream = $1 "
+        "AND NOT (s.fingerprint = $2 AND s.revision = $3) "
+        "AND NOT EXISTS (SELECT 1 FROM keep k WHERE k.revision = s.revision AND k.fingerprint = s.fingerprint)",
+    [ST_SNAP_LOAD] = "SELECT stream, revision, fingerprint, version, data, \"timestamp\" FROM @snapshots\" "
+                     "WHERE stream = $1::text AND revision <= $2::bigint "
+                     "AND ($3::text IS NULL OR fingerprint = $3) "
+                     "ORDER BY revision DESC, \"timestamp\" DESC LIMIT 1",
+    [ST_CP_GET] = "SELECT position FROM @checkpoints\" WHERE name = $1::text",
+    [ST_CP_SET] = "INSERT INTO @checkpoints\" (name, position) VALUES ($1::text, $2::bigint) "
+                  "ON CONFLICT (name) DO UPDATE SET position = excluded.position",
+    /* counts the event, not the outbox row: already dispatched is fine */
+    [ST_DISPATCH] = "WITH ev AS (SELECT position FROM @events\" WHERE id = $1::uuid), "
+                    "gone AS (DELETE FROM @outbox\" o USING ev WHERE o.position = ev.position) "
+                    "SELECT count(*) FROM ev",
+    [ST_READ_FWD] = "SELECT " EVENT_COLS " FROM @events\" e WHERE e.stream = $1::text "
+                    "AND e.revision BETWEEN $2::bigint AND $3::bigint ORDER BY e.revision LIMIT $4::bigint",
+    [ST_READ_BWD] = "SELECT " EVENT_COLS " FROM @events\" e WHERE e.stream = $1::text "
+                    "AND e.revision BETWEEN $2::bigint AND $3::bigint ORDER BY e.revision DESC LIMIT $4::bigint",
+    [ST_BY_ID] = "SELECT " EVENT_COLS " FROM @events\" e WHERE e.id = $1::uuid",
+    [ST_STREAMS] = "SELECT s.stream, s.revision FROM @streams\" s WHERE s.stream > $1::text "
+                   "ORDER BY s.stream LIMIT $2::bigint",
+    [ST_STREAMS_CAT] = "SELECT s.stream, s.revision FROM @streams\" s WHERE s.stream > $1::text "
+                       "AND s.category = $3::text ORDER BY s.stream LIMIT $2::bigint",
+    [ST_OUTBOX] = "SELECT " EVENT_COLS " FROM @outbox\" o JOIN @events\" e ON e.position = o.position "
+                  "WHERE o.position > $1::bigint ORDER BY o.position LIMIT $2::bigint",
+    [ST_OUTBOX_CAT] = "SELECT " EVENT_COLS " FROM @outbox\" o JOIN @events\" e ON e.position = o.position "
+                      "WHERE o.position > $1::bigint AND e.category = $3::text "
+                      "ORDER BY o.position LIMIT $2::bigint",
+};
+
+/* Text columns use the "C" collation: byte order, as SQLite and the memory
+ * backend sort stream names, and cheaper comparisons. (category, position)
+ * serves category reads in global order. */
+static const char *const sql_schema =
+    "CREATE TABLE IF NOT EXISTS @events\" ("
+    " position bigint PRIMARY KEY, id uuid NOT NULL, stream text COLLATE \"C\" NOT NULL,"
+    " category text COLLATE \"C\" NOT NULL, revision bigint NOT NULL, type text COLLATE \"C\" NOT NULL,"
+    " data json NOT NULL, metadata json NOT NULL, \"timestamp\" bigint NOT NULL,"
+    " CONSTRAINT &ev_id\" UNIQUE (id), CONSTRAINT &ev_stream_rev\" UNIQUE (stream, revision));"
+    "CREATE INDEX IF NOT EXISTS &ev_category\" ON @events\" (category, position);"
+    "CREATE INDEX IF NOT EXISTS &ev_timestamp\" ON @events\" (\"timestamp\");"
+    "CREATE TABLE IF NOT EXISTS @streams\" ("
+    " stream text COLLATE \"C\" PRIMARY KEY, category text COLLATE \"C\" NOT NULL, revision bigint NOT NULL);"
+    "CREATE INDEX IF NOT EXISTS &st_category\" ON @streams\" (category, stream);"
+    "CREATE TABLE IF NOT EXISTS @snapshots\" ("
+    " stream text COLLATE \"C\" NOT NULL, fingerprint text COLLATE \"C\" NOT NULL, revision bigint NOT NULL,"
+    " version bigint NOT NULL, data json NOT NULL, \"timestamp\" bigint NOT NULL,"
+    " CONSTRAINT &sn_key\" PRIMARY KEY (stream, fingerprint, revision));"
+    "CREATE TABLE IF NOT EXISTS @checkpoints\" ("
+    " name text COLLATE \"C\" PRIMARY KEY, position bigint NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS @outbox\" (position bigint PRIMARY KEY);"
+    /* status: 0 appended, 1 already stored here (idempotent), 2 wrong
+     * expected revision, 3 the id at index idx is stored elsewhere. */
+    "CREATE OR REPLACE FUNCTION @append_v1\"(p_stream text, p_category text, p_expected bigint,"
+    " p_ids text[], p_types text[], p_data text[], p_meta text[], p_ts bigint[],"
+    " p_ids_given boolean, p_outbox boolean, OUT status int, OUT cur bigint, OUT first_pos bigint,"
+    " OUT idx int, OUT revs bigint[], OUT poss bigint[], OUT tss bigint[])"
+    " LANGUAGE plpgsql AS $fn$\n"
+    "DECLARE\n"
+    "  n int := cardinality(p_ids);\n"
+    "  v_stream text;\n"
+    "  v_rev bigint;\n"
+    "  v_found int;\n"
+    "BEGIN\n"
+    "  PERFORM pg_advisory_xact_lock(^);\n"
+    "  status := 0; idx := 0;\n"
+    "  SELECT s.revision INTO cur FROM @streams\" s WHERE s.stream = p_stream;\n"
+    "  cur := coalesce(cur, 0);\n"
+    "  IF p_ids_given THEN\n"
+    "    SELECT e.stream, e.revision INTO v_stream, v_rev FROM @events\" e WHERE e.id = p_ids[1]::uuid;\n"
+    "    IF FOUND THEN\n"
+    "      idx := 1; status := 3;\n"
+    "      IF v_stream = p_stream AND (p_expected < 0 OR p_expected = v_rev - 1) THEN\n"
+    "        SELECT count(*), array_agg(e.revision ORDER BY t.i), array_agg(e.position ORDER BY t.i),\n"
+    "               array_agg(e.\"timestamp\" ORDER BY t.i) INTO v_found, revs, poss, tss\n"
+    "          FROM unnest(p_ids) WITH ORDINALITY AS t(id, i)\n"
+    "          JOIN @events\" e ON e.stream = p_stream AND e.revision = v_rev + t.i - 1 AND e.id = t.id::uuid;\n"
+    "        IF v_found = n THEN status := 1; END IF;\n"
+    "      END IF;\n"
+    "      RETURN;\n"
+    "    END IF;\n"
+    "    SELECT t.i INTO idx FROM unnest(p_ids) WITH ORDINALITY AS t(id, i)\n"
+    "      JOIN @events\" e ON e.id = t.id::uuid ORDER BY t.i LIMIT 1;\n"
+    "    IF FOUND THEN status := 3; RETURN; END IF;\n"
+    "    idx := 0;\n"
+    "  END IF;\n"
+    "  IF (p_expected = 0 AND cur <> 0) OR (p_expected = -2 AND cur = 0)\n"
+    "     OR (p_expected > 0 AND cur <> p_expected) THEN\n"
+    "    status := 2; RETURN;\n"
+    "  END IF;\n"
+    "  SELECT coalesce(max(e.position), 0) + 1 INTO first_pos FROM @events\" e;\n"
+    "  INSERT INTO @events\" (position, id, stream, category, revision, type, data, metadata, \"timestamp\")\n"
+    "    SELECT first_pos + t.i - 1, t.id::uuid, p_stream, p_category, cur + t.i, t.type, t.data::json,\n"
+    "           t.meta::json, t.ts\n"
+    "      FROM unnest(p_ids, p_types, p_data, p_meta, p_ts) WITH ORDINALITY AS t(id, type, data, meta, ts, i);\n"
+    "  INSERT INTO @streams\" (stream, category, revision) VALUES (p_stream, p_category, cur + n)\n"
+    "    ON CONFLICT (stream) DO UPDATE SET revision = excluded.revision;\n"
+    "  IF p_outbox THEN\n"
+    "    INSERT INTO @outbox\" (position) SELECT first_pos + g FROM generate_series(0, n - 1) AS g;\n"
+    "  END IF;\n"
+    "  PERFORM pg_notify('~', (first_pos + n - 1)::text);\n"
+    "END\n"
+    "$fn$;";
+
+typedef struct postgres_cursor postgres_cursor;
+
+typedef struct postgres_conn {
+    es_conn base;                      /* first: the store sees an es_conn */
+    PGconn *pg;
+    int readonly;
+    unsigned long prepared;            /* bit per slot prepared in this session */
+    char schema[PG_MAX_IDENT + 1];
+    char prefix[PG_MAX_PREFIX + 1];
+    char channel[PG_MAX_IDENT + 1];
+    long long lock_key;
+    char *secrets[3];                  /* spellings of the password, scrubbed from messages */
+    es_buf scratch;                    /* append parameters, reused across appends */
+    postgres_cursor *cursors;          /* open cursors, so close can detach them */
+} postgres_conn;
+
+struct postgres_cursor {
+    es_cursor base;                    /* first: callers see an es_cursor */
+    postgres_conn *conn;               /* NULL once the store closed under it */
+    postgres_cursor *prev, *next;      /* links in conn->cursors */
+    es_query_kind kind;
+    int slot, backward, done;          /* done: no page after the current one */
+    PGresult *res;                     /* the current page; rows point into it */
+    int row, nrows;
+    int64_t returned, limit;
+    int64_t lo, hi;                    /* ES_Q_STREAM: revisions; ES_Q_ALL/UNDISPATCHED: lo = after */
+    int64_t since;
+    char *stream, *category, *id;      /* owned copies of the query's strings */
+    es_buf types;                      /* the type filter as a binary text[] */
+    es_buf last;                       /* ES_Q_STREAMS: the last name seen (keyset) */
+    es_event ev;
+};
+
+/* ---- messages ---- */
+
+/* Notices (e.g. "relation already exists, skipping") would go to stderr. */
+static void drop_notice(void *arg, const char *message) {
+    ES_UNUSED(arg);
+    ES_UNUSED(message);
+}
+
+static int is_alnum(char ch) {
+    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9');
+}
+
+/* Copies a libpq message into out as one line with every spelling of the
+ * password replaced by "***". libpq's connection errors can quote parts of
+ * a malformed connection string, password included. A password shorter
+ * than 4 bytes is only replaced where it stands alone ("es" in user "es"
+ * but not in "does"), or every message would be unreadable. */
+static void scrub(char *const secrets[3], const char *msg, char *out, size_t cap) {
+    const char *start = msg;
+    size_t o = 0, i;
+    while (*msg && o + 1 < cap) {
+        size_t skip = 0;
+        for (i = 0; i < 3 && !skip; i++) {
+            size_t n = secrets[i] ? strlen(secrets[i]) : 0;
+            if (n == 0 || strncmp(msg, secrets[i], n) != 0) continue;
+            if (n >= 4 || ((msg == start || !is_alnum(msg[-1])) && !is_alnum(msg[n]))) skip = n;
+        }
+        if (skip) {
+            if (o + 4 > cap) break;
+            memcpy(out + o, "***", 3);
+            o += 3;
+            msg += skip;
+            continue;
+        }
+        out[o++] = (*msg == '\n' || *msg == '\r' || *msg == '\t') ? ' ' : *msg;
+        msg++;
+    }
+    while (o > 0 && out[o - 1] == ' ') o--;
+    out[o] = '\0';
+}
+
+/* Every spelling of the password the URL may carry: as libpq decodes it,
+ * raw between ':' and '@' of a URI, and raw after "password=". */
+static int collect_secrets(const char *uri, char *secrets[3]) {
+    PQconninfoOption *opts, *o;
+    const char *p, *q, *end, *at, *colon;
+    char *errmsg = NULL;
+
+    opts = PQconninfoParse(uri, &errmsg);
+    if (errmsg) PQfreemem(errmsg);
+    if (opts) {
+        for (o = opts; o->keyword; o++)
+            if (strcmp(o->keyword, "password") == 0 && o->val && *o->val && !(secrets[0] = es_strdup(o->val))) {
+                PQconninfoFree(opts);
+                return ES_ENOMEM;
+            }
+        PQconninfoFree(opts);
+    }
+    if ((p = strstr(uri, "://")) != NULL) {
+        p += 3;
+        end = p + strcspn(p, "/?#");
+        at = NULL;
+        for (q = p; q < end; q++)
+            if (*q == '@') at = q;
+        colon = at ? memchr(p, ':', (size_t)(at - p)) : NULL;
+        if (colon && colon + 1 < at && !(secrets[1] = es_strndup(colon + 1, (size_t)(at - colon - 1))))
+            return ES_ENOMEM;
+    }
+    if ((p = strstr(uri, "password=")) != NULL) {
+        p += 9;
+        end = p + strcspn(p, "& #");
+        if (end > p && !(secrets[2] = es_strndup(p, (size_t)(end - p)))) return ES_ENOMEM;
+    }
+    return ES_OK;
+}
+
+/* Maps a failed result (or a lost connection, res may be NULL) to an
+ * ES_E... code and writes "<op> '<name>': <server's text>". */
+static int pg_fail(postgres_conn *c, const PGresult *res, es_err *err, const char *op, const char *name) {
+    const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+    const char *text = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+    char where[300], clean[200];
+    int code = ES_EBACKEND;
+
+    if (name) snprintf(where, sizeof where, "%s '%s'", op, name);
+    else snprintf(where, sizeof where, "%s", op);
+    if (PQstatus(c->pg) != CONNECTION_OK) {
+        scrub(c->secrets, PQerrorMessage(c->pg), clean, sizeof clean);
+        return es_err_set(err, ES_EBACKEND, "%s: connection lost: %s", where, clean);
+    }
+    if (state) {
+        if (strcmp(state, "23505") == 0) code = ES_ECONFLICT;
+        else if (strcmp(state, "40001") == 0 || strcmp(state, "40P01") == 0 || strcmp(state, "55P03") == 0)
+            code = ES_EBUSY;
+        else if (strcmp(state, "25006") == 0) code = ES_EREADONLY;
+        else if (strncmp(state, "22", 2) == 0) code = ES_EINVALID;
+    }
+    if (!text) {
+        scrub(c->secrets, res ? PQresultErrorMessage(res) : PQerrorMessage(c->pg), clean, sizeof clean);
+        text = clean;
+    }
+    return es_err_set(err, code, "%s: %s", where, text);
+}
+
+/* ---- sessions and statements ---- */
+
+/* Settings a new session needs; run after connect and after every reset. */
+static int session_setup(postgres_conn *c, es_err *err, const char *op) {
+    PGresult *res;
+    int rc = ES_OK;
+    if (!c->readonly) return ES_OK;
+    res = PQexec(c->pg, "SET default_transaction_read_only = on");
+    if (PQresultStatus(res) != PGRES_COMMAND_OK) rc = pg_fail(c, res, err, op, NULL);
+    PQclear(res);
+    return rc;
+}
+
+/* A call finds the connection broken when the previous one lost it: try
+ * one reconnect, then fail. A new session has no prepared statements. */
+static int pg_ready(postgres_conn *c, es_err *err, const char *op, const char *name) {
+    char clean[200];
+    if (PQstatus(c->pg) == CONNECTION_OK) return ES_OK;
+    PQreset(c->pg);
+    c->prepared = 0;
+    if (PQstatus(c->pg) != CONNECTION_OK) {
+        scrub(c->secrets, PQerrorMessage(c->pg), clean, sizeof clean);
+        if (name) return es_err_set(err, ES_EBACKEND, "%s '%s': reconnect failed: %s", op, name, clean);
+        return es_err_set(err, ES_EBACKEND, "%s: reconnect failed: %s", op, clean);
+    }
+    return session_setup(c, err, op);
+}
+
+/* Appends tmpl to b with the placeholders of sql_templates expanded. */
+static int sql_expand(const postgres_conn *c, const char *tmpl, es_buf *b) {
+    char num[32];
+    for (; *tmpl; tmpl++) {
+        int rc;
+        switch (*tmpl) {
+        case '@':
+            rc = es_buf_add(b, "\"", 1) || es_buf_add(b, c->schema, strlen(c->schema)) ||
+                 es_buf_add(b, "\".\"", 3) || es_buf_add(b, c->prefix, strlen(c->prefix));
+            break;
+        case '&':
+            rc = es_buf_add(b, "\"", 1) || es_buf_add(b, c->prefix, strlen(c->prefix));
+            break;
+        case '%':
+            rc = es_buf_add(b, "\"", 1) || es_buf_add(b, c->schema, strlen(c->schema)) ||
+                 es_buf_add(b, "\"", 1);
+            break;
+        case '^':
+            snprintf(num, sizeof num, "%lld", c->lock_key);
+            rc = es_buf_add(b, num, strlen(num));
+            break;
+        case '~':
+            rc = es_buf_add(b, c->channel, strlen(c->channel));
+            break;
+        default:
+            rc = es_buf_add(b, tmpl, 1);
+        }
+        if (rc) return ES_ENOMEM;
+    }
+    return ES_OK;
+}
+
+/* The text of a slot. The ES_Q_ALL variants add one condition per filter,
+ * numbered densely (PostgreSQL wants every $n used), so the planner sees
+ * plain equalities and category = $n uses the (category, position) index. */
+static int sql_build(const postgres_conn *c, int slot, es_buf *b) {
+    int v, n = 3;
+    char cond[64];
+    if (slot < ST_ALL) return sql_expand(c, sql_templates[slot], b);
+    v = slot - ST_ALL;
+    if (sql_expand(c, "SELECT " EVENT_COLS " FROM @events\" e WHERE e.position > $1::bigint", b) != ES_OK)
+        return ES_ENOMEM;
+    if (v & ALL_CATEGORY) {
+        snprintf(cond, sizeof cond, " AND e.category = $%d::text", n++);
+        if (es_buf_add(b, cond, strlen(cond)) != ES_OK) return ES_ENOMEM;
+    }
+    if (v & ALL_SINCE) {
+        snprintf(cond, sizeof cond, " AND e.\"timestamp\" >= $%d::bigint", n++);
+        if (es_buf_add(b, cond, strlen(cond)) != ES_OK) return ES_ENOMEM;
+    }
+    if (v & ALL_TYPES) {
+        snprintf(cond, sizeof cond, " AND e.type = ANY ($%d::text[])", n++);
+        if (es_buf_add(b, cond, strlen(cond)) != ES_OK) return ES_ENOMEM;
+    }
+    return sql_expand(c, " ORDER BY e.position LIMIT $2::bigint", b);
+}
+
+static int pg_prepare(postgres_conn *c, int slot, es_err *err, const char *op, const char *name) {
+    es_buf b = { NULL, 0, 0 };
+    char sname[16];
+    PGresult *res;
+    int rc = ES_OK;
+    if (c->prepared & (1UL << slot)) return ES_OK;
+    if (sql_build(c, slot, &b) != ES_OK) {
+        es_buf_free(&b);
+        return es_err_set(err, ES_ENOMEM, "%s: out of memory", op);
+    }
+    snprintf(sname, sizeof sname, "es_%d", slot);
+    res = PQprepare(c->pg, sname, b.data, 0, NULL);
+    es_buf_free(&b);
+    if (PQresultStatus(res) == PGRES_COMMAND_OK) c->prepared |= 1UL << slot;
+    else rc = pg_fail(c, res, err, op, name);
+    PQclear(res);
+    return rc;
+}
+
+/* Runs a slot's prepared statement (reconnecting and preparing as needed)
+ * and hands the result to *out, which the caller PQclears; on failure *out
+ * is NULL. Rows come back as text; formats say which parameters are binary. */
+static int pg_run(postgres_conn *c, int slot, int n, const char *const *vals, const int *lens,
+                  const int *formats, PGresult **out, es_err *err, const char *op, const char *name) {
+    char sname[16];
+    PGresult *res;
+    ExecStatusType st;
+    int rc;
+    *out = NULL;
+    if ((rc = pg_ready(c, err, op, name)) != ES_OK || (rc = pg_prepare(c, slot, err, op, name)) != ES_OK)
+        return rc;
+    snprintf(sname, sizeof sname, "es_%d", slot);
+    res = PQexecPrepared(c->pg, sname, n, vals, lens, formats, 0);
+    st = PQresultStatus(res);
+    if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK) {
+        *out = res;
+        return ES_OK;
+    }
+    rc = pg_fail(c, res, err, op, name);
+    PQclear(res);
+    return rc;
+}
+
+static int64_t col_i64(const PGresult *res, int row, int col) {
+    return (int64_t)strtoll(PQgetvalue(res, row, col), NULL, 10);
+}
+
+/* ---- append ---- */
+
+/* Binary array parameters (array_recv's format): big-endian words. */
+static int put_u32(es_buf *b, uint32_t v) {
+    char x[4];
+    x[0] = (char)(v >> 24);
+    x[1] = (char)(v >> 16);
+    x[2] = (char)(v >> 8);
+    x[3] = (char)v;
+    return es_buf_add(b, x, 4);
+}
+
+/* One dimension of n elements of type oid, lower bound 1, no NULLs. */
+static int put_array_head(es_buf *b, uint32_t oid, size_t n) {
+    return put_u32(b, 1) || put_u32(b, 0) || put_u32(b, oid) || put_u32(b, (uint32_t)n) || put_u32(b, 1);
+}
+
+static int put_elem(es_buf *b, const char *p, size_t len) {
+    return put_u32(b, (uint32_t)len) || es_buf_add(b, p, len);
+}
+
+/* Which events field an array parameter carries. */
+enum { ARR_ID, ARR_TYPE, ARR_DATA, ARR_META, ARR_TS, ARR__COUNT };
+
+static int put_array(es_buf *b, const es_append_req *req, int which) {
+    size_t i;
+    if (put_array_head(b, which == ARR_TS ? OID_INT8 : OID_TEXT, req->count)) return ES_ENOMEM;
+    for (i = 0; i < req->count; i++) {
+        const es_event *e = &req->events[i];
+        int rc = ES_OK;
+        switch (which) {
+        case ARR_ID: rc = put_elem(b, e->id, strlen(e->id)); break;
+        case ARR_TYPE: rc = put_elem(b, e->type, strlen(e->type)); break;
+        case ARR_DATA: rc = put_elem(b, e->data, e->data_len); break;
+        case ARR_META: rc = put_elem(b, e->metadata, e->metadata_len); break;
+        case ARR_TS:
+            rc = put_u32(b, 8) || put_u32(b, (uint32_t)((uint64_t)e->timestamp >> 32)) ||
+                 put_u32(b, (uint32_t)e->timestamp);
+            break;
+        }
+        if (rc) return ES_ENOMEM;
+    }
+    return ES_OK;
+}
+
+/* Reads the next integer of a text array ("{1,2,3}"); NULL when none. */
+static const char *next_i64(const char *s, int64_t *v) {
+    char *end;
+    while (*s == '{' || *s == ',') s++;
+    *v = (int64_t)strtoll(s, &end, 10);
+    return end == s ? NULL : end;
+}
+
+static int postgres_backend__append(es_conn *conn, es_append_req *req, es_append_result *res,
+                                    es_err *err) {
+    postgres_conn *c = (postgres_conn *)conn;
+    es_buf *b = &c->scratch;
+    const char *vals[10];
+    int lens[10] = { 0 }, formats[10] = { 0 };
+    size_t offs[ARR__COUNT], ends[ARR__COUNT], i, n = req->count;
+    char expected[32];
+    const char *rv, *pv, *tv;
+    PGresult *r;
+    int status, a, rc = ES_OK;
+    int64_t cur;
+
+    if (c->readonly)
+        return es_err_set(err, ES_EREADONLY, "append to '%s': the store is read-only", req->stream);
+    /* Lengths travel as int32; the server's own limit (1 GB) is lower. */
+    for (i = 0; i < n; i++)
+        if (req->events[i].data_len > (size_t)INT32_MAX / 2 || req->events[i].metadata_len > (size_t)INT32_MAX / 2)
+            return es_err_set(err, ES_EINVALID, "append to '%s': event %zu is too large", req->stream, i + 1);
+    b->len = 0;
+    for (a = 0; a < ARR__COUNT; a++) {
+        offs[a] = b->len;
+        if (put_array(b, req, a) != ES_OK) return es_err_set(err, ES_ENOMEM, "append to '%s': out of memory", req->stream);
+        ends[a] = b->len;
+    }
+    if (b->len > (size_t)INT32_MAX)
+        return es_err_set(err, ES_EINVALID, "append to '%s': the batch is too large", req->stream);
+    snprintf(expected, sizeof expected, "%lld", (long long)req->expected);
+    vals[0] = req->stream;
+    vals[1] = req->category;
+    vals[2] = expected;
+    /* pointers into b are taken only now: b moved while it grew */
+    for (a = 0; a < ARR__COUNT; a++) {
+        vals[3 + a] = b->data + offs[a];
+        lens[3 + a] = (int)(ends[a] - offs[a]);
+        formats[3 + a] = 1;
+    }
+    vals[8] = req->ids_given ? "t" : "f";
+    vals[9] = req->outbox ? "t" : "f";
+
+    if ((rc = pg_run(c, ST_APPEND, 10, vals, lens, formats, &r, err, "append to", req->stream)) != ES_OK)
+        return rc;
+    if (PQntuples(r) != 1) {
+        rc = es_err_set(err, ES_EBACKEND, "append to '%s': the append function returned no row", req->stream);
+        goto done;
+    }
+    status = atoi(PQgetvalue(r, 0, 0));
+    cur = col_i64(r, 0, 1);
+    switch (status) {
+    case 0: {
+        int64_t first = col_i64(r, 0, 2);
+        for (i = 0; i < n; i++) {
+            req->events[i].revision = cur + 1 + (int64_t)i;
+            req->events[i].position = first + (int64_t)i;
+        }
+        res->revision = cur + (int64_t)n;
+        res->position = first + (int64_t)n - 1;
+        res->idempotent = 0;
+        break;
+    }
+    case 1:
+        /* as for a fresh append the revision is the stream's now, which later
+         * appends may have moved past the batch */
+        rv = PQgetvalue(r, 0, 4);
+        pv = PQgetvalue(r, 0, 5);
+        tv = PQgetvalue(r, 0, 6);
+        for (i = 0; i < n; i++) {
+            es_event *e = &req->events[i];
+            if (!(rv = next_i64(rv, &e->revision)) || !(pv = next_i64(pv, &e->position)) ||
+                !(tv = next_i64(tv, &e->timestamp))) {
+                rc = es_err_set(err, ES_EBACKEND, "append to '%s': unreadable idempotency result", req->stream);
+                goto done;
+            }
+        }
+        res->revision = cur;
+        res->position = req->events[n - 1].position;
+        res->idempotent = 1;
+        break;
+    case 2:
+        if (req->expected == ES_STREAM_EXISTS)
+            rc = es_err_set(err, ES_ECONFLICT, "append to '%s': expected an existing stream, stream is at %lld",
+                            req->stream, (long long)cur);
+        else
+            rc = es_err_set(err, ES_ECONFLICT, "append to '%s': expected revision %lld, stream is at %lld",
+                            req->stream, (long long)req->expected, (long long)cur);
+        if (err) {
+            err->expected = req->expected;
+            err->actual = cur;
+        }
+        break;
+    default: {
+        long idx = atol(PQgetvalue(r, 0, 3));
+        if (idx < 1 || (size_t)idx > n) idx = 1;
+        rc = es_err_set(err, ES_ECONFLICT, "append to '%s': event id %s already stored", req->stream,
+                        req->events[idx - 1].id);
+    }
+    }
+done:
+    PQclear(r);
+    return rc;
+}
+
+/* ---- cursors ---- */
+
+/* Points ev at the current row; PQgetvalue's texts live until PQclear,
+ * which happens on the next page fetch or close: the borrowed-row contract. */
+static void cursor_row(postgres_cursor *cur) {
+    PGresult *r = cur->res;
+    es_event *ev = &cur->ev;
+    int i = cur->row;
+    if (cur->kind == ES_Q_STREAMS) {
+        ev->stream = PQgetvalue(r, i, 0);
+        ev->revision = col_i64(r, i, 1);
+        return;
+    }
+    ev->position = col_i64(r, i, 0);
+    ev->id = PQgetvalue(r, i, 1);
+    ev->stream = PQgetvalue(r, i, 2);
+    ev->revision = col_i64(r, i, 3);
+    ev->type = PQgetvalue(r, i, 4);
+    ev->data = PQgetvalue(r, i, 5);
+    ev->data_len = (size_t)PQgetlength(r, i, 5);
+    ev->metadata = PQgetvalue(r, i, 6);
+    ev->metadata_len = (size_t)PQgetlength(r, i, 6);
+    ev->timestamp = col_i64(r, i, 7);
+}
+
+/* Moves the keyset past the last row of the current page and runs the
+ * next page's query. Pages are separate statements: an event committed
+ * between two pages shows up in a later page if it belongs after the key. */
+static int cursor_fetch(postgres_cursor *cur, es_err *err) {
+    postgres_conn *c = cur->conn;
+    const char *vals[5];
+    int lens[5] = { 0 }, formats[5] = { 0 }, n = 0;
+    char nums[4][32];
+    int64_t page = PG_PAGE;
+    int rc;
+
+    if (cur->res && cur->nrows > 0) {
+        int last = cur->nrows - 1;
+        switch (cur->kind) {
+        case ES_Q_STREAM:
+            if (cur->backward) cur->hi = col_i64(cur->res, last, 3) - 1;
+            else cur->lo = col_i64(cur->res, last, 3) + 1;
+            break;
+        case ES_Q_STREAMS:
+            cur->last.len = 0;
+            if (es_buf_add(&cur->last, PQgetvalue(cur->res, last, 0), (size_t)PQgetlength(cur->res, last, 0)))
+                return es_err_set(err, ES_ENOMEM, "read: out of memory");
+            break;
+        default:
+            cur->lo = col_i64(cur->res, last, 0);
+        }
+    }
+    PQclear(cur->res);
+    cur->res = NULL;
+    cur->row = cur->nrows = 0;
+    if (cur->limit > 0) {
+        if (cur->returned >= cur->limit) {
+            cur->done = 1;
+            return ES_OK;
+        }
+        if (cur->limit - cur->returned < page) page = cur->limit - cur->returned;
+    }
+    switch (cur->kind) {
+    case ES_Q_STREAM:
+        snprintf(nums[0], sizeof nums[0], "%lld", (long long)cur->lo);
+        snprintf(nums[1], sizeof nums[1], "%lld", (long long)cur->hi);
+        snprintf(nums[2], sizeof nums[2], "%lld", (long long)page);
+        vals[0] = cur->stream;
+        vals[1] = nums[0];
+        vals[2] = nums[1];
+        vals[3] = nums[2];
+        n = 4;
+        break;
+    case ES_Q_ID:
+        vals[0] = cur->id;
+        n = 1;
+        break;
+    case ES_Q_STREAMS:
+        snprintf(nums[0], sizeof nums[0], "%lld", (long long)page);
+        vals[0] = cur->last.len ? cur->last.data : "";
+        vals[1] = nums[0];
+        n = 2;
+        if (cur->category) vals[n++] = cur->category;
+        break;
+    default:
+        snprintf(nums[0], sizeof nums[0], "%lld", (long long)cur->lo);
+        snprintf(nums[1], sizeof nums[1], "%lld", (long long)page);
+        vals[0] = nums[0];
+        vals[1] = nums[1];
+        n = 2;
+        if (cur->category) vals[n++] = cur->category;
+        if (cur->kind == ES_Q_ALL && cur->since != INT64_MIN) {
+            snprintf(nums[2], sizeof nums[2], "%lld", (long long)cur->since);
+            vals[n++] = nums[2];
+        }
+        if (cur->types.len) {
+            vals[n] = cur->types.data;
+            lens[n] = (int)cur->types.len;
+            formats[n++] = 1;
+        }
+    }
+    if ((rc = pg_run(c, cur->slot, n, vals, lens, formats, &cur->res, err, "read",
+                     cur->kind == ES_Q_STREAM ? cur->stream : NULL)) != ES_OK)
+        return rc;
+    cur->nrows = PQntuples(cur->res);
+    if (cur->kind == ES_Q_ID || cur->nrows < page) cur->done = 1;
+    return ES_OK;
+}
+
+static int postgres_cursor__next(es_cursor *base, const es_event **ev, es_err *err) {
+    postgres_cursor *cur = (postgres_cursor *)base;
+    int rc;
+    *ev = NULL;
+    if (cur->row >= cur->nrows) {
+        if (cur->done) return 0;
+        if (!cur->conn) return es_err_set(err, ES_EINVALID, "read: the store was closed");
+        if ((rc = cursor_fetch(cur, err)) != ES_OK) {
+            cur->done = 1;
+            return rc;
+        }
+        if (cur->nrows == 0) return 0;
+    }
+    cursor_row(cur);
+    cur->row++;
+    cur->returned++;
+    *ev = &cur->ev;
+    return 1;
+}
+
+static void postgres_cursor__close(es_cursor *base) {
+    postgres_cursor *cur = (postgres_cursor *)base;
+    if (cur->conn) {
+        if (cur->prev) cur->prev->next = cur->next;
+        else cur->conn->cursors = cur->next;
+        if (cur->next) cur->next->prev = cur->prev;
+    }
+    PQclear(cur->res);
+    es_free(cur->stream);
+    es_free(cur->category);
+    es_free(cur->id);
+    es_buf_free(&cur->types);
+    es_buf_free(&cur->last);
+    es_free(cur);
+}
+
+/* The query's strings belong to the caller and later pages are fetched
+ * after read() returns, so the cursor keeps its own copies. */
+static int postgres_backend__read(es_conn *conn, const es_query *q, es_cursor **out, es_err *err) {
+    postgres_conn *c = (postgres_conn *)conn;
+    postgres_cursor *cur;
+    int slot, variant = 0, rc;
+    size_t i;
+
+    *out = NULL;
+    switch (q->kind) {
+    case ES_Q_STREAM: slot = q->backward ? ST_READ_BWD : ST_READ_FWD; break;
+    case ES_Q_ID: slot = ST_BY_ID; break;
+    case ES_Q_STREAMS: slot = q->category ? ST_STREAMS_CAT : ST_STREAMS; break;
+    case ES_Q_UNDISPATCHED: slot = q->category ? ST_OUTBOX_CAT : ST_OUTBOX; break;
+    case ES_Q_ALL:
+        if (q->category) variant |= ALL_CATEGORY;
+        if (q->since != INT64_MIN) variant |= ALL_SINCE;
+        if (q->types && q->ntypes > 0) variant |= ALL_TYPES;
+        slot = ST_ALL + variant;
+        break;
+    default:
+        return es_err_set(err, ES_EINVALID, "read: unknown query kind %d", (int)q->kind);
+    }
+    if (!(cur = es_malloc(sizeof *cur))) return es_err_set(err, ES_ENOMEM, "read: out of memory");
+    memset(cur, 0, sizeof *cur);
+    cur->base.next = postgres_cursor__next;
+    cur->base.close = postgres_cursor__close;
+    cur->kind = q->kind;
+    cur->slot = slot;
+    cur->backward = q->backward;
+    cur->limit = q->limit;
+    cur->lo = q->kind == ES_Q_STREAM ? q->from : q->after;
+    cur->hi = q->to;
+    cur->since = q->since;
+    if (cur->kind == ES_Q_STREAMS) {
+        /* rows carry stream and revision only; the rest reads as empty */
+        cur->ev.id = cur->ev.type = "";
+        cur->ev.data = cur->ev.metadata = "{}";
+        cur->ev.data_len = cur->ev.metadata_len = 2;
+    }
+    if ((q->kind == ES_Q_STREAM && !(cur->stream = es_strdup(q->stream))) ||
+        (q->kind == ES_Q_ID && !(cur->id = es_strdup(q->id))) ||
+        (q->category && q->kind != ES_Q_STREAM && q->kind != ES_Q_ID && !(cur->category = es_strdup(q->category))))
+        goto nomem;
+    if (variant & ALL_TYPES) {
+        if (put_array_head(&cur->types, OID_TEXT, q->ntypes)) goto nomem;
+        for (i = 0; i < q->ntypes; i++)
+            if (put_elem(&cur->types, q->types[i], strlen(q->types[i]))) goto nomem;
+    }
+    cur->conn = c;
+    if ((rc = cursor_fetch(cur, err)) != ES_OK) {
+        cur->conn = NULL;
+        postgres_cursor__close(&cur->base);
+        return rc;
+    }
+    cur->next = c->cursors;
+    if (c->cursors) c->cursors->prev = cur;
+    c->cursors = cur;
+    *out = &cur->base;
+    return ES_OK;
+nomem:
+    postgres_cursor__close(&cur->base);
+    return es_err_set(err, ES_ENOMEM, "read: out of memory");
+}
+
+/* ---- single-row calls ---- */
+
+static int postgres_backend__revision(es_conn *conn, const char *stream, int64_t *out, es_err *err) {
+    postgres_conn *c = (postgres_conn *)conn;
+    const char *vals[1] = { stream };
+    PGresult *r;
+    int rc = pg_run(c, ST_REVISION, 1, vals, NULL, NULL, &r, err, "revision", stream);
+    *out = 0;
+    if (rc != ES_OK) return rc;
+    if (PQntuples(r) > 0) *out = col_i64(r, 0, 0);
+    PQclear(r);
+    return ES_OK;
+}
+
+static int postgres_backend__stats(es_conn *conn, es_stats *out, es_err *err) {
+    postgres_conn *c = (postgres_conn *)conn;
+    PGresult *r;
+    int rc = pg_run(c, ST_STATS, 0, NULL, NULL, NULL, &r, err, "stats", NULL);
+    if (rc != ES_OK) return rc;
+    if (PQntuples(r) == 1) {
+        out->events = col_i64(r, 0, 0);
+        out->streams = col_i64(r, 0, 1);
+        out->snapshots = col_i64(r, 0, 2);
+        out->position = col_i64(r, 0, 3);
+    }
+    PQclear(r);
+    return ES_OK;
+}
+
+static int postgres_backend__save_snapshot(es_conn *conn, const es_snapshot *snap, int64_t keep, es_err *err) {
+    postgres_conn *c = (postgres_conn *)conn;
+    size_t len = snap->data_len ? snap->data_len : strlen(snap->data);
+    char nums[4][32];
+    const char *vals[7];
+    int lens[7] = { 0 }, formats[7] = { 0 }, rc;
+    PGresult *r;
+
+    if (c->readonly)
+        return es_err_set(err, ES_EREADONLY, "save_snapshot '%s': the store is read-only", snap->stream);
+    if (len > (size_t)INT32_MAX)
+        return es_err_set(err, ES_EINVALID, "save_snapshot '%s': data is too large", snap->stream);
+    snprintf(nums[0], sizeof nums[0], "%lld", (long long)snap->revision);
+    snprintf(nums[1], sizeof nums[1], "%lld", (long long)snap->version);
+    snprintf(nums[2], sizeof nums[2], "%lld", (long long)(snap->timestamp ? snap->timestamp : es_now_ms()));
+    snprintf(nums[3], sizeof nums[3], "%lld", (long long)keep);
+    vals[0] = snap->stream;
+    vals[1] = snap->fingerprint ? snap->fingerprint : "";
+    vals[2] = nums[0];
+    vals[3] = nums[1];
+    vals[4] = snap->data;         /* binary json: the text itself, by length */
+    lens[4] = (int)len;
+    formats[4] = 1;
+    vals[5] = nums[2];
+    vals[6] = nums[3];
+    if ((rc = pg_run(c, ST_SNAP_SAVE, 7, vals, lens, formats, &r, err, "save_snapshot", snap->stream)) != ES_OK)
+        return rc;
+    PQclear(r);
+    return ES_OK;
+}
+
+static int postgres_backend__load_snapshot(es_conn *conn, const char *stream, int64_t max_revision,
+                                           const char *fingerprint, es_snapshot *out, es_err *err) {
+    postgres_conn *c = (postgres_conn *)conn;
+    char num[32];
+    const char *vals[3];
+    PGresult *r;
+    int rc = ES_OK;
+
+    memset(out, 0, sizeof *out);
+    snprintf(num, sizeof num, "%lld", (long long)max_revision);
+    vals[0] = stream;
+    vals[1] = num;
+    vals[2] = fingerprint;        /* NULL: any fingerprint */
+    if ((rc = pg_run(c, ST_SNAP_LOAD, 3, vals, NULL, NULL, &r, err, "snapshot", stream)) != ES_OK)
+        return rc;
+    if (PQntuples(r) == 0) {
+        rc = es_err_set(err, ES_ENOTFOUND, "snapshot '%s': none at or below revision %lld", stream,
+                        (long long)max_revision);
+    } else {
+        /* a user snapshot (no fingerprint) is stored and returned as "" */
+        out->revision = col_i64(r, 0, 1);
+        out->version = col_i64(r, 0, 3);
+        out->timestamp = col_i64(r, 0, 5);
+        out->data_len = (size_t)PQgetlength(r, 0, 4);
+        if (!(out->stream = es_strdup(PQgetvalue(r, 0, 0))) || !(out->fingerprint = es_strdup(PQgetvalue(r, 0, 2))) ||
+            !(out->data = es_strndup(PQgetvalue(r, 0, 4), out->data_len))) {
+            es_snapshot_clear(out);
+            rc = es_err_set(err, ES_ENOMEM, "snapshot '%s': out of memory", stream);
+        }
+    }
+    PQclear(r);
+    return rc;
+}
+
+static int postgres_backend__get_checkpoint(es_conn *conn, const char *name, int64_t *out, es_err *err) {
+    postgres_conn *c = (postgres_conn *)conn;
+    const char *vals[1] = { name };
+    PGresult *r;
+    int rc = pg_run(c, ST_CP_GET, 1, vals, NULL, NULL, &r, err, "checkpoint", name);
+    *out = 0;
+    if (rc != ES_OK) return rc;
+    if (PQntuples(r) > 0) *out = col_i64(r, 0, 0);
+    PQclear(r);
+    return ES_OK;
+}
+
+static int postgres_backend__set_checkpoint(es_conn *conn, const char *name, int64_t position, es_err *err) {
+    postgres_conn *c = (postgres_conn *)conn;
+    char num[32];
+    const char *vals[2];
+    PGresult *r;
+    int rc;
+    if (c->readonly) return es_err_set(err, ES_EREADONLY, "checkpoint '%s': the store is read-only", name);
+    snprintf(num, sizeof num, "%lld", (long long)position);
+    vals[0] = name;
+    vals[1] = num;
+    if ((rc = pg_run(c, ST_CP_SET, 2, vals, NULL, NULL, &r, err, "checkpoint", name)) != ES_OK) return rc;
+    PQclear(r);
+    return ES_OK;
+}
+
+static int postgres_backend__mark_dispatched(es_conn *conn, const char *id, es_err *err) {
+    postgres_conn *c = (postgres_conn *)conn;
+    const char *vals[1] = { id };
+    PGresult *r;
+    int found, rc;
+    if (c->readonly) return es_err_set(err, ES_EREADONLY, "mark_dispatched '%s': the store is read-only", id);
+    if ((rc = pg_run(c, ST_DISPATCH, 1, vals, NULL, NULL, &r, err, "mark_dispatched", id)) != ES_OK) return rc;
+    found = PQntuples(r) > 0 && col_i64(r, 0, 0) > 0;
+    PQclear(r);
+    return found ? ES_OK : es_err_set(err, ES_ENOTFOUND, "mark_dispatched '%s': no event with this id", id);
+}
+
+/* ---- open and close ---- */
+
+static void postgres_backend__close(es_conn *conn) {
+    postgres_conn *c = (postgres_conn *)conn;
+    postgres_cursor *cur;
+    int i;
+    if (!c) return;
+    /* Cursors still open keep their current page, then report the closed
+     * store; their close() then touches only itself. */
+    for (cur = c->cursors; cur; cur = cur->next) cur->conn = NULL;
+    if (c->pg) PQfinish(c->pg);
+    for (i = 0; i < 3; i++) es_free(c->secrets[i]);
+    es_buf_free(&c->scratch);
+    es_free(c);
+}
+
+static int valid_ident(const char *p, size_t max) {
+    size_t i, n = strlen(p);
+    if (n == 0 || n > max) return 0;
+    for (i = 0; i < n; i++) {
+        char ch = p[i];
+        if (!((ch >= 'a' && ch <= 'z') || ch == '_' || (i > 0 && ch >= '0' && ch <= '9'))) return 0;
+    }
+    return 1;
+}
+
+/* FNV-1a of "schema.prefix", kept positive so it prints as a plain bigint
+ * literal: two stores in one database lock independently. */
+static long long lock_key(const char *schema, const char *prefix) {
+    uint64_t h = 1469598103934665603ULL;
+    const char *parts[3] = { schema, ".", prefix };
+    int i;
+    for (i = 0; i < 3; i++) {
+        const unsigned char *s = (const unsigned char *)parts[i];
+        for (; *s; s++) {
+            h ^= *s;
+            h *= 1099511628211ULL;
+        }
+    }
+    return (long long)(h & 0x3fffffffffffffffULL);
+}
+
+/* Creates schema, tables and the append function unless the function
+ * (created last) is already there. The DDL runs in one transaction under
+ * the store's advisory lock, so processes opening a new store at once
+ * create it once and see all of it. */
+static int create_schema(postgres_conn *c, es_err *err) {
+    const char *vals[2];
+    char fn[PG_MAX_PREFIX + 16];
+    es_buf b = { NULL, 0, 0 };
+    PGresult *r;
+    int have_schema, rc = ES_OK;
+
+    snprintf(fn, sizeof fn, "%sappend_v1", c->prefix);
+    vals[0] = c->schema;
+    vals[1] = fn;
+    r = PQexecParams(c->pg,
+                     "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1), "
+                     "EXISTS (SELECT 1 FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace "
+                     "WHERE n.nspname = $1 AND p.proname = $2)",
+                     2, NULL, vals, NULL, NULL, 0);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
+        rc = pg_fail(c, r, err, "open: create schema", NULL);
+        PQclear(r);
+        return rc;
+    }
+    have_schema = PQgetvalue(r, 0, 0)[0] == 't';
+    if (PQgetvalue(r, 0, 1)[0] == 't') {
+        PQclear(r);
+        return ES_OK;
+    }
+    PQclear(r);
+    /* CREATE SCHEMA checks the database privilege even when the schema
+     * exists, so it is only sent when the schema is missing. */
+    if (sql_expand(c, "BEGIN; SELECT pg_advisory_xact_lock(^);", &b) != ES_OK ||
+        (!have_schema && sql_expand(c, "CREATE SCHEMA IF NOT EXISTS %;", &b) != ES_OK) ||
+        sql_expand(c, sql_schema, &b) != ES_OK || sql_expand(c, "COMMIT;", &b) != ES_OK) {
+        es_buf_free(&b);
+        return es_err_set(err, ES_ENOMEM, "open: out of memory");
+    }
+    r = PQexec(c->pg, b.data);
+    es_buf_free(&b);
+    if (PQresultStatus(r) != PGRES_COMMAND_OK) rc = pg_fail(c, r, err, "open: create schema", NULL);
+    PQclear(r);
+    if (rc != ES_OK && PQtransactionStatus(c->pg) != PQTRANS_IDLE) PQclear(PQexec(c->pg, "ROLLBACK"));
+    return rc;
+}
+
+/* The URL goes to libpq as it is (postgres:// and postgresql:// URIs and
+ * key=value strings); client_encoding is forced to UTF8 after it, so texts
+ * arrive byte-exact whatever the URL says. */
+static int postgres_backend__open(const char *uri, const es_options *opt, es_conn **out, es_err *err) {
+    static const char *const keys[] = { "dbname", "client_encoding", "fallback_application_name", NULL };
+    const char *schema = opt->schema ? opt->schema : "public";
+    const char *prefix = opt->prefix ? opt->prefix : "es_";
+    const char *values[4];
+    postgres_conn *c;
+    char clean[200];
+    int rc;
+
+    *out = NULL;
+    if (!valid_ident(schema, PG_MAX_IDENT))
+        return es_err_set(err, ES_EINVALID, "open: option schema must match [a-z_][a-z0-9_]* and be at most %d bytes",
+                          PG_MAX_IDENT);
+    if (!valid_ident(prefix, PG_MAX_PREFIX))
+        return es_err_set(err, ES_EINVALID,
+                          "open: option prefix must match [a-z_][a-z0-9_]* and be at most %d bytes "
+                          "(table and index names must fit in %d)", PG_MAX_PREFIX, PG_MAX_IDENT);
+    if (!(c = es_malloc(sizeof *c))) return es_err_set(err, ES_ENOMEM, "open: out of memory");
+    memset(c, 0, sizeof *c);
+    c->base.be = &es_postgres_backend;
+    c->readonly = opt->readonly;
+    memcpy(c->schema, schema, strlen(schema) + 1);
+    memcpy(c->prefix, prefix, strlen(prefix) + 1);
+    /* channel names are identifiers too: at most 63 bytes */
+    snprintf(c->channel, sizeof c->channel, "%s_%sevents", schema, prefix);
+    c->lock_key = lock_key(schema, prefix);
+    if (collect_secrets(uri, c->secrets) != ES_OK) {
+        rc = es_err_set(err, ES_ENOMEM, "open: out of memory");
+        goto fail;
+    }
+    values[0] = uri;
+    values[1] = "UTF8";
+    values[2] = "eventstore";
+    values[3] = NULL;
+    if (!(c->pg = PQconnectdbParams(keys, values, 1))) {
+        rc = es_err_set(err, ES_ENOMEM, "open: out of memory");
+        goto fail;
+    }
+    PQsetNoticeProcessor(c->pg, drop_notice, NULL);
+    if (PQstatus(c->pg) != CONNECTION_OK) {
+        scrub(c->secrets, PQerrorMessage(c->pg), clean, sizeof clean);
+        rc = es_err_set(err, ES_EBACKEND, "open: cannot connect to PostgreSQL: %s", clean);
+        goto fail;
+    }
+    if ((rc = session_setup(c, err, "open")) != ES_OK) goto fail;
+    if (opt->create && !c->readonly && (rc = create_schema(c, err)) != ES_OK) goto fail;
+    /* Preparing now proves the tables and the function are there, so a
+     * store opened with create = false fails here rather than on first use. */
+    if ((!c->readonly && (rc = pg_prepare(c, ST_APPEND, err, "open: the store's tables are missing or unusable", NULL)) != ES_OK) ||
+        (rc = pg_prepare(c, ST_REVISION, err, "open: the store's tables are missing or unusable", NULL)) != ES_OK)
+        goto fail;
+    *out = &c->base;
+    return ES_OK;
+fail:
+    postgres_backend__close(&c->base);
+    return rc;
+}
+
+const es_backend es_postgres_backend = {
+    ES_BACKEND_VERSION,
+    "postgres",
+    /* version 1 */
+    postgres_backend__open,
+    postgres_backend__close,
+    postgres_backend__append,
+    postgres_backend__read,
+    postgres_backend__revision,
+    postgres_backend__stats,
+    postgres_backend__save_snapshot,
+    postgres_backend__load_snapshot,
+    postgres_backend__get_checkpoint,
+    postgres_backend__set_checkpoint,
+    postgres_backend__mark_dispatched,
+    /* version 1 ends here; later versions append below, never insert */
+};
