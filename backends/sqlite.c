@@ -133,6 +133,11 @@ static int sqlite_fail(sqlite_conn *c, int src, es_err *err, const char *fmt, ..
     va_end(ap);
     text = (c->db && (sqlite3_extended_errcode(c->db) == src || sqlite3_errcode(c->db) == src))
                ? sqlite3_errmsg(c->db) : sqlite3_errstr(src);
+    /* in WAL, a write cannot start from a snapshot that another connection
+     * has moved past; waiting does not help, so there was no wait */
+    if (src == SQLITE_BUSY_SNAPSHOT)
+        return es_err_set(err, ES_EBUSY, "%s: a cursor still open on this store reads an older snapshot "
+                          "(close it, then retry): %s", what, text);
     switch (src & 0xff) {
     case SQLITE_BUSY:
     case SQLITE_LOCKED:

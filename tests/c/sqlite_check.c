@@ -709,6 +709,25 @@ static void test_busy(void) {
     CHECK(sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK);
     sqlite3_close(db);
     CHECK_RC(append_n(s, "busy-1", "A", 1, 0, ES_NO_STREAM, &res, &err), ES_OK);
+
+    /* a cursor of this store pins an older snapshot while another
+     * connection commits: the append cannot upgrade it */
+    {
+        es_query q;
+        es_cursor *cur = NULL;
+        const es_event *ev;
+        es_query_init(&q, ES_Q_ALL);
+        CHECK_RC(append_n(s, "busy-2", "A", 2, 0, ES_ANY, &res, &err), ES_OK);
+        CHECK_RC(es_store_read(s, &q, &cur, &err), ES_OK);
+        CHECK(es_cursor_next(cur, &ev, &err) == 1);
+        CHECK(sqlite3_open(url + strlen("sqlite:"), &db) == SQLITE_OK);
+        CHECK(sqlite3_exec(db, "INSERT INTO es_checkpoints VALUES ('x', 1)", NULL, NULL, NULL) == SQLITE_OK);
+        sqlite3_close(db);
+        CHECK_RC(append_n(s, "busy-1", "B", 1, 0, ES_ANY, &res, &err), ES_EBUSY);
+        CHECK(strstr(err.msg, "older snapshot") != NULL);
+        es_cursor_close(cur);
+        CHECK_RC(append_n(s, "busy-1", "B", 1, 0, 1, &res, &err), ES_OK);
+    }
     es_store_close(s);
 }
 
