@@ -876,20 +876,23 @@ fail:
     return rc;
 }
 
+/* Designated initializers: slots added by later versions stay NULL. */
 const es_backend es_sqlite_backend = {
-    ES_BACKEND_VERSION,
-    "sqlite",
+    .version = ES_BACKEND_VERSION,
+    .scheme = "sqlite",
     /* version 1 */
-    sqlite_backend__open,
-    sqlite_backend__close,
-    sqlite_backend__append,
-    sqlite_backend__read,
-    sqlite_backend__revision,
-    sqlite_backend__stats,
-    sqlite_backend__save_snapshot,
-    sqlite_backend__load_snapshot,
-    sqlite_backend__get_checkpoint,
-    sqlite_backend__set_checkpoint,
-    sqlite_backend__mark_dispatched,
+    .open = sqlite_backend__open,
+    .close = sqlite_backend__close,
+    .append = sqlite_backend__append,
+    .read = sqlite_backend__read,
+    .revision = sqlite_backend__revision,
+    .stats = sqlite_backend__stats,
+    .save_snapshot = sqlite_backend__save_snapshot,
+    .load_snapshot = sqlite_backend__load_snapshot,
+    .get_checkpoint = sqlite_backend__get_checkpoint,
+    .set_checkpoint = sqlite_backend__set_checkpoint,
+    .mark_dispatched = sqlite_backend__mark_dispatched,
+    /* .wait stays NULL: store.c polls, which is what SQLite offers across
+     * processes (no notifications) */
     /* version 1 ends here */
 };

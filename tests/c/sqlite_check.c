@@ -16,8 +16,7 @@
  * compile: the registry then links against this placeholder, which
  * es_backend_check refuses, so it can never be opened. */
 #ifdef ES_TEST_NO_MEMORY_BACKEND
-const es_backend es_memory_backend = { 1, "memory", NULL, NULL, NULL, NULL, NULL, NULL,
-                                       NULL, NULL, NULL, NULL, NULL };
+const es_backend es_memory_backend = { .version = 1, .scheme = "memory" };
 #endif
 
 static int failures, checks;
