@@ -1,9 +1,322 @@
 /* state.c: a stream's or a context's state from snapshots and folded events */
 /* SPDX-License-Identifier: MIT */
+#include <errno.h>
+#include <locale.h>
+#include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "es_internal.h"
 #include "reduce.h"
+
+/*
+ * Folding a stored event straight from its JSON text. Decoding the whole
+ * data object with jansson costs more than the fold itself; here only the
+ * values some rule reads become json_t, the rest are skipped. The parser
+ * follows jansson's decoder (same numbers, strings, depth limit); an event it
+ * does not handle simply (escaped or repeated top-level keys, more than
+ * MAX_MEMBERS members, anything malformed) goes through es_json_decode, so
+ * results and errors stay those of the decoder.
+ */
+#define MAX_MEMBERS 32
+#define MAX_DEPTH 2048
+
+typedef struct member {
+    const char *key, *val, *val_end;
+    size_t klen;
+} member;
+
+static const char *skip_ws(const char *p, const char *end) {
+    while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')) p++;
+    return p;
+}
+
+/* p at the opening quote; returns the end of the string, NULL if none. */
+static const char *scan_string(const char *p, const char *end, int *escaped) {
+    for (p++; p < end; p++) {
+        unsigned char ch = (unsigned char)*p;
+        if (ch == '"') return p + 1;
+        if (ch < 0x20) return NULL;
+        if (ch == '\\') {
+            *escaped = 1;
+            if (++p == end) return NULL;
+        }
+    }
+    return NULL;
+}
+
+static int is_digit(char ch) { return ch >= '0' && ch <= '9'; }
+
+/* JSON's number grammar; *real says whether it has a fraction or exponent. */
+static const char *scan_number(const char *p, const char *end, int *real) {
+    *real = 0;
+    if (p < end && *p == '-') p++;
+    if (p == end || !is_digit(*p)) return NULL;
+    if (*p == '0') p++;
+    else while (p < end && is_digit(*p)) p++;
+    if (p < end && *p == '.') {
+        *real = 1;
+        if (++p == end || !is_digit(*p)) return NULL;
+        while (p < end && is_digit(*p)) p++;
+    }
+    if (p < end && (*p == 'e' || *p == 'E')) {
+        *real = 1;
+        if (++p < end && (*p == '+' || *p == '-')) p++;
+        if (p == end || !is_digit(*p)) return NULL;
+        while (p < end && is_digit(*p)) p++;
+    }
+    return p;
+}
+
+static const char *scan_literal(const char *p, const char *end, const char *word) {
+    size_t n = strlen(word);
+    return (size_t)(end - p) >= n && memcmp(p, word, n) == 0 ? p + n : NULL;
+}
+
+static long hex4(const char *s) {
+    long v = 0;
+    int i;
+    for (i = 0; i < 4; i++) {
+        char ch = s[i];
+        int d = ch >= '0' && ch <= '9' ? ch - '0' : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10
+              : ch >= 'A' && ch <= 'F' ? ch - 'A' + 10 : -1;
+        if (d < 0) return -1;
+        v = v * 16 + d;
+    }
+    return v;
+}
+
+/* Checks a string's content (between the quotes): escapes, surrogate
+ * pairs, UTF-8. With out (n + 1 bytes) it also decodes it there. Escapes are
+ * ASCII, so the raw text is valid UTF-8 exactly when the decoded one is.
+ * *nul: the string holds U+0000 (allowed in values, not in keys). */
+static int string_content(const char *s, size_t n, int escaped, char *out, size_t *len, int *nul) {
+    char *o = out;
+    size_t i;
+    *nul = 0;
+    if (!es_valid_utf8(s, n)) return 0;
+    for (i = 0; escaped && i < n; i++) {
+        long cp, lo;
+        if (s[i] != '\\') {
+            if (o) *o++ = s[i];
+            continue;
+        }
+        cp = s[++i];
+        switch (cp) {
+        case '"': case '\\': case '/': break;
+        case 'b': cp = '\b'; break;
+        case 'f': cp = '\f'; break;
+        case 'n': cp = '\n'; break;
+        case 'r': cp = '\r'; break;
+        case 't': cp = '\t'; break;
+        case 'u':
+            /* the content ends before the closing quote: n bounds the digits */
+            if (n - i < 5 || (cp = hex4(s + i + 1)) < 0 || (cp >= 0xDC00 && cp <= 0xDFFF)) return 0;
+            i += 4;
+            if (cp >= 0xD800 && cp <= 0xDBFF) {
+                if (n - i < 7 || s[i + 1] != '\\' || s[i + 2] != 'u' || (lo = hex4(s + i + 3)) < 0xDC00 ||
+                    lo > 0xDFFF)
+                    return 0;
+                cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+                i += 6;
+            }
+            if (cp == 0) *nul = 1;
+            break;
+        default:
+            return 0;
+        }
+        if (!o) continue;
+        if (cp < 0x80) {
+            *o++ = (char)cp;
+        } else if (cp < 0x800) {
+            *o++ = (char)(0xC0 | (cp >> 6));
+            *o++ = (char)(0x80 | (cp & 0x3F));
+        } else if (cp < 0x10000) {
+            *o++ = (char)(0xE0 | (cp >> 12));
+            *o++ = (char)(0x80 | ((cp >> 6) & 0x3F));
+            *o++ = (char)(0x80 | (cp & 0x3F));
+        } else {
+            *o++ = (char)(0xF0 | (cp >> 18));
+            *o++ = (char)(0x80 | ((cp >> 12) & 0x3F));
+            *o++ = (char)(0x80 | ((cp >> 6) & 0x3F));
+            *o++ = (char)(0x80 | (cp & 0x3F));
+        }
+    }
+    if (len) *len = o ? (size_t)(o - out) : n;
+    return 1;
+}
+
+/* A string value or key; key: U+0000 is refused, as jansson does. */
+static int parse_string(const char *s, size_t n, int escaped, int key, json_t **out) {
+    char *buf;
+    size_t len;
+    int nul, ok;
+    if (!out || !escaped) {
+        if (!string_content(s, n, escaped, NULL, NULL, &nul) || (key && nul)) return 0;
+        return !out || (*out = json_stringn_nocheck(s, n)) != NULL;
+    }
+    if (!(buf = es_malloc(n + 1))) return 0;
+    ok = string_content(s, n, 1, buf, &len, &nul) && !(key && nul) &&
+         (*out = json_stringn_nocheck(buf, len)) != NULL;
+    es_free(buf);
+    return ok;
+}
+
+/* As jansson: an integer outside int64 and a real that overflows are
+ * errors; strtod wants the locale's decimal point. */
+static int parse_number(const char *s, size_t n, int real, json_t **out) {
+    char buf[64], *tail;
+    const char *dp = localeconv()->decimal_point;
+    double d;
+    if (!real) {
+        int neg = *s == '-';
+        int64_t v = 0;
+        size_t i;
+        for (i = (size_t)neg; i < n; i++) {
+            int dig = s[i] - '0';
+            if (neg ? v < (INT64_MIN + dig) / 10 : v > (INT64_MAX - dig) / 10) return 0;
+            v = neg ? v * 10 - dig : v * 10 + dig;
+        }
+        return !out || (*out = json_integer(v)) != NULL;
+    }
+    if (n >= sizeof buf) return 0;
+    memcpy(buf, s, n);
+    buf[n] = '\0';
+    if (dp[0] != '.' && (tail = strchr(buf, '.'))) *tail = dp[0];
+    errno = 0;
+    d = strtod(buf, &tail);
+    if (*tail || ((d == HUGE_VAL || d == -HUGE_VAL) && errno == ERANGE)) return 0;
+    return !out || (*out = json_real(d)) != NULL;
+}
+
+/* Parses one value into *out, or with out NULL only checks it. */
+static const char *parse_value(const char *p, const char *end, int depth, json_t **out) {
+    const char *q;
+    int flag = 0;
+    if (out) *out = NULL;
+    if (p == end || depth > MAX_DEPTH) return NULL;
+    switch (*p) {
+    case '"':
+        q = scan_string(p, end, &flag);
+        return q && parse_string(p + 1, (size_t)(q - p - 2), flag, 0, out) ? q : NULL;
+    case 't': case 'f': case 'n':
+        q = scan_literal(p, end, *p == 't' ? "true" : *p == 'f' ? "false" : "null");
+        if (q && out) *out = *p == 't' ? json_true() : *p == 'f' ? json_false() : json_null();
+        return q;
+    case '[': case '{': {
+        int obj = *p == '{';
+        json_t *c = NULL, *v = NULL;
+        if (out && !(c = obj ? json_object() : json_array())) return NULL;
+        p = skip_ws(p + 1, end);
+        if (p < end && *p == (obj ? '}' : ']')) goto closed;
+        for (;;) {
+            json_t *key = NULL;
+            if (obj) {
+                const char *k = p;
+                if (p == end || *p != '"' || !(p = scan_string(p, end, &flag)) ||
+                    !parse_string(k + 1, (size_t)(p - k - 2), flag, 1, c ? &key : NULL))
+                    goto fail;
+                p = skip_ws(p, end);
+                if (p == end || *p != ':') {
+                    json_decref(key);
+                    goto fail;
+                }
+                p = skip_ws(p + 1, end);
+            }
+            p = parse_value(p, end, depth + 1, c ? &v : NULL);
+            if (p && c) {
+                /* the setters take v even when they fail; a repeated key
+                 * keeps the last value, as in jansson */
+                int bad = obj ? json_object_setn_new_nocheck(c, json_string_value(key),
+                                                             json_string_length(key), v)
+                              : json_array_append_new(c, v);
+                v = NULL;
+                if (bad) p = NULL;
+            }
+            json_decref(key);
+            if (!p) goto fail;
+            p = skip_ws(p, end);
+            if (p < end && *p == ',') {
+                p = skip_ws(p + 1, end);
+                continue;
+            }
+            if (p < end && *p == (obj ? '}' : ']')) break;
+            goto fail;
+        }
+    closed:
+        if (out) *out = c;
+        return p + 1;
+    fail:
+        json_decref(v);
+        json_decref(c);
+        return NULL;
+    }
+    default:
+        q = scan_number(p, end, &flag);
+        return q && parse_number(p, (size_t)(q - p), flag, out) ? q : NULL;
+    }
+}
+
+/* Finds the top-level members; 0 when the text needs the full decoder. */
+static int scan_members(const char *p, const char *end, member *m, size_t *count) {
+    size_t n = 0, i;
+    int escaped = 0;
+    *count = 0;
+    p = skip_ws(p, end);
+    if (p == end || *p++ != '{') return 0;
+    p = skip_ws(p, end);
+    if (p < end && *p == '}') return skip_ws(p + 1, end) == end;
+    for (;;) {
+        if (n == MAX_MEMBERS || p == end || *p != '"') return 0;
+        m[n].key = p + 1;
+        if (!(p = scan_string(p, end, &escaped)) || escaped) return 0;
+        m[n].klen = (size_t)(p - m[n].key - 1);
+        if (!es_valid_utf8(m[n].key, m[n].klen)) return 0;
+        for (i = 0; i < n; i++)
+            if (m[i].klen == m[n].klen && memcmp(m[i].key, m[n].key, m[n].klen) == 0) return 0;
+        p = skip_ws(p, end);
+        if (p == end || *p++ != ':') return 0;
+        m[n].val = p = skip_ws(p, end);
+        if (!(p = parse_value(p, end, 1, NULL))) return 0;
+        m[n++].val_end = p;
+        *count = n;
+        p = skip_ws(p, end);
+        if (p < end && *p == ',') {
+            p = skip_ws(p + 1, end);
+            continue;
+        }
+        return p < end && *p == '}' && skip_ws(p + 1, end) == end;
+    }
+}
+
+static int fold_text(const es_reducer *r, json_t *state, const es_event *ev, es_custom_fn fn,
+                     void *ud, es_err *err) {
+    member m[MAX_MEMBERS];
+    json_t *vals[MAX_MEMBERS];
+    es_fold_pass p;
+    size_t n, i;
+    int rc = ES_OK, end_rc;
+
+    if (!ev->data || !ev->data_len || !scan_members(ev->data, ev->data + ev->data_len, m, &n))
+        return es_reducer_fold_event(r, state, ev, NULL, fn, ud, err);
+    if ((rc = es_fold_begin(&p, r, state, ev, fn, ud, err)) != ES_OK) return rc;
+    /* every value is decoded before any is folded: a bad one changes nothing */
+    for (i = 0; i < n; i++) {
+        vals[i] = NULL;
+        if (es_fold_wants(&p, m[i].key, m[i].klen) &&
+            parse_value(m[i].val, m[i].val_end, 1, &vals[i]) != m[i].val_end) {
+            json_decref(vals[i]);
+            while (i--) json_decref(vals[i]);
+            es_fold_end(&p, 0);
+            return es_reducer_fold_event(r, state, ev, NULL, fn, ud, err);
+        }
+    }
+    for (i = 0; i < n && rc == ES_OK; i++)
+        if (vals[i]) rc = es_fold_member(&p, m[i].key, m[i].klen, vals[i]);
+    while (i < n) json_decref(vals[i++]);
+    end_rc = es_fold_end(&p, rc == ES_OK);
+    return rc != ES_OK ? rc : end_rc;
+}
 
 int es_reducer_fold_cursor(const es_reducer *r, json_t *state, es_cursor *cur,
                            const json_t *where, es_custom_fn fn, void *ud, int64_t *count,
@@ -27,7 +340,8 @@ int es_reducer_fold_cursor(const es_reducer *r, json_t *state, es_cursor *cur,
                 continue;
             }
         }
-        rc = es_reducer_fold_event(r, state, ev, data, fn, ud, err);
+        rc = data ? es_reducer_fold_event(r, state, ev, data, fn, ud, err)
+                  : fold_text(r, state, ev, fn, ud, err);
         json_decref(data);
         if (rc != ES_OK) break;
         n++;
