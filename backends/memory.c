@@ -569,5 +569,6 @@ const es_backend es_memory_backend = {
     memory_backend__get_checkpoint,
     memory_backend__set_checkpoint,
     memory_backend__mark_dispatched,
+    NULL,                       /* wait: polled by the store */
     /* version 1 ends here */
 };

@@ -73,6 +73,10 @@ struct es_backend {
     int  (*get_checkpoint)(es_conn *c, const char *name, int64_t *out, es_err *err);
     int  (*set_checkpoint)(es_conn *c, const char *name, int64_t position, es_err *err);
     int  (*mark_dispatched)(es_conn *c, const char *id, es_err *err);
+    /* Blocks up to timeout_ms for a sign that something was appended
+     * (a notification); *woken = 1 when one came. Spurious wake-ups are
+     * fine: the store checks for new events itself. */
+    int  (*wait)(es_conn *c, int64_t timeout_ms, int *woken, es_err *err);
     /* version 1 ends here; later versions append below, never insert */
 };
 

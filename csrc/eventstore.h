@@ -200,6 +200,12 @@ int es_store_get_checkpoint(es_store *s, const char *name, int64_t *out, es_err 
 int es_store_set_checkpoint(es_store *s, const char *name, int64_t position, es_err *err);
 int es_store_mark_dispatched(es_store *s, const char *id, es_err *err);
 
+/* Waits until an event with a position above `after` may exist, or
+ * timeout_ms passes. *ready = 1 when one does (0 on timeout). A backend with
+ * a wait slot (PostgreSQL: LISTEN/NOTIFY) sleeps until notified; the others
+ * are polled with a growing interval (1 ms to 50 ms). */
+int es_store_wait(es_store *s, int64_t after, int64_t timeout_ms, int *ready, es_err *err);
+
 /* Validation helpers shared by the core and the binding. */
 int es_valid_utf8(const char *s, size_t n);
 int es_valid_uuid(const char *s);

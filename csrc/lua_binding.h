@@ -35,7 +35,17 @@ void lvalue_push_text(lua_State *L, const char *text, size_t len, ljson_box *box
 void lvalue_push_event(lua_State *L, const es_event *ev, ljson_box *box);
 void lvalue_setup(lua_State *L);
 
+/* Converts any Lua value (a table, a string, a number, ...) into the box's root. */
+json_t *lvalue_to_json_any(lua_State *L, int idx, ljson_box *box, const char *what);
+
 /* lua_store.c */
 void lstore_setup(lua_State *L);
+/* The open store at idx (raises "attempt to use a closed store"). */
+es_store *lstore_checkstore(lua_State *L, int idx);
+/* A valid stream name argument (raises naming the problem). */
+const char *lstore_checkstream(lua_State *L, int idx);
+
+/* lua_reducer.c */
+void lreducer_setup(lua_State *L);
 
 #endif

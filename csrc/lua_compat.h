@@ -33,6 +33,14 @@
 #endif
 
 #if LUA_VERSION_NUM >= 503
+/* An argument that must be an integer may be given as an integral float
+ * (3.0), as luaL_checkinteger allows; stored values keep their subtype. */
+static inline int compat_isintegral(lua_State *L, int i) {
+    int ok = 0;
+    if (lua_type(L, i) != LUA_TNUMBER) return 0;
+    (void)lua_tointegerx(L, i, &ok);
+    return ok;
+}
 #define compat_isinteger(L, i) lua_isinteger((L), (i))
 #define compat_tointeger(L, i) ((long long)lua_tointeger((L), (i)))
 #define compat_pushinteger(L, v) lua_pushinteger((L), (lua_Integer)(v))
@@ -45,6 +53,7 @@ static inline int compat_isinteger(lua_State *L, int i) {
     return n == (lua_Number)(long long)n && n >= -9007199254740992.0 && n <= 9007199254740992.0;
 }
 #define compat_tointeger(L, i) ((long long)lua_tonumber((L), (i)))
+#define compat_isintegral(L, i) compat_isinteger((L), (i))
 #define compat_pushinteger(L, v) lua_pushnumber((L), (lua_Number)(v))
 #endif
 

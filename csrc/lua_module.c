@@ -50,6 +50,7 @@ int luaopen_eventstore_core(lua_State *L) {
     lvalue_setup(L);
     luaL_newlib(L, lmodule_funcs);
     lstore_setup(L);
+    lreducer_setup(L);
     lua_pushlightuserdata(L, NULL);
     lua_setfield(L, -2, "null");
     lua_pushliteral(L, ES_VERSION);

@@ -1,5 +1,6 @@
 /* lua_store.c: the eventstore.Store handle and its methods */
 /* SPDX-License-Identifier: MIT */
+#include <stdio.h>
 #include <string.h>
 
 #include "lua_binding.h"
@@ -19,6 +20,8 @@ static es_store *lstore_check(lua_State *L, int idx) {
     if (!ud->s) luaL_error(L, "attempt to use a closed store");
     return ud->s;
 }
+
+es_store *lstore_checkstore(lua_State *L, int idx) { return lstore_check(L, idx); }
 
 static int lstore_gc(lua_State *L) {                /* also __close and close() */
     lstore *ud = lstore_get(L, 1);
@@ -51,8 +54,8 @@ static void check_opts(lua_State *L, int idx, const char *fname) {
         luaL_argerror(L, idx, lua_pushfstring(L, "%s: options must be a table", fname));
 }
 
-/* A stream name: a string without NUL bytes (the core checks the rest). */
-static const char *check_stream_arg(lua_State *L, int idx) {
+/* A stream name: a non-empty UTF-8 string of at most 255 bytes, no NUL. */
+const char *lstore_checkstream(lua_State *L, int idx) {
     size_t n;
     const char *s = luaL_checklstring(L, idx, &n);
     if (strlen(s) != n) luaL_argerror(L, idx, "stream name contains a NUL byte");
@@ -69,7 +72,7 @@ static long long opt_int(lua_State *L, int idx, const char *name, long long def,
     if (lua_isnoneornil(L, idx)) return def;
     lua_getfield(L, idx, name);
     if (!lua_isnil(L, -1)) {
-        if (lua_type(L, -1) != LUA_TNUMBER || !compat_isinteger(L, -1))
+        if (lua_type(L, -1) != LUA_TNUMBER || !compat_isintegral(L, -1))
             luaL_error(L, "option '%s' must be an integer, got %s", name,
                        lua_type(L, -1) == LUA_TNUMBER ? "a fractional number" : luaL_typename(L, -1));
         v = compat_tointeger(L, -1);
@@ -237,7 +240,7 @@ static int64_t check_expected(lua_State *L, int idx) {
         lua_pop(L, 1);
         return r;
     }
-    if (lua_type(L, -1) != LUA_TNUMBER || !compat_isinteger(L, -1))
+    if (lua_type(L, -1) != LUA_TNUMBER || !compat_isintegral(L, -1))
         luaL_error(L, "append: option 'expected' must be an integer revision, got %s",
                    lua_type(L, -1) == LUA_TNUMBER ? "a fractional number" : luaL_typename(L, -1));
     v = compat_tointeger(L, -1);
@@ -249,7 +252,7 @@ static int64_t check_expected(lua_State *L, int idx) {
 static int lstore_append(lua_State *L) {
     static const char *const names[] = { "expected", NULL };
     es_store *s = lstore_check(L, 1);
-    const char *stream = check_stream_arg(L, 2);
+    const char *stream = lstore_checkstream(L, 2);
     es_event_in *in;
     es_append_result res;
     es_err err;
@@ -377,7 +380,7 @@ static int lstore_read(lua_State *L) {
     es_query q;
     int empty;
     es_query_init(&q, ES_Q_STREAM);
-    q.stream = check_stream_arg(L, 2);
+    q.stream = lstore_checkstream(L, 2);
     check_opts(L, 3, "read");
     check_opt_names(L, 3, "read", names);
     q.from = opt_int(L, 3, "from", 1, 0);
@@ -449,7 +452,7 @@ static int lstore_since(lua_State *L) {
     es_query q;
     int empty;
     es_query_init(&q, ES_Q_ALL);
-    if (lua_type(L, 2) != LUA_TNUMBER || !compat_isinteger(L, 2))
+    if (lua_type(L, 2) != LUA_TNUMBER || !compat_isintegral(L, 2))
         luaL_argerror(L, 2, "timestamp must be an integer (milliseconds since the epoch)");
     q.since = compat_tointeger(L, 2);
     check_opts(L, 3, "since");
@@ -506,7 +509,7 @@ static int lstore_last(lua_State *L) {
     es_store *s = lstore_check(L, 1);
     es_query q;
     es_query_init(&q, ES_Q_STREAM);
-    q.stream = check_stream_arg(L, 2);
+    q.stream = lstore_checkstream(L, 2);
     q.backward = 1;
     q.limit = 1;
     return push_one(L, s, &q);
@@ -523,7 +526,7 @@ static int lstore_event(lua_State *L) {
 
 static int lstore_revision(lua_State *L) {
     es_store *s = lstore_check(L, 1);
-    const char *stream = check_stream_arg(L, 2);
+    const char *stream = lstore_checkstream(L, 2);
     int64_t rev;
     es_err err;
     es_err_clear(&err);
@@ -563,12 +566,12 @@ static int lstore_save_snapshot(lua_State *L) {
     char *text;
     int rc;
     memset(&snap, 0, sizeof snap);
-    snap.stream = (char *)check_stream_arg(L, 2);
-    if (lua_type(L, 3) != LUA_TNUMBER || !compat_isinteger(L, 3) || compat_tointeger(L, 3) < 0)
+    snap.stream = (char *)lstore_checkstream(L, 2);
+    if (lua_type(L, 3) != LUA_TNUMBER || !compat_isintegral(L, 3) || compat_tointeger(L, 3) < 0)
         luaL_argerror(L, 3, "revision must be an integer >= 0");
     snap.revision = compat_tointeger(L, 3);
     luaL_checktype(L, 4, LUA_TTABLE);
-    if (!lua_isnoneornil(L, 5) && (lua_type(L, 5) != LUA_TNUMBER || !compat_isinteger(L, 5)))
+    if (!lua_isnoneornil(L, 5) && (lua_type(L, 5) != LUA_TNUMBER || !compat_isintegral(L, 5)))
         luaL_argerror(L, 5, "version must be an integer");
     snap.version = lua_isnoneornil(L, 5) ? 0 : compat_tointeger(L, 5);
     lua_settop(L, 5);
@@ -587,7 +590,7 @@ static int lstore_save_snapshot(lua_State *L) {
 static int lstore_snapshot(lua_State *L) {
     static const char *const names[] = { "max_revision", NULL };
     es_store *s = lstore_check(L, 1);
-    const char *stream = check_stream_arg(L, 2);
+    const char *stream = lstore_checkstream(L, 2);
     es_snapshot snap;
     es_err err;
     ljson_box *box;
@@ -641,7 +644,7 @@ static int lstore_checkpoint(lua_State *L) {
         compat_pushinteger(L, pos);
         return 1;
     }
-    if (lua_type(L, 3) != LUA_TNUMBER || !compat_isinteger(L, 3) || compat_tointeger(L, 3) < 0)
+    if (lua_type(L, 3) != LUA_TNUMBER || !compat_isintegral(L, 3) || compat_tointeger(L, 3) < 0)
         luaL_argerror(L, 3, "position must be an integer >= 0");
     if (es_store_set_checkpoint(s, name, compat_tointeger(L, 3), &err) != ES_OK) return lerror_fail(L, &err);
     lua_pushboolean(L, 1);
@@ -661,6 +664,22 @@ static int lstore_mark_dispatched(lua_State *L) {
     es_err_clear(&err);
     if (es_store_mark_dispatched(s, id, &err) != ES_OK) return lerror_fail(L, &err);
     lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* store:wait(after_position, timeout_ms) -> true when newer events exist */
+static int lstore_wait(lua_State *L) {
+    es_store *s = lstore_check(L, 1);
+    es_err err;
+    int ready;
+    if (lua_type(L, 2) != LUA_TNUMBER || !compat_isintegral(L, 2) || compat_tointeger(L, 2) < 0)
+        luaL_argerror(L, 2, "position must be an integer >= 0");
+    if (lua_type(L, 3) != LUA_TNUMBER || !compat_isintegral(L, 3) || compat_tointeger(L, 3) < 0)
+        luaL_argerror(L, 3, "timeout must be an integer number of milliseconds >= 0");
+    es_err_clear(&err);
+    if (es_store_wait(s, compat_tointeger(L, 2), compat_tointeger(L, 3), &ready, &err) != ES_OK)
+        return lerror_fail(L, &err);
+    lua_pushboolean(L, ready);
     return 1;
 }
 
@@ -684,6 +703,7 @@ static const luaL_Reg lstore_methods[] = {
     { "checkpoint", lstore_checkpoint },
     { "undispatched", lstore_undispatched },
     { "mark_dispatched", lstore_mark_dispatched },
+    { "wait", lstore_wait },
     { "is_open", lstore_is_open },
     { "close", lstore_gc },
     { NULL, NULL }

@@ -249,6 +249,21 @@ json_t *lvalue_to_json(lua_State *L, int idx, ljson_box *box, const char *what) 
     return v;
 }
 
+json_t *lvalue_to_json_any(lua_State *L, int idx, ljson_box *box, const char *what) {
+    conv *cv;
+    json_t *v;
+    idx = lua_absindex(L, idx);
+    cv = lua_newuserdata(L, sizeof *cv);
+    cv->L = L;
+    cv->what = what;
+    cv->depth = 0;
+    v = conv_make(cv, idx);
+    box_set(box, v);
+    if (lua_type(L, idx) == LUA_TTABLE) conv_fill(cv, idx, v);
+    lua_pop(L, 1);
+    return v;
+}
+
 static void push_json(lua_State *L, const json_t *v, int depth) {
     if (depth > LVALUE_MAX_DEPTH + 100) luaL_error(L, "stored value nested too deep");
     luaL_checkstack(L, 4, "reading a value");

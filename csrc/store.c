@@ -3,6 +3,7 @@
 #include <limits.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "es_internal.h"
 
@@ -386,4 +387,50 @@ int es_store_mark_dispatched(es_store *s, const char *id, es_err *err) {
         return es_err_set(err, ES_ENOTSUP, "mark_dispatched: not supported by the %s backend",
                           s->conn->be->scheme);
     return s->conn->be->mark_dispatched(s->conn, id, err);
+}
+
+/* Is there an event above `after`? One indexed row at most. */
+static int has_after(es_store *s, int64_t after, int *yes, es_err *err) {
+    es_query q;
+    es_cursor *cur = NULL;
+    const es_event *ev;
+    int rc;
+    es_query_init(&q, ES_Q_ALL);
+    q.after = after;
+    q.limit = 1;
+    *yes = 0;
+    if ((rc = s->conn->be->read(s->conn, &q, &cur, err)) != ES_OK) return rc;
+    rc = es_cursor_next(cur, &ev, err);
+    es_cursor_close(cur);
+    if (rc < 0) return rc;
+    *yes = rc == 1;
+    return ES_OK;
+}
+
+static void sleep_ms(int64_t ms) {
+    struct timespec ts;
+    ts.tv_sec = (time_t)(ms / 1000);
+    ts.tv_nsec = (long)(ms % 1000) * 1000000L;
+    while (nanosleep(&ts, &ts) != 0) {}
+}
+
+int es_store_wait(es_store *s, int64_t after, int64_t timeout_ms, int *ready, es_err *err) {
+    int64_t deadline, interval = 1, now;
+    int rc, woken;
+    *ready = 0;
+    if (timeout_ms < 0) return es_err_set(err, ES_EINVALID, "wait: timeout must be >= 0");
+    deadline = es_now_ms() + timeout_ms;
+    for (;;) {
+        if ((rc = has_after(s, after, ready, err)) != ES_OK || *ready) return rc;
+        now = es_now_ms();
+        if (now >= deadline) return ES_OK;
+        if (s->conn->be->wait) {
+            /* a notification may come before the events are visible to this
+             * connection: re-check after every wake-up */
+            if ((rc = s->conn->be->wait(s->conn, deadline - now, &woken, err)) != ES_OK) return rc;
+        } else {
+            sleep_ms(interval < deadline - now ? interval : deadline - now);
+            if (interval < 50) interval *= 2;
+        }
+    }
 }

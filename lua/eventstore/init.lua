@@ -21,6 +21,10 @@ M.is_array = core.is_array
 M.uuid = core.uuid
 --- Milliseconds since the epoch, as the store stamps events.
 M.now = core.now
+--- Compiles field rules into a C reducer: `eventstore.reducer(rules[, { version = n }])`.
+M.reducer = core.reducer
+--- Key of the rule that lists the types of the folded events: `[eventstore.TYPES] = "field"`.
+M.TYPES = core.TYPES
 --- The method table of stores: extend it to add methods.
 M.Store = core.Store
 
@@ -61,7 +65,13 @@ local PAGE = 1000
 -- `for ev in store:each("account-1") do ... end` (one stream, by revision) or
 -- `for ev in store:each(nil, { category = "account" }) do ... end` (all, by position).
 -- Returns the 4 values of a generic for (the 4th closes it under Lua 5.4).
+local each_options = {
+  from = true, to = true, backward = true, after = true, category = true, types = true,
+  type = true, limit = true, page_size = true,
+}
+
 function Store:each(stream, opts)
+  if not self:is_open() then error("attempt to use a closed store", 2) end
   if stream ~= nil and type(stream) ~= "string" then
     error("bad argument #1 to 'each' (stream must be a string or nil, got " .. type(stream) .. ")", 2)
   end
@@ -69,6 +79,9 @@ function Store:each(stream, opts)
     error("bad argument #2 to 'each' (options must be a table, got " .. type(opts) .. ")", 2)
   end
   opts = opts or {}
+  for k in pairs(opts) do
+    if not each_options[k] then error("each: unknown option '" .. tostring(k) .. "'", 2) end
+  end
   local page_size = opts.page_size or PAGE
   local limit = opts.limit
   local page, i, seen, done = {}, 0, 0, false
@@ -87,7 +100,7 @@ function Store:each(stream, opts)
       res, err = self:read(stream, { from = next_from, to = opts.to, limit = want })
     else
       res, err = self:read_all({ after = after, limit = want, category = opts.category,
-        types = opts.types })
+        types = opts.types or opts.type })
     end
     if not res then error(tostring(err), 0) end
     return res

@@ -1,0 +1,440 @@
+/* lua_reducer.c: eventstore.reducer{...} compiled into C, rules:fold and store:state */
+/* SPDX-License-Identifier: MIT */
+#include <stdio.h>
+#include <string.h>
+
+#include "lua_binding.h"
+#include "reduce.h"
+
+#define LREDUCER_MT "eventstore.Reducer"
+/* The key of the TYPES rule: eventstore.TYPES is this light userdata. */
+static const char lreducer_types_key = 0;
+
+typedef struct lreducer {
+    es_reducer *r;     /* compiled rules; uservalue: the list of Lua function rules */
+} lreducer;
+
+static int lreducer_gc(lua_State *L) {
+    lreducer *ud = luaL_checkudata(L, 1, LREDUCER_MT);
+    es_reducer *r = ud->r;
+    ud->r = NULL;
+    if (r) es_reducer_free(r);
+    return 0;
+}
+
+static lreducer *lreducer_check(lua_State *L, int idx) {
+    lreducer *ud = luaL_checkudata(L, idx, LREDUCER_MT);
+    if (!ud->r) luaL_argerror(L, idx, "reducer is not compiled");
+    return ud;
+}
+
+/* ---- compiling: the Lua rules table into es_rule_spec (all scratch is GC-owned) ---- */
+
+typedef struct spec_list {
+    es_rule_spec *v;
+    size_t n, cap;
+} spec_list;
+
+static es_rule_spec *spec_push(lua_State *L, spec_list *sl, int scratch_tab) {
+    if (sl->n == sl->cap) {
+        size_t cap = sl->cap ? sl->cap * 2 : 16;
+        es_rule_spec *nv = lua_newuserdata(L, cap * sizeof *nv);
+        if (sl->n) memcpy(nv, sl->v, sl->n * sizeof *nv);
+        /* keep the new scratch alive in the scratch table */
+        lua_rawseti(L, scratch_tab, (int)lua_rawlen(L, scratch_tab) + 1);
+        sl->v = nv;
+        sl->cap = cap;
+    }
+    memset(&sl->v[sl->n], 0, sizeof sl->v[0]);
+    return &sl->v[sl->n++];
+}
+
+/* Adds the function at the stack top to the list of functions; returns its id. */
+static int add_function(lua_State *L, int fns) {
+    int id = (int)lua_rawlen(L, fns) + 1;
+    lua_rawseti(L, fns, id);
+    return id;
+}
+
+/* One rule: a kind name, a function, or a table { kind_or_fn, from=, when=, scale= }
+ * at idx, for the target field. */
+static void compile_rule(lua_State *L, int idx, const char *field, spec_list *sl, int scratch, int fns,
+                         ljson_box *box) {
+    es_rule_spec *sp = spec_push(L, sl, scratch);
+    sp->field = field;
+    idx = lua_absindex(L, idx);
+    if (lua_type(L, idx) == LUA_TSTRING) {
+        if (es_rule_kind_parse(lua_tostring(L, idx), &sp->kind) != ES_OK)
+            luaL_error(L, "reducer: field '%s': unknown rule '%s'", field, lua_tostring(L, idx));
+        return;
+    }
+    if (lua_type(L, idx) == LUA_TFUNCTION) {
+        sp->kind = ES_RULE_CUSTOM;
+        lua_pushvalue(L, idx);
+        sp->custom_id = add_function(L, fns);
+        return;
+    }
+    if (!lua_istable(L, idx))
+        luaL_error(L, "reducer: field '%s': a rule is a name, a function or a table, got %s", field,
+                   luaL_typename(L, idx));
+    lua_rawgeti(L, idx, 1);
+    if (lua_type(L, -1) == LUA_TSTRING) {
+        if (es_rule_kind_parse(lua_tostring(L, -1), &sp->kind) != ES_OK)
+            luaL_error(L, "reducer: field '%s': unknown rule '%s'", field, lua_tostring(L, -1));
+    } else if (lua_type(L, -1) == LUA_TFUNCTION) {
+        sp->kind = ES_RULE_CUSTOM;
+        lua_pushvalue(L, -1);
+        sp->custom_id = add_function(L, fns);
+    } else {
+        luaL_error(L, "reducer: field '%s': a rule table starts with a rule name or a function", field);
+    }
+    lua_pop(L, 1);
+    lua_getfield(L, idx, "from");
+    if (!lua_isnil(L, -1)) {
+        if (lua_type(L, -1) != LUA_TSTRING) luaL_error(L, "reducer: field '%s': 'from' must be a string", field);
+        sp->from = lua_tostring(L, -1);
+        lua_rawseti(L, scratch, (int)lua_rawlen(L, scratch) + 1);
+    } else {
+        lua_pop(L, 1);
+    }
+    lua_getfield(L, idx, "when");
+    if (lua_type(L, -1) == LUA_TSTRING) {
+        const char **w = lua_newuserdata(L, sizeof *w);
+        w[0] = lua_tostring(L, -2);
+        sp->when = w;
+        sp->nwhen = 1;
+        lua_rawseti(L, scratch, (int)lua_rawlen(L, scratch) + 1);
+        lua_rawseti(L, scratch, (int)lua_rawlen(L, scratch) + 1);
+    } else if (lua_istable(L, -1)) {
+        size_t n = lua_rawlen(L, -1), i;
+        const char **w;
+        if (n == 0) luaL_error(L, "reducer: field '%s': 'when' is an empty list", field);
+        w = lua_newuserdata(L, n * sizeof *w);
+        for (i = 0; i < n; i++) {
+            lua_rawgeti(L, -2, (int)i + 1);
+            if (lua_type(L, -1) != LUA_TSTRING)
+                luaL_error(L, "reducer: field '%s': 'when' item %d is not a string", field, (int)i + 1);
+            w[i] = lua_tostring(L, -1);
+            lua_pop(L, 1);
+        }
+        sp->when = w;
+        sp->nwhen = n;
+        lua_rawseti(L, scratch, (int)lua_rawlen(L, scratch) + 1);
+        lua_rawseti(L, scratch, (int)lua_rawlen(L, scratch) + 1);
+    } else if (!lua_isnil(L, -1)) {
+        luaL_error(L, "reducer: field '%s': 'when' must be a type or a list of types", field);
+    } else {
+        lua_pop(L, 1);
+    }
+    lua_getfield(L, idx, "scale");
+    if (!lua_isnil(L, -1)) {
+        json_t *v;
+        if (lua_type(L, -1) != LUA_TNUMBER) luaL_error(L, "reducer: field '%s': 'scale' must be a number", field);
+        v = compat_isintegral(L, -1) ? json_integer((json_int_t)compat_tointeger(L, -1))
+                                    : json_real((double)lua_tonumber(L, -1));
+        if (!v || json_array_append_new(box->root, v) != 0)
+            luaL_error(L, "reducer: field '%s': 'scale' must be a finite number", field);
+        sp->scale = v;
+    }
+    lua_pop(L, 1);
+}
+
+/* eventstore.reducer(rules[, { version = n }]) */
+static int lreducer_new(lua_State *L) {
+    spec_list sl = { NULL, 0, 0 };
+    lreducer *ud;
+    ljson_box *box;
+    es_err err;
+    int64_t version = 0;
+    int scratch, fns;
+
+    luaL_checktype(L, 1, LUA_TTABLE);
+    if (!lua_isnoneornil(L, 2)) {
+        luaL_checktype(L, 2, LUA_TTABLE);
+        lua_getfield(L, 2, "version");
+        if (!lua_isnil(L, -1)) {
+            if (lua_type(L, -1) != LUA_TNUMBER || !compat_isintegral(L, -1))
+                luaL_argerror(L, 2, "option 'version' must be an integer");
+            version = compat_tointeger(L, -1);
+        }
+        lua_pop(L, 1);
+    }
+    lua_settop(L, 2);
+    lua_newtable(L);                     /* 3: scratch keeps borrowed strings and arrays alive */
+    scratch = 3;
+    lua_newtable(L);                     /* 4: the Lua function rules, by custom id */
+    fns = 4;
+    box = lvalue_newbox(L);              /* 5: scale values */
+    box->root = json_array();
+    if (!box->root) return luaL_error(L, "not enough memory");
+
+    lua_pushnil(L);
+    while (lua_next(L, 1)) {
+        const char *field;
+        if (lua_type(L, -2) == LUA_TLIGHTUSERDATA && lua_touserdata(L, -2) == (void *)&lreducer_types_key) {
+            if (lua_type(L, -1) != LUA_TSTRING)
+                luaL_error(L, "reducer: [eventstore.TYPES] must name the field that lists event types");
+            {
+                es_rule_spec *sp = spec_push(L, &sl, scratch);
+                sp->field = lua_tostring(L, -1);
+                sp->kind = ES_RULE_TYPES;
+            }
+            lua_pushvalue(L, -1);
+            lua_rawseti(L, scratch, (int)lua_rawlen(L, scratch) + 1);
+            lua_pop(L, 1);
+            continue;
+        }
+        if (lua_type(L, -2) != LUA_TSTRING)
+            luaL_error(L, "reducer: rule keys are field names (strings) or eventstore.TYPES, got %s",
+                       luaL_typename(L, -2));
+        field = lua_tostring(L, -2);
+        /* a list of rule tables, or one rule */
+        if (lua_istable(L, -1) && lua_rawlen(L, -1) > 0) {
+            lua_rawgeti(L, -1, 1);
+            if (lua_istable(L, -1)) {
+                size_t n = lua_rawlen(L, -2), i;
+                lua_pop(L, 1);
+                for (i = 1; i <= n; i++) {
+                    lua_rawgeti(L, -1, (int)i);
+                    compile_rule(L, -1, field, &sl, scratch, fns, box);
+                    lua_pop(L, 1);
+                }
+                lua_pop(L, 1);
+                continue;
+            }
+            lua_pop(L, 1);
+        }
+        compile_rule(L, -1, field, &sl, scratch, fns, box);
+        lua_pop(L, 1);
+    }
+
+    ud = lua_newuserdata(L, sizeof *ud);
+    ud->r = NULL;
+    luaL_getmetatable(L, LREDUCER_MT);
+    lua_setmetatable(L, -2);
+    lua_pushvalue(L, fns);
+    compat_setuservalue(L, -2);
+    es_err_clear(&err);
+    if (es_reducer_new(sl.v, sl.n, version, &ud->r, &err) != ES_OK) {
+        if (err.code == ES_ENOMEM) return luaL_error(L, "not enough memory");
+        return luaL_error(L, "reducer: %s", err.msg);
+    }
+    return 1;
+}
+
+/* ---- custom rules: the core calls back into Lua under lua_pcall ---- */
+
+typedef struct lcall {
+    lua_State *L;
+    int fns;              /* stack index of the function list */
+    int event_idx;        /* stack index of the Lua event table, or 0: build from ev */
+    ljson_box *out;       /* receives the converted result */
+    /* per call */
+    int custom_id;
+    const char *field;
+    const json_t *acc, *value;
+    const es_event *ev;
+    int failed;           /* the error value is at the top of the stack */
+} lcall;
+
+/* Runs inside lua_pcall: everything that may raise happens here. */
+static int lcall_trampoline(lua_State *L) {
+    lcall *c = lua_touserdata(L, 1);
+    json_t *v;
+    lua_rawgeti(L, 2, c->custom_id);
+    if (c->acc) lvalue_push_json(L, c->acc); else lua_pushnil(L);
+    lvalue_push_json(L, c->value);
+    if (lua_istable(L, 3)) {
+        lua_pushvalue(L, 3);
+    } else if (c->ev && c->ev->id) {
+        ljson_box *b = lvalue_newbox(L);
+        int top = lua_gettop(L);
+        lvalue_push_event(L, c->ev, b);
+        lua_remove(L, top);
+    } else {
+        lua_createtable(L, 0, 1);
+        if (c->ev && c->ev->type) {
+            lua_pushstring(L, c->ev->type);
+            lua_setfield(L, -2, "type");
+        }
+    }
+    lua_pushstring(L, c->field);
+    lua_call(L, 4, 1);
+    if (lua_isnil(L, -1)) {
+        v = NULL;
+    } else {
+        char what[300];
+        snprintf(what, sizeof what, "reducer: rule for '%s' returned", c->field);
+        lvalue_to_json_any(L, -1, c->out, what);
+        /* take the box's reference: nothing below can raise */
+        v = c->out->root;
+        c->out->root = NULL;
+    }
+    lua_pushlightuserdata(L, v);
+    return 1;
+}
+
+static int lcall_custom(void *ud, int custom_id, const char *field, json_t **acc, const json_t *value,
+                        const es_event *ev, es_err *err) {
+    lcall *c = ud;
+    lua_State *L = c->L;
+    json_t *res;
+    c->custom_id = custom_id;
+    c->field = field;
+    c->acc = *acc;
+    c->value = value;
+    c->ev = ev;
+    lua_pushcfunction(L, lcall_trampoline);
+    lua_pushlightuserdata(L, c);
+    lua_pushvalue(L, c->fns);
+    if (c->event_idx) lua_pushvalue(L, c->event_idx); else lua_pushnil(L);
+    if (lua_pcall(L, 3, 1, 0) != LUA_OK) {
+        c->failed = 1;   /* the error stays on the stack for the binding to raise */
+        return es_err_set(err, ES_ECALLBACK, "reducer: rule for '%s' failed", field);
+    }
+    res = lua_touserdata(L, -1);
+    lua_pop(L, 1);
+    if (*acc) json_decref(*acc);
+    *acc = res;
+    return ES_OK;
+}
+
+static void lcall_init(lua_State *L, lcall *c, int reducer_idx, ljson_box *out) {
+    memset(c, 0, sizeof *c);
+    c->L = L;
+    c->out = out;
+    compat_getuservalue(L, reducer_idx);
+    c->fns = lua_gettop(L);
+    luaL_checkstack(L, 20, "reducer callbacks");
+}
+
+/* After a failed core call: raise the callback's own error, or the core's. */
+static int fold_fail(lua_State *L, lcall *c, es_err *err) {
+    if (c->failed) return lua_error(L);
+    return lerror_fail(L, err);
+}
+
+/* rules:fold(events, initial) -> state */
+static int lreducer_fold(lua_State *L) {
+    lreducer *ud = lreducer_check(L, 1);
+    ljson_box *state_box, *data_box, *out_box;
+    lcall c;
+    es_err err;
+    size_t n, i;
+    int top;
+
+    luaL_checktype(L, 2, LUA_TTABLE);
+    if (!lua_isnoneornil(L, 3)) luaL_checktype(L, 3, LUA_TTABLE);
+    lua_settop(L, 3);
+    state_box = lvalue_newbox(L);                              /* 4 */
+    lvalue_to_json(L, 3, state_box, "fold: initial state");
+    data_box = lvalue_newbox(L);                               /* 5 */
+    out_box = lvalue_newbox(L);                                /* 6 */
+    lcall_init(L, &c, 1, out_box);                             /* 7: functions */
+    top = lua_gettop(L);
+    n = lua_rawlen(L, 2);
+    for (i = 1; i <= n; i++) {
+        const char *type;
+        json_t *data;
+        char what[64];
+        lua_rawgeti(L, 2, (int)i);                             /* top + 1: the event */
+        if (!lua_istable(L, -1)) luaL_error(L, "fold: event %d must be a table", (int)i);
+        lua_getfield(L, -1, "type");
+        if (lua_type(L, -1) != LUA_TSTRING) luaL_error(L, "fold: event %d has no type", (int)i);
+        type = lua_tostring(L, -1);                            /* the event table keeps it alive */
+        lua_pop(L, 1);
+        lua_getfield(L, -1, "data");
+        snprintf(what, sizeof what, "fold: event %d data", (int)i);
+        data = lvalue_to_json(L, -1, data_box, what);
+        lua_pop(L, 1);
+        c.event_idx = top + 1;
+        es_err_clear(&err);
+        if (es_reducer_fold_json(ud->r, state_box->root, type, data, lcall_custom, &c, &err) != ES_OK)
+            return fold_fail(L, &c, &err);
+        lua_settop(L, top);
+    }
+    lvalue_push_json(L, state_box->root);
+    return 1;
+}
+
+static int lreducer_fingerprint(lua_State *L) {
+    lua_pushstring(L, es_reducer_fingerprint(lreducer_check(L, 1)->r));
+    return 1;
+}
+
+/* store:state(stream, rules[, { initial = t }]) -> state, revision
+ * store:state({ category =, where = }, rules[, opts]) -> state, position */
+static int lreducer_state(lua_State *L) {
+    es_store *s = lstore_checkstore(L, 1);
+    lreducer *ud;
+    ljson_box *init_box, *where_box, *out_box, *state_box;
+    json_t *initial = NULL, *where = NULL, *state = NULL;
+    lcall c;
+    es_err err;
+    int64_t at = 0;
+    int rc;
+
+    ud = lreducer_check(L, 3);
+    if (!lua_isnoneornil(L, 4)) luaL_checktype(L, 4, LUA_TTABLE);
+    lua_settop(L, 4);
+    init_box = lvalue_newbox(L);                               /* 5 */
+    where_box = lvalue_newbox(L);                              /* 6 */
+    out_box = lvalue_newbox(L);                                /* 7 */
+    state_box = lvalue_newbox(L);                              /* 8 */
+    if (lua_istable(L, 4)) {
+        lua_getfield(L, 4, "initial");
+        if (!lua_isnil(L, -1)) initial = lvalue_to_json(L, -1, init_box, "state: initial");
+        lua_pop(L, 1);
+    }
+    lcall_init(L, &c, 3, out_box);                             /* 9: functions */
+    es_err_clear(&err);
+    if (lua_type(L, 2) == LUA_TSTRING) {
+        const char *stream = lstore_checkstream(L, 2);
+        rc = es_store_state(s, stream, ud->r, initial, lcall_custom, &c, &state, &at, &err);
+    } else if (lua_istable(L, 2)) {
+        const char *category = NULL;
+        lua_getfield(L, 2, "category");
+        if (!lua_isnil(L, -1)) {
+            if (lua_type(L, -1) != LUA_TSTRING) luaL_argerror(L, 2, "'category' must be a string");
+            category = lua_tostring(L, -1);
+        }
+        lua_getfield(L, 2, "where");
+        if (!lua_isnil(L, -1)) where = lvalue_to_json(L, -1, where_box, "state: where");
+        rc = es_store_state_query(s, category, where, ud->r, initial, lcall_custom, &c, &state, &at, &err);
+    } else {
+        return luaL_argerror(L, 2, "a stream name or a { category, where } table");
+    }
+    if (rc != ES_OK) return fold_fail(L, &c, &err);
+    state_box->root = state;    /* rooted before it is converted */
+    lvalue_push_json(L, state);
+    compat_pushinteger(L, at);
+    return 2;
+}
+
+static const luaL_Reg lreducer_methods[] = {
+    { "fold", lreducer_fold },
+    { "fingerprint", lreducer_fingerprint },
+    { NULL, NULL }
+};
+
+/* Sets reducer, TYPES and Store.state in the module table on the stack top
+ * (Store's method table is already there). */
+void lreducer_setup(lua_State *L) {
+    luaL_newmetatable(L, LREDUCER_MT);
+    lua_pushcfunction(L, lreducer_gc);
+    lua_setfield(L, -2, "__gc");
+    lua_pushliteral(L, LREDUCER_MT);
+    lua_setfield(L, -2, "__name");
+    lua_newtable(L);
+    luaL_setfuncs(L, lreducer_methods, 0);
+    lua_setfield(L, -2, "__index");
+    lua_pop(L, 1);
+    lua_pushcfunction(L, lreducer_new);
+    lua_setfield(L, -2, "reducer");
+    lua_pushlightuserdata(L, (void *)&lreducer_types_key);
+    lua_setfield(L, -2, "TYPES");
+    lua_getfield(L, -1, "Store");
+    lua_pushcfunction(L, lreducer_state);
+    lua_setfield(L, -2, "state");
+    lua_pop(L, 1);
+}
