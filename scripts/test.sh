@@ -72,5 +72,13 @@ for t in examples/*.lua; do
         -e 'package.path="lua/?.lua;lua/?/init.lua;"..package.path package.cpath="build/5.4/?.so;"..package.cpath' "$t"
 done
 
+# Suites owned by parts of the project (LuaJIT, nginx, CLI, ...): each file
+# calls busted_suite/program above.
+for f in scripts/test.d/*.sh; do
+    [ -f "$f" ] || continue
+    # shellcheck source=/dev/null
+    . "$f"
+done
+
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
