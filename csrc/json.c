@@ -23,9 +23,11 @@ char *es_json_encode(const json_t *v, size_t *len, es_err *err) {
     size_t n;
     char *out;
     json_setup();
+    /* A json_t built by the core or the binding is always writable (no NaN,
+     * no cycles), so jansson failing here means it could not allocate. */
     n = json_dumpb(v, NULL, 0, ES_JSON_DUMP_FLAGS);
     if (n == 0) {
-        es_err_set(err, ES_EINVALID, "encode: value cannot be written as JSON");
+        es_err_set(err, ES_ENOMEM, "encode: out of memory");
         return NULL;
     }
     out = es_malloc(n + 1);
@@ -35,7 +37,7 @@ char *es_json_encode(const json_t *v, size_t *len, es_err *err) {
     }
     if (json_dumpb(v, out, n, ES_JSON_DUMP_FLAGS) != n) {
         es_free(out);
-        es_err_set(err, ES_EINVALID, "encode: value changed while being written");
+        es_err_set(err, ES_ENOMEM, "encode: out of memory");
         return NULL;
     }
     out[n] = '\0';
