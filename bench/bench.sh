@@ -114,7 +114,7 @@ run_one() {
                                "$LUA" bench/run.lua pg "$PG_URL" "$PG_URL" - ;;
     esac >"$d/out" 2>"$d/err"
     rc=$?
-    cat "$d/out" >>"$LINES"
+    sed "s/^{/{\"run\":$run,/" "$d/out" >>"$LINES"
     if [ $rc -ne 0 ]; then
         FAILED=$((FAILED + 1))
         printf '{"backend":"%s","workload":"run%d","status":"failed","reason":"exit %d: %s"}\n' \

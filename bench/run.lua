@@ -167,7 +167,7 @@ if rules and type(rules.fold) == "function" then
     t_lua = t_lua + (now() - t)
     check_state(s, state, "fold (Lua)")
   end
-  emit("fold", total, t_c, string.format(',"lua_events_per_s":%.1f,"c_over_lua":%.2f',
+  emit("fold", total, t_c, string.format(',"lua_events_per_s":%.1f,"c_over_lua":%.4f',
     total / t_lua, t_lua / t_c))
 else
   emit_status("fold", "n/a", "eventstore.reducer or rules:fold is missing")
