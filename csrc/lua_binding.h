@@ -48,4 +48,7 @@ const char *lstore_checkstream(lua_State *L, int idx);
 /* lua_reducer.c */
 void lreducer_setup(lua_State *L);
 
+/* lua_json.c: json_encode/json_decode in the module table on top of the stack */
+void ljson_setup(lua_State *L);
+
 #endif

@@ -51,6 +51,7 @@ int luaopen_eventstore_core(lua_State *L) {
     luaL_newlib(L, lmodule_funcs);
     lstore_setup(L);
     lreducer_setup(L);
+    ljson_setup(L);
     lua_pushlightuserdata(L, NULL);
     lua_setfield(L, -2, "null");
     lua_pushliteral(L, ES_VERSION);
