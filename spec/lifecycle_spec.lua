@@ -111,6 +111,18 @@ for _, name in ipairs({ "memory:", "sqlite::memory:", "sqlite temp file" }) do
       collectgarbage()
     end)
 
+    it("appending inside an each() loop works and the loop sees the events it started with", function()
+      local s, other = fx.stream(), fx.stream()
+      assert(store:append(s, fx.events(2500)))
+      local n = 0
+      for ev in store:each(s) do
+        n = n + 1
+        if ev.revision % 500 == 0 then assert(store:append(other, fx.event("Side", { at = ev.revision }))) end
+      end
+      assert.equals(2500, n)
+      assert.equals(5, store:revision(other))
+    end)
+
     it("each returns the 4 values of a generic for, the 4th closing the iteration", function()
       local s = fx.stream()
       assert(store:append(s, fx.events(5)))
@@ -257,6 +269,58 @@ describe("lifecycle of a SQLite file", function()
     assert.same({ 1, 2, 3 }, fx.revisions(again:read(s)))
     assert.same({}, again:read(other))
     again:close()
+  end)
+
+  it("several processes appending to one file get conflicts, never corruption or busy", function()
+    local child = os.tmpname()
+    local f = assert(io.open(child, "w"))
+    f:write(string.format("package.path = %q\npackage.cpath = %q\n", package.path, package.cpath), [[
+local es = require("eventstore")
+local path, checked, free, id, n = arg[1], arg[2], arg[3], arg[4], tonumber(arg[5])
+local ok, res = pcall(function()
+  local st = assert(es.open("sqlite:" .. path))
+  local won, lost, any, other = 0, 0, 0, {}
+  for i = 1, n do
+    local r, err = st:append(checked, { type = "P", data = { p = id, i = i } }, { expected = st:revision(checked) })
+    if r then won = won + 1
+    elseif err.code == "conflict" then lost = lost + 1
+    else other[#other + 1] = tostring(err) end
+    r, err = st:append(free, { type = "Q", data = { p = id, i = i } })
+    if r then any = any + 1 else other[#other + 1] = tostring(err) end
+  end
+  st:close()
+  return string.format("%d %d %d %s", won, lost, any, table.concat(other, "|"))
+end)
+io.write(ok and res or ("RAISED " .. tostring(res)))
+]])
+    f:close()
+    local st = open_file()
+    local checked, free = fx.stream(), fx.stream()
+    assert(st:append(fx.stream(), fx.event("Init")))
+    local procs, n = {}, 60
+    for id = 1, 4 do
+      local cmd = string.format("lua5.4 %s %s '%s' '%s' %d %d 2>&1", child, path, checked, free, id, n)
+      procs[id] = assert(io.popen(cmd))
+    end
+    local won, lost = 0, 0
+    for id = 1, 4 do
+      local out = procs[id]:read("a")
+      procs[id]:close()
+      local w, l, a, other = out:match("^(%d+) (%d+) (%d+) ?(.*)$")
+      assert(w, "child " .. id .. ": " .. out)
+      assert.equals("", other)
+      assert.equals(n, tonumber(a))
+      won, lost = won + tonumber(w), lost + tonumber(l)
+    end
+    os.remove(child)
+    assert.equals(4 * n, won + lost)
+    assert.is_true(won >= n)
+    assert.equals(won, st:revision(checked))
+    assert.same(fx.range(1, won), fx.revisions(st:read(checked)))
+    assert.same(fx.range(1, 4 * n), fx.revisions(st:read(free)))
+    assert.is_true(fx.strictly_increasing(fx.positions(st:read_all())))
+    assert.equals(1 + won + 4 * n, st:stats().events)
+    st:close()
   end)
 
   it("two handles on one file see each other's writes and conflict on the same revision", function()
