@@ -22,7 +22,7 @@
 # bench/out/results.json, and every raw line in bench/out/lines.jsonl.
 set -uo pipefail
 
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 ROOT=$PWD
 RUNS=${BENCH_RUNS:-3}
 BACKENDS=${BENCH_BACKENDS:-raw-sqlite-full raw-sqlite-normal memory sqlite-full sqlite-normal raw-pg pg}

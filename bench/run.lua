@@ -63,7 +63,7 @@ for i = 0, W1_STREAMS * REVS - 1 do
 end
 emit("W1", W1_STREAMS * REVS, now() - t0)
 store:close()
-w1_batches = nil
+w1_batches = nil -- luacheck: ignore (frees the W1 inputs)
 collectgarbage()
 
 -- W2: 100 events per append, one append per stream, on a fresh store

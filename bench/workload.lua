@@ -15,7 +15,7 @@ local NOTE = FILLER:sub(1, 121)
 -- BENCH_SCALE (0 < x <= 1) scales stream counts; every stream keeps 100 events.
 function M.scaled(n)
   local f = tonumber(os.getenv("BENCH_SCALE") or "") or 1
-  if not (f > 0) or f > 1 then f = 1 end
+  if not (f > 0) or f > 1 then f = 1 end -- luacheck: ignore (NaN is not > 0)
   return math.max(1, math.floor(n * f + 0.5))
 end
 
