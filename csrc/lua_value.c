@@ -1,6 +1,8 @@
 /* lua_value.c: exact conversion between Lua values and JSON values */
 /* SPDX-License-Identifier: MIT */
+#include <limits.h>
 #include <math.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -317,13 +319,241 @@ static void push_json(lua_State *L, const json_t *v, int depth) {
 
 void lvalue_push_json(lua_State *L, const json_t *v) { push_json(L, v, 0); }
 
+/* ---- reading: stored JSON text straight into Lua values ----
+ * The read path decodes every event, so it builds Lua tables directly from
+ * the text instead of going through a jansson tree (no allocation per node).
+ * Stored texts were written by es_json_encode, but a PostgreSQL user may
+ * have written rows by hand: the parser checks the grammar fully and raises
+ * on anything malformed. It holds no C resource, so raising is harmless. */
+
+typedef struct jparse {
+    lua_State *L;
+    const char *p, *end;
+    int depth;
+} jparse;
+
+static int jfail(jparse *jp, const char *what) {
+    return luaL_error(jp->L, "stored value is not valid JSON: %s", what);
+}
+
+static void jspace(jparse *jp) {
+    while (jp->p < jp->end && (*jp->p == ' ' || *jp->p == '\n' || *jp->p == '\r' || *jp->p == '\t')) jp->p++;
+}
+
+static int jhex4(jparse *jp, unsigned *out) {
+    unsigned v = 0;
+    int i;
+    if (jp->end - jp->p < 4) return 0;
+    for (i = 0; i < 4; i++) {
+        char c = jp->p[i];
+        v <<= 4;
+        if (c >= '0' && c <= '9') v |= (unsigned)(c - '0');
+        else if (c >= 'a' && c <= 'f') v |= (unsigned)(c - 'a' + 10);
+        else if (c >= 'A' && c <= 'F') v |= (unsigned)(c - 'A' + 10);
+        else return 0;
+    }
+    jp->p += 4;
+    *out = v;
+    return 1;
+}
+
+static void jutf8(luaL_Buffer *b, unsigned cp) {
+    char u[4];
+    size_t n;
+    if (cp < 0x80) { u[0] = (char)cp; n = 1; }
+    else if (cp < 0x800) { u[0] = (char)(0xC0 | (cp >> 6)); u[1] = (char)(0x80 | (cp & 0x3F)); n = 2; }
+    else if (cp < 0x10000) {
+        u[0] = (char)(0xE0 | (cp >> 12)); u[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
+        u[2] = (char)(0x80 | (cp & 0x3F)); n = 3;
+    } else {
+        u[0] = (char)(0xF0 | (cp >> 18)); u[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
+        u[2] = (char)(0x80 | ((cp >> 6) & 0x3F)); u[3] = (char)(0x80 | (cp & 0x3F)); n = 4;
+    }
+    luaL_addlstring(b, u, n);
+}
+
+/* jp->p is just past the opening quote; pushes the string. */
+static void jstring(jparse *jp) {
+    const char *start = jp->p, *q = jp->p;
+    luaL_Buffer b;
+    while (q < jp->end && *q != '"' && *q != '\\') {
+        if ((unsigned char)*q < 0x20) jfail(jp, "control character in a string");
+        q++;
+    }
+    if (q >= jp->end) jfail(jp, "unterminated string");
+    if (*q == '"') {                       /* the common case: no escapes */
+        lua_pushlstring(jp->L, start, (size_t)(q - start));
+        jp->p = q + 1;
+        return;
+    }
+    luaL_buffinit(jp->L, &b);
+    luaL_addlstring(&b, start, (size_t)(q - start));
+    jp->p = q;
+    for (;;) {
+        char c;
+        if (jp->p >= jp->end) jfail(jp, "unterminated string");
+        c = *jp->p++;
+        if (c == '"') break;
+        if ((unsigned char)c < 0x20) jfail(jp, "control character in a string");
+        if (c != '\\') {
+            luaL_addchar(&b, c);
+            continue;
+        }
+        if (jp->p >= jp->end) jfail(jp, "unterminated escape");
+        c = *jp->p++;
+        switch (c) {
+        case '"': case '\\': case '/': luaL_addchar(&b, c); break;
+        case 'b': luaL_addchar(&b, '\b'); break;
+        case 'f': luaL_addchar(&b, '\f'); break;
+        case 'n': luaL_addchar(&b, '\n'); break;
+        case 'r': luaL_addchar(&b, '\r'); break;
+        case 't': luaL_addchar(&b, '\t'); break;
+        case 'u': {
+            unsigned cp, lo;
+            if (!jhex4(jp, &cp)) jfail(jp, "bad \\u escape");
+            if (cp >= 0xD800 && cp <= 0xDBFF) {
+                if (jp->end - jp->p < 2 || jp->p[0] != '\\' || jp->p[1] != 'u') jfail(jp, "lone surrogate");
+                jp->p += 2;
+                if (!jhex4(jp, &lo) || lo < 0xDC00 || lo > 0xDFFF) jfail(jp, "bad surrogate pair");
+                cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+            } else if (cp >= 0xDC00 && cp <= 0xDFFF) {
+                jfail(jp, "lone surrogate");
+            }
+            jutf8(&b, cp);
+            break;
+        }
+        default:
+            jfail(jp, "bad escape");
+        }
+    }
+    luaL_pushresult(&b);
+}
+
+/* Integers without fraction or exponent that fit int64 stay integers;
+ * everything else is a double through strtod (correctly rounded, so the 17
+ * digits es_json_encode writes give back every bit). */
+static void jnumber(jparse *jp) {
+    const char *start = jp->p;
+    int is_int = 1, neg = 0;
+    unsigned long long acc = 0;
+    int overflow = 0;
+    if (jp->p < jp->end && *jp->p == '-') { neg = 1; jp->p++; }
+    if (jp->p >= jp->end || *jp->p < '0' || *jp->p > '9') jfail(jp, "bad number");
+    if (*jp->p == '0' && jp->p + 1 < jp->end && jp->p[1] >= '0' && jp->p[1] <= '9') jfail(jp, "leading zero");
+    while (jp->p < jp->end && *jp->p >= '0' && *jp->p <= '9') {
+        unsigned d = (unsigned)(*jp->p - '0');
+        if (acc > (ULLONG_MAX - d) / 10) overflow = 1;
+        else acc = acc * 10 + d;
+        jp->p++;
+    }
+    if (jp->p < jp->end && *jp->p == '.') {
+        is_int = 0;
+        jp->p++;
+        if (jp->p >= jp->end || *jp->p < '0' || *jp->p > '9') jfail(jp, "bad fraction");
+        while (jp->p < jp->end && *jp->p >= '0' && *jp->p <= '9') jp->p++;
+    }
+    if (jp->p < jp->end && (*jp->p == 'e' || *jp->p == 'E')) {
+        is_int = 0;
+        jp->p++;
+        if (jp->p < jp->end && (*jp->p == '+' || *jp->p == '-')) jp->p++;
+        if (jp->p >= jp->end || *jp->p < '0' || *jp->p > '9') jfail(jp, "bad exponent");
+        while (jp->p < jp->end && *jp->p >= '0' && *jp->p <= '9') jp->p++;
+    }
+    if (is_int && !overflow && (neg ? acc <= (unsigned long long)LLONG_MAX + 1ULL : acc <= (unsigned long long)LLONG_MAX)) {
+        long long v = neg ? (long long)(0ULL - acc) : (long long)acc;
+        compat_pushinteger(jp->L, v);
+        return;
+    }
+    {
+        char tmp[128];
+        size_t n = (size_t)(jp->p - start);
+        if (n >= sizeof tmp) jfail(jp, "number too long");
+        memcpy(tmp, start, n);
+        tmp[n] = '\0';
+        lua_pushnumber(jp->L, (lua_Number)strtod(tmp, NULL));
+    }
+}
+
+static void jvalue(jparse *jp);
+
+static void jcontainer(jparse *jp, char open) {
+    lua_State *L = jp->L;
+    int n = 0;
+    if (++jp->depth > LVALUE_MAX_DEPTH + 100) jfail(jp, "nested too deep");
+    luaL_checkstack(L, 4, "reading a value");
+    jp->p++;
+    if (open == '{') lua_createtable(L, 0, 4);
+    else lua_createtable(L, 4, 0);
+    jspace(jp);
+    if (jp->p < jp->end && *jp->p == (open == '{' ? '}' : ']')) {
+        jp->p++;
+        if (open == '[') {
+            /* keep an empty array an array when written back */
+            luaL_getmetatable(L, LARRAY_MT);
+            lua_setmetatable(L, -2);
+        }
+        jp->depth--;
+        return;
+    }
+    for (;;) {
+        jspace(jp);
+        if (open == '{') {
+            if (jp->p >= jp->end || *jp->p != '"') jfail(jp, "expected a key");
+            jp->p++;
+            jstring(jp);
+            jspace(jp);
+            if (jp->p >= jp->end || *jp->p != ':') jfail(jp, "expected ':'");
+            jp->p++;
+            jspace(jp);
+            jvalue(jp);
+            lua_rawset(L, -3);
+        } else {
+            jvalue(jp);
+            lua_rawseti(L, -2, ++n);
+        }
+        jspace(jp);
+        if (jp->p < jp->end && *jp->p == ',') {
+            jp->p++;
+            continue;
+        }
+        if (jp->p < jp->end && *jp->p == (open == '{' ? '}' : ']')) {
+            jp->p++;
+            break;
+        }
+        jfail(jp, open == '{' ? "expected ',' or '}'" : "expected ',' or ']'");
+    }
+    jp->depth--;
+}
+
+static int jword(jparse *jp, const char *w, size_t n) {
+    if ((size_t)(jp->end - jp->p) < n || memcmp(jp->p, w, n) != 0) return 0;
+    jp->p += n;
+    return 1;
+}
+
+static void jvalue(jparse *jp) {
+    if (jp->p >= jp->end) jfail(jp, "unexpected end");
+    switch (*jp->p) {
+    case '{': case '[': jcontainer(jp, *jp->p); break;
+    case '"': jp->p++; jstring(jp); break;
+    case 't': if (!jword(jp, "true", 4)) jfail(jp, "bad literal"); lua_pushboolean(jp->L, 1); break;
+    case 'f': if (!jword(jp, "false", 5)) jfail(jp, "bad literal"); lua_pushboolean(jp->L, 0); break;
+    case 'n': if (!jword(jp, "null", 4)) jfail(jp, "bad literal"); lua_pushlightuserdata(jp->L, NULL); break;
+    default: jnumber(jp); break;
+    }
+}
+
 void lvalue_push_text(lua_State *L, const char *text, size_t len, ljson_box *box) {
-    es_err err;
-    json_t *v = es_json_decode(text, len, &err);
-    if (!v) luaL_error(L, "stored value is not valid JSON (%s)", err.msg);
-    box_set(box, v);
-    push_json(L, v, 0);
-    box_set(box, NULL);
+    jparse jp;
+    (void)box;
+    jp.L = L;
+    jp.p = text;
+    jp.end = text + len;
+    jp.depth = 0;
+    jspace(&jp);
+    jvalue(&jp);
+    jspace(&jp);
+    if (jp.p != jp.end) jfail(&jp, "text after the value");
 }
 
 void lvalue_push_event(lua_State *L, const es_event *ev, ljson_box *box) {
