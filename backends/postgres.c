@@ -1,187 +1,20 @@
 /* postgres.c: the PostgreSQL backend on libpq: one-round-trip appends serialized by an advisory lock */
 /* SPDX-License-Identifier: MIT */
+#include <errno.h>
+#include <limits.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <libpq-fe.h>
 
-#include "../csrc/es_internal.h"
+#include "postgres.h"
 
 extern const es_backend es_postgres_backend;
 
-#define PG_MAX_IDENT 63
-/* The longest name built from the prefix is prefix + "ev_stream_rev" (13
- * bytes); PostgreSQL would silently truncate anything past 63 bytes, and
- * two truncated names could then collide. */
-#define PG_MAX_PREFIX (PG_MAX_IDENT - 13)
+/* How appends keep the global order safe for readers: see postgres_sql.c. */
+
 #define PG_PAGE 1000
-#define OID_INT8 20
-#define OID_TEXT 25
-
-/*
- * Global order. A position drawn at INSERT becomes visible at COMMIT, so
- * without care a transaction that drew 10 and commits after the one that
- * drew 11 is skipped forever by a reader that already moved past 11. Every
- * append therefore takes pg_advisory_xact_lock on a key derived from
- * schema and prefix before it reads max(position), and holds it to commit:
- * appends to one store commit one at a time, in position order, and a
- * reader that has seen position p never later sees a new event below p.
- * PostgreSQL makes a commit visible before it releases the locks, so the
- * next writer always sees the previous one's rows. The price is that
- * appends to one store do not run in parallel.
- *
- * The whole append (lock, idempotency and revision checks, multi-row insert
- * through unnest, stream upsert, outbox, NOTIFY) is one plpgsql function,
- * called as one prepared statement in its own implicit transaction: one
- * round trip, and all or nothing even when the connection drops midway.
- * plpgsql takes a fresh snapshot per statement, so the reads after the lock
- * see every append committed before it.
- *
- * data and metadata are json, not jsonb: json keeps the exact text
- * (including \u0000, which jsonb rejects) and still works with ->, ->> and
- * data::jsonb for rows that jsonb can hold.
- */
-
-/* Statement slots, each prepared on first use in a session (a reconnect
- * starts a new session and forgets them). */
-enum {
-    ST_APPEND, ST_REVISION, ST_STATS, ST_SNAP_SAVE, ST_SNAP_LOAD, ST_CP_GET, ST_CP_SET, ST_DISPATCH,
-    ST_READ_FWD, ST_READ_BWD, ST_BY_ID, ST_STREAMS, ST_STREAMS_CAT, ST_OUTBOX, ST_OUTBOX_CAT,
-    ST_ALL,                       /* 8 variants: + 1 category, + 2 since, + 4 types */
-    ST__COUNT = ST_ALL + 8
-};
-
-#define ALL_CATEGORY 1
-#define ALL_SINCE    2
-#define ALL_TYPES    4
-
-/* Event rows always come in this column order (see cursor_row). */
-#define EVENT_COLS "e.position, e.id, e.stream, e.revision, e.type, e.data, e.metadata, e.\"timestamp\""
-
-/* In templates '@' stands for "schema"."prefix (a table name follows and
- * the template closes the quote), '&' for "prefix (an index name), '%' for
- * "schema", '^' for the lock key and '~' for the notification channel. All
- * of them come from identifiers validated at open. */
-static const char *const sql_templates[ST_ALL] = {
-    [ST_APPEND] = "SELECT status, cur, first_pos, idx, revs, poss, tss FROM @append_v1\"($1::text, "
-                  "$2::text, $3::bigint, $4::text[], $5::text[], $6::text[], $7::text[], $8::bigint[], "
-                  "$9::boolean, $10::boolean)",
-    [ST_REVISION] = "SELECT revision FROM @streams\" WHERE stream = $1::text",
-    [ST_STATS] = "SELECT (SELECT count(*) FROM @events\"), (SELECT count(*) FROM @streams\"), "
-                 "(SELECT count(*) FROM @snapshots\"), (SELECT coalesce(max(position), 0) FROM @events\")",
-    /* Save and prune in one statement: the DELETE sees the table as it was
-     * before the INSERT, so the new snapshot joins the kept set by hand. */
-    [ST_SNAP_SAVE] =
-        "WITH ins AS (INSERT INTO @snapshots\" (stream, fingerprint, revision, version, data, \"timestamp\") "
-        "VALUES ($1::text, $2::text, $3::bigint, $4::bigint, $5::json, $6::bigint) "
-        "ON CONFLICT (stream, fingerprint, revision) DO UPDATE SET version = excluded.version, "
-        "data = excluded.data, \"timestamp\" = excluded.\"timestamp\"), "
-        "keep AS (SELECT k.revision, k.fingerprint FROM (SELECT s.revision, s.fingerprint, s.\"timestamp\" "
-        "FROM @snapshots\" s WHERE s.stream = $1 AND NOT (s.fingerprint = $2 AND s.revision = $3) "
-        "UNION ALL SELECT $3, $2, $6) k ORDER BY k.revision DESC, k.\"timestamp\" DESC LIMIT $7::bigint) "
-        "DELETE FROM @snapshots\" s WHERE $7 > 0 AND s.stream = $1 "
-        "AND NOT (s.fingerprint = $2 AND s.revision = $3) "
-        "AND NOT EXISTS (SELECT 1 FROM keep k WHERE k.revision = s.revision AND k.fingerprint = s.fingerprint)",
-    [ST_SNAP_LOAD] = "SELECT stream, revision, fingerprint, version, data, \"timestamp\" FROM @snapshots\" "
-                     "WHERE stream = $1::text AND revision <= $2::bigint "
-                     "AND ($3::text IS NULL OR fingerprint = $3) "
-                     "ORDER BY revision DESC, \"timestamp\" DESC LIMIT 1",
-    [ST_CP_GET] = "SELECT position FROM @checkpoints\" WHERE name = $1::text",
-    [ST_CP_SET] = "INSERT INTO @checkpoints\" (name, position) VALUES ($1::text, $2::bigint) "
-                  "ON CONFLICT (name) DO UPDATE SET position = excluded.position",
-    /* counts the event, not the outbox row: already dispatched is fine */
-    [ST_DISPATCH] = "WITH ev AS (SELECT position FROM @events\" WHERE id = $1::uuid), "
-                    "gone AS (DELETE FROM @outbox\" o USING ev WHERE o.position = ev.position) "
-                    "SELECT count(*) FROM ev",
-    [ST_READ_FWD] = "SELECT " EVENT_COLS " FROM @events\" e WHERE e.stream = $1::text "
-                    "AND e.revision BETWEEN $2::bigint AND $3::bigint ORDER BY e.revision LIMIT $4::bigint",
-    [ST_READ_BWD] = "SELECT " EVENT_COLS " FROM @events\" e WHERE e.stream = $1::text "
-                    "AND e.revision BETWEEN $2::bigint AND $3::bigint ORDER BY e.revision DESC LIMIT $4::bigint",
-    [ST_BY_ID] = "SELECT " EVENT_COLS " FROM @events\" e WHERE e.id = $1::uuid",
-    [ST_STREAMS] = "SELECT s.stream, s.revision FROM @streams\" s WHERE s.stream > $1::text "
-                   "ORDER BY s.stream LIMIT $2::bigint",
-    [ST_STREAMS_CAT] = "SELECT s.stream, s.revision FROM @streams\" s WHERE s.stream > $1::text "
-                       "AND s.category = $3::text ORDER BY s.stream LIMIT $2::bigint",
-    [ST_OUTBOX] = "SELECT " EVENT_COLS " FROM @outbox\" o JOIN @events\" e ON e.position = o.position "
-                  "WHERE o.position > $1::bigint ORDER BY o.position LIMIT $2::bigint",
-    [ST_OUTBOX_CAT] = "SELECT " EVENT_COLS " FROM @outbox\" o JOIN @events\" e ON e.position = o.position "
-                      "WHERE o.position > $1::bigint AND e.category = $3::text "
-                      "ORDER BY o.position LIMIT $2::bigint",
-};
-
-/* Text columns use the "C" collation: byte order, as SQLite and the memory
- * backend sort stream names, and cheaper comparisons. (category, position)
- * serves category reads in global order. */
-static const char *const sql_schema =
-    "CREATE TABLE IF NOT EXISTS @events\" ("
-    " position bigint PRIMARY KEY, id uuid NOT NULL, stream text COLLATE \"C\" NOT NULL,"
-    " category text COLLATE \"C\" NOT NULL, revision bigint NOT NULL, type text COLLATE \"C\" NOT NULL,"
-    " data json NOT NULL, metadata json NOT NULL, \"timestamp\" bigint NOT NULL,"
-    " CONSTRAINT &ev_id\" UNIQUE (id), CONSTRAINT &ev_stream_rev\" UNIQUE (stream, revision));"
-    "CREATE INDEX IF NOT EXISTS &ev_category\" ON @events\" (category, position);"
-    "CREATE INDEX IF NOT EXISTS &ev_timestamp\" ON @events\" (\"timestamp\");"
-    "CREATE TABLE IF NOT EXISTS @streams\" ("
-    " stream text COLLATE \"C\" PRIMARY KEY, category text COLLATE \"C\" NOT NULL, revision bigint NOT NULL);"
-    "CREATE INDEX IF NOT EXISTS &st_category\" ON @streams\" (category, stream);"
-    "CREATE TABLE IF NOT EXISTS @snapshots\" ("
-    " stream text COLLATE \"C\" NOT NULL, fingerprint text COLLATE \"C\" NOT NULL, revision bigint NOT NULL,"
-    " version bigint NOT NULL, data json NOT NULL, \"timestamp\" bigint NOT NULL,"
-    " CONSTRAINT &sn_key\" PRIMARY KEY (stream, fingerprint, revision));"
-    "CREATE TABLE IF NOT EXISTS @checkpoints\" ("
-    " name text COLLATE \"C\" PRIMARY KEY, position bigint NOT NULL);"
-    "CREATE TABLE IF NOT EXISTS @outbox\" (position bigint PRIMARY KEY);"
-    /* status: 0 appended, 1 already stored here (idempotent), 2 wrong
-     * expected revision, 3 the id at index idx is stored elsewhere. */
-    "CREATE OR REPLACE FUNCTION @append_v1\"(p_stream text, p_category text, p_expected bigint,"
-    " p_ids text[], p_types text[], p_data text[], p_meta text[], p_ts bigint[],"
-    " p_ids_given boolean, p_outbox boolean, OUT status int, OUT cur bigint, OUT first_pos bigint,"
-    " OUT idx int, OUT revs bigint[], OUT poss bigint[], OUT tss bigint[])"
-    " LANGUAGE plpgsql AS $fn$\n"
-    "DECLARE\n"
-    "  n int := cardinality(p_ids);\n"
-    "  v_stream text;\n"
-    "  v_rev bigint;\n"
-    "  v_found int;\n"
-    "BEGIN\n"
-    "  PERFORM pg_advisory_xact_lock(^);\n"
-    "  status := 0; idx := 0;\n"
-    "  SELECT s.revision INTO cur FROM @streams\" s WHERE s.stream = p_stream;\n"
-    "  cur := coalesce(cur, 0);\n"
-    "  IF p_ids_given THEN\n"
-    "    SELECT e.stream, e.revision INTO v_stream, v_rev FROM @events\" e WHERE e.id = p_ids[1]::uuid;\n"
-    "    IF FOUND THEN\n"
-    "      idx := 1; status := 3;\n"
-    "      IF v_stream = p_stream AND (p_expected < 0 OR p_expected = v_rev - 1) THEN\n"
-    "        SELECT count(*), array_agg(e.revision ORDER BY t.i), array_agg(e.position ORDER BY t.i),\n"
-    "               array_agg(e.\"timestamp\" ORDER BY t.i) INTO v_found, revs, poss, tss\n"
-    "          FROM unnest(p_ids) WITH ORDINALITY AS t(id, i)\n"
-    "          JOIN @events\" e ON e.stream = p_stream AND e.revision = v_rev + t.i - 1 AND e.id = t.id::uuid;\n"
-    "        IF v_found = n THEN status := 1; END IF;\n"
-    "      END IF;\n"
-    "      RETURN;\n"
-    "    END IF;\n"
-    "    SELECT t.i INTO idx FROM unnest(p_ids) WITH ORDINALITY AS t(id, i)\n"
-    "      JOIN @events\" e ON e.id = t.id::uuid ORDER BY t.i LIMIT 1;\n"
-    "    IF FOUND THEN status := 3; RETURN; END IF;\n"
-    "    idx := 0;\n"
-    "  END IF;\n"
-    "  IF (p_expected = 0 AND cur <> 0) OR (p_expected = -2 AND cur = 0)\n"
-    "     OR (p_expected > 0 AND cur <> p_expected) THEN\n"
-    "    status := 2; RETURN;\n"
-    "  END IF;\n"
-    "  SELECT coalesce(max(e.position), 0) + 1 INTO first_pos FROM @events\" e;\n"
-    "  INSERT INTO @events\" (position, id, stream, category, revision, type, data, metadata, \"timestamp\")\n"
-    "    SELECT first_pos + t.i - 1, t.id::uuid, p_stream, p_category, cur + t.i, t.type, t.data::json,\n"
-    "           t.meta::json, t.ts\n"
-    "      FROM unnest(p_ids, p_types, p_data, p_meta, p_ts) WITH ORDINALITY AS t(id, type, data, meta, ts, i);\n"
-    "  INSERT INTO @streams\" (stream, category, revision) VALUES (p_stream, p_category, cur + n)\n"
-    "    ON CONFLICT (stream) DO UPDATE SET revision = excluded.revision;\n"
-    "  IF p_outbox THEN\n"
-    "    INSERT INTO @outbox\" (position) SELECT first_pos + g FROM generate_series(0, n - 1) AS g;\n"
-    "  END IF;\n"
-    "  PERFORM pg_notify('~', (first_pos + n - 1)::text);\n"
-    "END\n"
-    "$fn$;";
 
 typedef struct postgres_cursor postgres_cursor;
 
@@ -190,10 +23,8 @@ typedef struct postgres_conn {
     PGconn *pg;
     int readonly;
     unsigned long prepared;            /* bit per slot prepared in this session */
-    char schema[PG_MAX_IDENT + 1];
-    char prefix[PG_MAX_PREFIX + 1];
-    char channel[PG_MAX_IDENT + 1];
-    long long lock_key;
+    int listening;                     /* LISTEN issued in this session */
+    es_pg_names names;
     char *secrets[3];                  /* spellings of the password, scrubbed from messages */
     es_buf scratch;                    /* append parameters, reused across appends */
     postgres_cursor *cursors;          /* open cursors, so close can detach them */
@@ -340,6 +171,7 @@ static int pg_ready(postgres_conn *c, es_err *err, const char *op, const char *n
     if (PQstatus(c->pg) == CONNECTION_OK) return ES_OK;
     PQreset(c->pg);
     c->prepared = 0;
+    c->listening = 0;
     if (PQstatus(c->pg) != CONNECTION_OK) {
         scrub(c->secrets, PQerrorMessage(c->pg), clean, sizeof clean);
         if (name) return es_err_set(err, ES_EBACKEND, "%s '%s': reconnect failed: %s", op, name, clean);
@@ -348,70 +180,13 @@ static int pg_ready(postgres_conn *c, es_err *err, const char *op, const char *n
     return session_setup(c, err, op);
 }
 
-/* Appends tmpl to b with the placeholders of sql_templates expanded. */
-static int sql_expand(const postgres_conn *c, const char *tmpl, es_buf *b) {
-    char num[32];
-    for (; *tmpl; tmpl++) {
-        int rc;
-        switch (*tmpl) {
-        case '@':
-            rc = es_buf_add(b, "\"", 1) || es_buf_add(b, c->schema, strlen(c->schema)) ||
-                 es_buf_add(b, "\".\"", 3) || es_buf_add(b, c->prefix, strlen(c->prefix));
-            break;
-        case '&':
-            rc = es_buf_add(b, "\"", 1) || es_buf_add(b, c->prefix, strlen(c->prefix));
-            break;
-        case '%':
-            rc = es_buf_add(b, "\"", 1) || es_buf_add(b, c->schema, strlen(c->schema)) ||
-                 es_buf_add(b, "\"", 1);
-            break;
-        case '^':
-            snprintf(num, sizeof num, "%lld", c->lock_key);
-            rc = es_buf_add(b, num, strlen(num));
-            break;
-        case '~':
-            rc = es_buf_add(b, c->channel, strlen(c->channel));
-            break;
-        default:
-            rc = es_buf_add(b, tmpl, 1);
-        }
-        if (rc) return ES_ENOMEM;
-    }
-    return ES_OK;
-}
-
-/* The text of a slot. The ES_Q_ALL variants add one condition per filter,
- * numbered densely (PostgreSQL wants every $n used), so the planner sees
- * plain equalities and category = $n uses the (category, position) index. */
-static int sql_build(const postgres_conn *c, int slot, es_buf *b) {
-    int v, n = 3;
-    char cond[64];
-    if (slot < ST_ALL) return sql_expand(c, sql_templates[slot], b);
-    v = slot - ST_ALL;
-    if (sql_expand(c, "SELECT " EVENT_COLS " FROM @events\" e WHERE e.position > $1::bigint", b) != ES_OK)
-        return ES_ENOMEM;
-    if (v & ALL_CATEGORY) {
-        snprintf(cond, sizeof cond, " AND e.category = $%d::text", n++);
-        if (es_buf_add(b, cond, strlen(cond)) != ES_OK) return ES_ENOMEM;
-    }
-    if (v & ALL_SINCE) {
-        snprintf(cond, sizeof cond, " AND e.\"timestamp\" >= $%d::bigint", n++);
-        if (es_buf_add(b, cond, strlen(cond)) != ES_OK) return ES_ENOMEM;
-    }
-    if (v & ALL_TYPES) {
-        snprintf(cond, sizeof cond, " AND e.type = ANY ($%d::text[])", n++);
-        if (es_buf_add(b, cond, strlen(cond)) != ES_OK) return ES_ENOMEM;
-    }
-    return sql_expand(c, " ORDER BY e.position LIMIT $2::bigint", b);
-}
-
 static int pg_prepare(postgres_conn *c, int slot, es_err *err, const char *op, const char *name) {
     es_buf b = { NULL, 0, 0 };
     char sname[16];
     PGresult *res;
     int rc = ES_OK;
     if (c->prepared & (1UL << slot)) return ES_OK;
-    if (sql_build(c, slot, &b) != ES_OK) {
+    if (es_pg_sql_statement(&c->names, slot, &b) != ES_OK) {
         es_buf_free(&b);
         return es_err_set(err, ES_ENOMEM, "%s: out of memory", op);
     }
@@ -454,42 +229,23 @@ static int64_t col_i64(const PGresult *res, int row, int col) {
 
 /* ---- append ---- */
 
-/* Binary array parameters (array_recv's format): big-endian words. */
-static int put_u32(es_buf *b, uint32_t v) {
-    char x[4];
-    x[0] = (char)(v >> 24);
-    x[1] = (char)(v >> 16);
-    x[2] = (char)(v >> 8);
-    x[3] = (char)v;
-    return es_buf_add(b, x, 4);
-}
-
-/* One dimension of n elements of type oid, lower bound 1, no NULLs. */
-static int put_array_head(es_buf *b, uint32_t oid, size_t n) {
-    return put_u32(b, 1) || put_u32(b, 0) || put_u32(b, oid) || put_u32(b, (uint32_t)n) || put_u32(b, 1);
-}
-
-static int put_elem(es_buf *b, const char *p, size_t len) {
-    return put_u32(b, (uint32_t)len) || es_buf_add(b, p, len);
-}
-
 /* Which events field an array parameter carries. */
 enum { ARR_ID, ARR_TYPE, ARR_DATA, ARR_META, ARR_TS, ARR__COUNT };
 
 static int put_array(es_buf *b, const es_append_req *req, int which) {
     size_t i;
-    if (put_array_head(b, which == ARR_TS ? OID_INT8 : OID_TEXT, req->count)) return ES_ENOMEM;
+    if (es_pg_put_array_head(b, which == ARR_TS ? OID_INT8 : OID_TEXT, req->count)) return ES_ENOMEM;
     for (i = 0; i < req->count; i++) {
         const es_event *e = &req->events[i];
         int rc = ES_OK;
         switch (which) {
-        case ARR_ID: rc = put_elem(b, e->id, strlen(e->id)); break;
-        case ARR_TYPE: rc = put_elem(b, e->type, strlen(e->type)); break;
-        case ARR_DATA: rc = put_elem(b, e->data, e->data_len); break;
-        case ARR_META: rc = put_elem(b, e->metadata, e->metadata_len); break;
+        case ARR_ID: rc = es_pg_put_elem(b, e->id, strlen(e->id)); break;
+        case ARR_TYPE: rc = es_pg_put_elem(b, e->type, strlen(e->type)); break;
+        case ARR_DATA: rc = es_pg_put_elem(b, e->data, e->data_len); break;
+        case ARR_META: rc = es_pg_put_elem(b, e->metadata, e->metadata_len); break;
         case ARR_TS:
-            rc = put_u32(b, 8) || put_u32(b, (uint32_t)((uint64_t)e->timestamp >> 32)) ||
-                 put_u32(b, (uint32_t)e->timestamp);
+            rc = es_pg_put_u32(b, 8) || es_pg_put_u32(b, (uint32_t)((uint64_t)e->timestamp >> 32)) ||
+                 es_pg_put_u32(b, (uint32_t)e->timestamp);
             break;
         }
         if (rc) return ES_ENOMEM;
@@ -797,9 +553,9 @@ static int postgres_backend__read(es_conn *conn, const es_query *q, es_cursor **
         (q->category && q->kind != ES_Q_STREAM && q->kind != ES_Q_ID && !(cur->category = es_strdup(q->category))))
         goto nomem;
     if (variant & ALL_TYPES) {
-        if (put_array_head(&cur->types, OID_TEXT, q->ntypes)) goto nomem;
+        if (es_pg_put_array_head(&cur->types, OID_TEXT, q->ntypes)) goto nomem;
         for (i = 0; i < q->ntypes; i++)
-            if (put_elem(&cur->types, q->types[i], strlen(q->types[i]))) goto nomem;
+            if (es_pg_put_elem(&cur->types, q->types[i], strlen(q->types[i]))) goto nomem;
     }
     cur->conn = c;
     if ((rc = cursor_fetch(cur, err)) != ES_OK) {
@@ -950,6 +706,48 @@ static int postgres_backend__mark_dispatched(es_conn *conn, const char *id, es_e
     return found ? ES_OK : es_err_set(err, ES_ENOTFOUND, "mark_dispatched '%s': no event with this id", id);
 }
 
+/* LISTEN starts on the first wait of a session. An append may have
+ * committed between the caller's last look and LISTEN, so that first call
+ * reports a wake-up at once and the caller looks again. Notifications
+ * that arrived during other calls were queued by libpq and count too. */
+static int postgres_backend__wait(es_conn *conn, int64_t timeout_ms, int *woken, es_err *err) {
+    postgres_conn *c = (postgres_conn *)conn;
+    char sql[PG_MAX_IDENT + 16];
+    struct pollfd pfd;
+    PGnotify *nt;
+    PGresult *r;
+    int64_t t0;
+    int rc, n;
+
+    *woken = 0;
+    if ((rc = pg_ready(c, err, "wait", NULL)) != ES_OK) return rc;
+    if (!c->listening) {
+        snprintf(sql, sizeof sql, "LISTEN \"%s\"", c->names.channel);
+        r = PQexec(c->pg, sql);
+        rc = PQresultStatus(r) == PGRES_COMMAND_OK ? ES_OK : pg_fail(c, r, err, "wait", NULL);
+        PQclear(r);
+        c->listening = rc == ES_OK;
+        *woken = rc == ES_OK;
+        return rc;
+    }
+    for (;;) {
+        if (!PQconsumeInput(c->pg)) return pg_fail(c, NULL, err, "wait", NULL);
+        while ((nt = PQnotifies(c->pg)) != NULL) {
+            PQfreemem(nt);
+            *woken = 1;
+        }
+        if (*woken || timeout_ms <= 0) return ES_OK;
+        pfd.fd = PQsocket(c->pg);
+        pfd.events = POLLIN;
+        pfd.revents = 0;
+        t0 = es_now_ms();
+        n = poll(&pfd, 1, timeout_ms > INT_MAX ? INT_MAX : (int)timeout_ms);
+        if (n < 0 && errno != EINTR) return es_err_set(err, ES_EBACKEND, "wait: %s", strerror(errno));
+        if (n == 0) return ES_OK;
+        timeout_ms -= es_now_ms() - t0;
+    }
+}
+
 /* ---- open and close ---- */
 
 static void postgres_backend__close(es_conn *conn) {
@@ -966,32 +764,6 @@ static void postgres_backend__close(es_conn *conn) {
     es_free(c);
 }
 
-static int valid_ident(const char *p, size_t max) {
-    size_t i, n = strlen(p);
-    if (n == 0 || n > max) return 0;
-    for (i = 0; i < n; i++) {
-        char ch = p[i];
-        if (!((ch >= 'a' && ch <= 'z') || ch == '_' || (i > 0 && ch >= '0' && ch <= '9'))) return 0;
-    }
-    return 1;
-}
-
-/* FNV-1a of "schema.prefix", kept positive so it prints as a plain bigint
- * literal: two stores in one database lock independently. */
-static long long lock_key(const char *schema, const char *prefix) {
-    uint64_t h = 1469598103934665603ULL;
-    const char *parts[3] = { schema, ".", prefix };
-    int i;
-    for (i = 0; i < 3; i++) {
-        const unsigned char *s = (const unsigned char *)parts[i];
-        for (; *s; s++) {
-            h ^= *s;
-            h *= 1099511628211ULL;
-        }
-    }
-    return (long long)(h & 0x3fffffffffffffffULL);
-}
-
 /* Creates schema, tables and the append function unless the function
  * (created last) is already there. The DDL runs in one transaction under
  * the store's advisory lock, so processes opening a new store at once
@@ -1003,8 +775,8 @@ static int create_schema(postgres_conn *c, es_err *err) {
     PGresult *r;
     int have_schema, rc = ES_OK;
 
-    snprintf(fn, sizeof fn, "%sappend_v1", c->prefix);
-    vals[0] = c->schema;
+    snprintf(fn, sizeof fn, "%sappend_v1", c->names.prefix);
+    vals[0] = c->names.schema;
     vals[1] = fn;
     r = PQexecParams(c->pg,
                      "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1), "
@@ -1024,9 +796,7 @@ static int create_schema(postgres_conn *c, es_err *err) {
     PQclear(r);
     /* CREATE SCHEMA checks the database privilege even when the schema
      * exists, so it is only sent when the schema is missing. */
-    if (sql_expand(c, "BEGIN; SELECT pg_advisory_xact_lock(^);", &b) != ES_OK ||
-        (!have_schema && sql_expand(c, "CREATE SCHEMA IF NOT EXISTS %;", &b) != ES_OK) ||
-        sql_expand(c, sql_schema, &b) != ES_OK || sql_expand(c, "COMMIT;", &b) != ES_OK) {
+    if (es_pg_sql_schema(&c->names, !have_schema, &b) != ES_OK) {
         es_buf_free(&b);
         return es_err_set(err, ES_ENOMEM, "open: out of memory");
     }
@@ -1046,27 +816,18 @@ static int postgres_backend__open(const char *uri, const es_options *opt, es_con
     const char *schema = opt->schema ? opt->schema : "public";
     const char *prefix = opt->prefix ? opt->prefix : "es_";
     const char *values[4];
+    es_pg_names names;
     postgres_conn *c;
     char clean[200];
     int rc;
 
     *out = NULL;
-    if (!valid_ident(schema, PG_MAX_IDENT))
-        return es_err_set(err, ES_EINVALID, "open: option schema must match [a-z_][a-z0-9_]* and be at most %d bytes",
-                          PG_MAX_IDENT);
-    if (!valid_ident(prefix, PG_MAX_PREFIX))
-        return es_err_set(err, ES_EINVALID,
-                          "open: option prefix must match [a-z_][a-z0-9_]* and be at most %d bytes "
-                          "(table and index names must fit in %d)", PG_MAX_PREFIX, PG_MAX_IDENT);
+    if ((rc = es_pg_names_init(&names, schema, prefix, err)) != ES_OK) return rc;
     if (!(c = es_malloc(sizeof *c))) return es_err_set(err, ES_ENOMEM, "open: out of memory");
     memset(c, 0, sizeof *c);
     c->base.be = &es_postgres_backend;
     c->readonly = opt->readonly;
-    memcpy(c->schema, schema, strlen(schema) + 1);
-    memcpy(c->prefix, prefix, strlen(prefix) + 1);
-    /* channel names are identifiers too: at most 63 bytes */
-    snprintf(c->channel, sizeof c->channel, "%s_%sevents", schema, prefix);
-    c->lock_key = lock_key(schema, prefix);
+    c->names = names;
     if (collect_secrets(uri, c->secrets) != ES_OK) {
         rc = es_err_set(err, ES_ENOMEM, "open: out of memory");
         goto fail;
@@ -1100,19 +861,20 @@ fail:
 }
 
 const es_backend es_postgres_backend = {
-    ES_BACKEND_VERSION,
-    "postgres",
+    .version = ES_BACKEND_VERSION,
+    .scheme = "postgres",
     /* version 1 */
-    postgres_backend__open,
-    postgres_backend__close,
-    postgres_backend__append,
-    postgres_backend__read,
-    postgres_backend__revision,
-    postgres_backend__stats,
-    postgres_backend__save_snapshot,
-    postgres_backend__load_snapshot,
-    postgres_backend__get_checkpoint,
-    postgres_backend__set_checkpoint,
-    postgres_backend__mark_dispatched,
-    /* version 1 ends here; later versions append below, never insert */
+    .open = postgres_backend__open,
+    .close = postgres_backend__close,
+    .append = postgres_backend__append,
+    .read = postgres_backend__read,
+    .revision = postgres_backend__revision,
+    .stats = postgres_backend__stats,
+    .save_snapshot = postgres_backend__save_snapshot,
+    .load_snapshot = postgres_backend__load_snapshot,
+    .get_checkpoint = postgres_backend__get_checkpoint,
+    .set_checkpoint = postgres_backend__set_checkpoint,
+    .mark_dispatched = postgres_backend__mark_dispatched,
+    .wait = postgres_backend__wait,
+    /* version 1 ends here */
 };

@@ -192,6 +192,15 @@ static void test_open_errors(void) {
         CHECK(es_store_open(pw_url, NULL, &s, &E) == ES_EBACKEND);
         CHECK(strstr(E.msg, "Wr0ng-pAss") == NULL && strstr(E.msg, "Wr0ng%2DpAss") == NULL);
     }
+    /* both URI schemes libpq knows */
+    if (strncmp(url, "postgresql://", 13) == 0) {
+        snprintf(pw_url, sizeof pw_url, "postgres://%s", url + 13);
+        es_err_clear(&E);
+        OK(es_store_open(pw_url, NULL, &s, &E));
+        CHECK(s && strcmp(es_store_backend_name(s), "postgres") == 0);
+        es_store_close(s);
+        s = NULL;
+    }
     /* nothing listens there; and a malformed URL that quotes itself */
     es_err_clear(&E);
     CHECK(es_store_open("postgresql://es:S3cret-Down@127.0.0.1:1/es", NULL, &s, &E) == ES_EBACKEND);
@@ -541,7 +550,32 @@ static void test_snapshots_and_more(es_store *s) {
     es_store_close(ro);
 }
 
-/* ---- NOTIFY, connection loss ---- */
+/* ---- NOTIFY, wait, connection loss ---- */
+
+/* es_store_wait times out when nothing comes, and wakes well before its
+ * timeout when another process appends. */
+static void test_wait(es_store *s) {
+    es_append_result res;
+    int64_t after = stats(s).position;
+    double t0 = now_s();
+    int ready = 1, st;
+    pid_t pid;
+
+    OK(es_store_wait(s, after, 300, &ready, &E));
+    CHECK(!ready && now_s() - t0 >= 0.25);
+    if ((pid = fork()) == 0) {
+        es_store *w;
+        usleep(200000);
+        w = open_store();
+        st = append1(w, "wake-1", "T", 1, ES_ANY, &res);
+        es_store_close(w);
+        _exit(st == ES_OK ? 0 : 1);
+    }
+    t0 = now_s();
+    OK(es_store_wait(s, after, 20000, &ready, &E));
+    CHECK(ready && now_s() - t0 < 5);
+    CHECK(waitpid(pid, &st, 0) == pid && WIFEXITED(st) && WEXITSTATUS(st) == 0);
+}
 
 static void test_notify_and_reconnect(es_store *s) {
     PGconn *pg = raw_connect();
@@ -566,6 +600,7 @@ static void test_notify_and_reconnect(es_store *s) {
         if (!got) usleep(10000);
     }
     CHECK(got);
+    test_wait(s);
 
     /* kill every eventstore session: the next call fails, the one after
      * reconnects */
@@ -580,6 +615,7 @@ static void test_notify_and_reconnect(es_store *s) {
     CHECK(res.revision == 1 && stats(s).events == before.events + 1);
     OK(es_store_revision(s, "reconnect-1", &rev, &E));
     CHECK(rev == 1);
+    test_wait(s);                                           /* LISTEN again after the reconnect */
     PQfinish(pg);
 }
 
@@ -774,6 +810,32 @@ static void bench(void) {
     }
     t = now_s() - t0;
     printf("W2 %d-event batches: %d in %.2f s = %.0f events/s\n", BATCH, W2, t, W2 * BATCH / t);
+    {
+        es_query q;
+        es_cursor *cur;
+        const es_event *ev;
+        long n = 0;
+        t0 = now_s();
+        for (i = 0; i < W2; i++) {
+            snprintf(name, sizeof name, "item-%06d", i);
+            es_query_init(&q, ES_Q_STREAM);
+            q.stream = name;
+            if (es_store_read(s, &q, &cur, &E) != ES_OK) continue;
+            while (es_cursor_next(cur, &ev, &E) == 1) n++;
+            es_cursor_close(cur);
+        }
+        t = now_s() - t0;
+        printf("W3 read each stream: %ld events in %.2f s = %.0f events/s\n", n, t, n / t);
+        n = 0;
+        t0 = now_s();
+        es_query_init(&q, ES_Q_ALL);
+        if (es_store_read(s, &q, &cur, &E) == ES_OK) {
+            while (es_cursor_next(cur, &ev, &E) == 1) n++;
+            es_cursor_close(cur);
+        }
+        t = now_s() - t0;
+        printf("W4 read all: %ld events in %.2f s = %.0f events/s\n", n, t, n / t);
+    }
     es_store_close(s);
     for (nproc = 2; nproc <= 4; nproc += 2) {
         pid_t pids[4];

@@ -1,0 +1,55 @@
+/* postgres.h: what the PostgreSQL backend's two files share (private, never installed) */
+/* SPDX-License-Identifier: MIT */
+#ifndef ES_POSTGRES_H
+#define ES_POSTGRES_H
+
+#include "../csrc/es_internal.h"
+
+#define PG_MAX_IDENT 63
+/* The longest name built from the prefix is prefix + "ev_stream_rev" (13
+ * bytes); PostgreSQL silently truncates names past 63 bytes, and two
+ * truncated names could then collide. */
+#define PG_MAX_PREFIX (PG_MAX_IDENT - 13)
+
+/* Statement slots, each prepared on first use in a session (a reconnect
+ * starts a new session and forgets them). */
+enum {
+    ST_APPEND, ST_REVISION, ST_STATS, ST_SNAP_SAVE, ST_SNAP_LOAD, ST_CP_GET, ST_CP_SET, ST_DISPATCH,
+    ST_READ_FWD, ST_READ_BWD, ST_BY_ID, ST_STREAMS, ST_STREAMS_CAT, ST_OUTBOX, ST_OUTBOX_CAT,
+    ST_ALL,                       /* 8 variants: + 1 category, + 2 since, + 4 types */
+    ST__COUNT = ST_ALL + 8
+};
+
+/* ES_Q_ALL variants; their parameters are $1 after, $2 limit, then the
+ * present filters in this order. */
+#define ALL_CATEGORY 1
+#define ALL_SINCE    2
+#define ALL_TYPES    4
+
+/* The names a store's SQL is built from. */
+typedef struct es_pg_names {
+    char schema[PG_MAX_IDENT + 1];
+    char prefix[PG_MAX_PREFIX + 1];
+    char channel[PG_MAX_IDENT + 1];    /* NOTIFY channel "<schema>_<prefix>events", cut to 63 bytes */
+    long long lock_key;                /* the store's advisory lock key */
+} es_pg_names;
+
+/* Validates schema and prefix ([a-z_][a-z0-9_]*, at most PG_MAX_IDENT and
+ * PG_MAX_PREFIX bytes) and fills n. ES_EINVALID naming the option. */
+int es_pg_names_init(es_pg_names *n, const char *schema, const char *prefix, es_err *err);
+/* Appends a slot's statement text to b. ES_OK or ES_ENOMEM. */
+int es_pg_sql_statement(const es_pg_names *n, int slot, es_buf *b);
+/* Appends the transaction that creates the store's tables and append
+ * function (and the schema when create_schema) to b. ES_OK or ES_ENOMEM. */
+int es_pg_sql_schema(const es_pg_names *n, int create_schema, es_buf *b);
+
+/* Binary parameters, in the server's wire format (big-endian): a word, the
+ * header of a one-dimensional array of n elements of type oid without
+ * NULLs (array_recv), and one element. ES_OK or ES_ENOMEM. */
+#define OID_INT8 20
+#define OID_TEXT 25
+int es_pg_put_u32(es_buf *b, uint32_t v);
+int es_pg_put_array_head(es_buf *b, uint32_t oid, size_t n);
+int es_pg_put_elem(es_buf *b, const char *p, size_t len);
+
+#endif
