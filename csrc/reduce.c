@@ -203,8 +203,10 @@ static uint64_t fp_rule(uint64_t h, const es_rule_spec *sp, const char **scratch
     h = fnv_str(h, kind_names[sp->kind]);
     h = fnv_str(h, sp->field);
     h = fnv_str(h, sp->from && strcmp(sp->from, sp->field) != 0 ? sp->from : "");
-    memcpy(scratch, sp->when, sp->nwhen * sizeof *scratch);
-    qsort(scratch, sp->nwhen, sizeof *scratch, cmp_str);
+    if (sp->nwhen) {
+        memcpy(scratch, sp->when, sp->nwhen * sizeof *scratch);
+        qsort(scratch, sp->nwhen, sizeof *scratch, cmp_str);
+    }
     for (j = 0; j < sp->nwhen; j++)
         if (j == 0 || strcmp(scratch[j], scratch[j - 1]) != 0) h = fnv_str(h, scratch[j]);
     h = fnv_str(h, "|");
