@@ -228,7 +228,7 @@ static void compile_scale(rule *ru, const json_t *scale) {
 }
 
 /* Fills a rule from a validated spec; names and types are in their tables. */
-static int compile_rule(es_reducer *r, rule *ru, const es_rule_spec *sp, int **when_next) {
+static void compile_rule(es_reducer *r, rule *ru, const es_rule_spec *sp, int **when_next) {
     const name_ent *e;
     size_t j;
     memset(ru, 0, sizeof *ru);
@@ -251,7 +251,6 @@ static int compile_rule(es_reducer *r, rule *ru, const es_rule_spec *sp, int **w
     *when_next += sp->nwhen;
     compile_scale(ru, sp->scale);
     if (sp->kind == ES_RULE_CUSTOM) r->has_custom = 1;
-    return ES_OK;
 }
 
 int es_reducer_new(const es_rule_spec *specs, size_t n, int64_t user_version,

@@ -18,7 +18,9 @@ extern "C" {
  *    ES_RULE_LAST: copy/overwrite). A field read through `from` but not
  *    targeted by any rule is such an unnamed field, so "*" = last copies it too;
  *    use "*" = drop to keep only the named fields;
- *  - a target may have several rules; they act in the order given.
+ *  - a target may have several rules; they act in the order given;
+ *  - "*" never touches a field that some rule targets (drop and types too),
+ *    even when no rule reads that field.
  * Kinds (acc = the state's current value of the target, v = the event's value):
  *  last    acc = v
  *  first   acc = v only when the state has no such field yet
@@ -177,11 +179,13 @@ int es_fold_end(es_fold_pass *p, int ok);
 int es_reducer_where_ok(const json_t *where, const json_t *data);
 
 /*
- * Folds every row of a cursor into state (csrc/state.c; the cursor stays the caller's to
- * close). where: as es_reducer_where_ok, or NULL. Counts folded events in
- * *count and leaves the last folded event's revision and position in
- * *last_revision / *last_position (untouched when nothing is folded); any
- * of the three may be NULL. Cursor errors are passed through.
+ * Folds every row of a cursor into state (csrc/state.c; the cursor stays
+ * the caller's to close). where: as es_reducer_where_ok, or NULL. Without a
+ * where, each event is folded straight from its JSON text: only the values
+ * some rule reads are decoded (same values and errors as es_json_decode).
+ * Counts folded events in *count and leaves the last folded event's
+ * revision and position in *last_revision / *last_position (untouched when
+ * nothing is folded); any of the three may be NULL. Cursor errors pass through.
  */
 int es_reducer_fold_cursor(const es_reducer *r, json_t *state, es_cursor *cur,
                            const json_t *where, es_custom_fn fn, void *ud, int64_t *count,
