@@ -27,6 +27,25 @@
 
 #if LUA_VERSION_NUM < 502
 #define lua_rawlen(L, i) lua_objlen((L), (i))
+/* 5.2 functions the binding uses. LuaJIT 2.1 has luaL_setfuncs and
+ * luaL_newlib (its lauxlib.h defines luaL_newlibtable); PUC 5.1 has neither. */
+static inline int compat_absindex(lua_State *L, int i) {
+    return (i > 0 || i <= LUA_REGISTRYINDEX) ? i : lua_gettop(L) + i + 1;
+}
+#define lua_absindex(L, i) compat_absindex((L), (i))
+#ifndef luaL_newlibtable
+static inline void compat_setfuncs(lua_State *L, const luaL_Reg *l, int nup) {
+    luaL_checkstack(L, nup + 1, "too many upvalues");
+    for (; l->name; l++) {
+        int i;
+        for (i = 0; i < nup; i++) lua_pushvalue(L, -nup);
+        lua_pushcclosure(L, l->func, nup);
+        lua_setfield(L, -(nup + 2), l->name);
+    }
+    lua_pop(L, nup);
+}
+#define luaL_setfuncs(L, l, n) compat_setfuncs((L), (l), (n))
+#endif
 #ifndef luaL_newlib
 #define luaL_newlib(L, l) (lua_newtable(L), luaL_setfuncs((L), (l), 0))
 #endif
@@ -45,15 +64,23 @@ static inline int compat_isintegral(lua_State *L, int i) {
 #define compat_tointeger(L, i) ((long long)lua_tointeger((L), (i)))
 #define compat_pushinteger(L, v) lua_pushinteger((L), (lua_Integer)(v))
 #else
-/* No integer subtype: an integral double within +-2^53 is an integer. */
+/* No integer subtype (5.1, LuaJIT): a number is an integer when it is
+ * integral and a "safe" integer, |n| <= 2^53 - 1, where every integer has
+ * exactly one double. It is stored as a JSON integer; an integral number
+ * beyond that (2^53, 2^63, 1e300) is stored as a JSON real, bit for bit, so
+ * it reads back as the same number everywhere. */
+#define COMPAT_MAX_SAFE_INTEGER 9007199254740991.0
 static inline int compat_isinteger(lua_State *L, int i) {
     lua_Number n;
     if (lua_type(L, i) != LUA_TNUMBER) return 0;
     n = lua_tonumber(L, i);
-    return n == (lua_Number)(long long)n && n >= -9007199254740992.0 && n <= 9007199254740992.0;
+    /* range first: converting an out-of-range double to long long is UB */
+    return n >= -COMPAT_MAX_SAFE_INTEGER && n <= COMPAT_MAX_SAFE_INTEGER && n == (lua_Number)(long long)n;
 }
 #define compat_tointeger(L, i) ((long long)lua_tonumber((L), (i)))
 #define compat_isintegral(L, i) compat_isinteger((L), (i))
+/* A stored int64 beyond +-(2^53 - 1) (written by Lua 5.3/5.4, C or SQL)
+ * becomes the nearest double: it may lose its low bits. */
 #define compat_pushinteger(L, v) lua_pushnumber((L), (lua_Number)(v))
 #endif
 
