@@ -133,6 +133,40 @@ for _, name in ipairs({ "memory:", "sqlite::memory:", "sqlite temp file" }) do
       assert_round_trip({ objects = nest_objects(100, "bottom"), arrays = nest_arrays(100, 7) })
     end)
 
+    it("keeps numeric-looking string keys strings: an object with keys \"1\", \"2\" is no array", function()
+      local back = assert_round_trip({ ["1"] = "a", ["2"] = "b", nested = { ["0"] = 0, ["-1"] = 1, ["1e2"] = 2 } })
+      assert.equals("a", back["1"])
+      assert.is_nil(back[1])
+      assert.equals(1, back.nested["-1"])
+      assert.is_nil(back.nested[-1])
+    end)
+
+    it("keeps an array of 100,000 items and an object of 100,000 keys", function()
+      local list, obj = {}, {}
+      for i = 1, 100000 do
+        list[i] = i % 7 == 0 and tostring(i) or i
+        obj["k" .. i] = i + 0.5
+      end
+      assert_round_trip({ list = list, obj = obj })
+    end)
+
+    it("reads back the deepest nesting that append accepts", function()
+      local lo, hi = 100, 100000   -- lo is accepted (see above), hi is rejected (errors_spec)
+      local probe = fx.stream()
+      while hi - lo > 1 do
+        local mid = (lo + hi) // 2
+        if pcall(store.append, store, probe, fx.event("Deep", { x = nest_arrays(mid, 1) })) then
+          lo = mid
+        else
+          hi = mid
+        end
+      end
+      local value = { x = nest_arrays(lo, 1), y = nest_objects(lo, "leaf") }
+      local ok = pcall(store.append, store, probe, fx.event("Deep", value))
+      if not ok then value.y = nest_objects(lo - 1, "leaf") end
+      assert_round_trip(value)
+    end)
+
     it("keeps arrays as arrays, with holes filled by eventstore.null", function()
       local back = assert_round_trip({
         list = { 1, 2, 3 }, mixed = { "a", 1, true, { x = 1 }, { 2 } },
