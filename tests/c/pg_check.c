@@ -734,15 +734,29 @@ static void test_concurrency(es_store *s) {
  * both appear in order once it commits. */
 static void test_held_transaction(es_store *s) {
     static row rows[10];
-    PGconn *pg = raw_connect();
+    PGconn *pg;
     es_append_result res;
-    char sql[600], id[ES_UUID_LEN + 1];
+    char sql[600], id[ES_UUID_LEN + 1], go;
     es_query q;
     int64_t after = stats(s).position;
     pid_t pid;
-    int st;
+    int st, fds[2];
     PGresult *r;
 
+    /* the second writer is forked before the raw connection exists, so it
+     * shares no socket with it, and starts when told */
+    if (pipe(fds) != 0) exit(2);
+    if ((pid = fork()) == 0) {
+        es_store *w;
+        close(fds[1]);
+        if (read(fds[0], &go, 1) != 1) _exit(2);
+        w = open_store();
+        st = append1(w, "held-2", "Later", 2, ES_ANY, &res);
+        es_store_close(w);
+        _exit(st == ES_OK ? 0 : 1);
+    }
+    close(fds[0]);
+    pg = raw_connect();
     es_uuid(id);
     raw_exec(pg, "BEGIN");
     snprintf(sql, sizeof sql,
@@ -751,13 +765,18 @@ static void test_held_transaction(es_store *s) {
     r = PQexec(pg, sql);
     CHECK(PQresultStatus(r) == PGRES_TUPLES_OK && strcmp(PQgetvalue(r, 0, 0), "0") == 0);
     PQclear(r);
-    if ((pid = fork()) == 0) {
-        es_store *w = open_store();
-        int rc = append1(w, "held-2", "Later", 2, ES_ANY, &res);
-        es_store_close(w);
-        _exit(rc == ES_OK ? 0 : 1);
+    go = 1;
+    if (write(fds[1], &go, 1) != 1) exit(2);
+    close(fds[1]);
+    for (st = 0; st < 1000; st++) {                         /* until it waits for the store's lock */
+        int waiting;
+        r = PQexec(pg, "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted");
+        waiting = PQresultStatus(r) == PGRES_TUPLES_OK && atoi(PQgetvalue(r, 0, 0)) > 0;
+        PQclear(r);
+        if (waiting) break;
+        usleep(10000);
     }
-    usleep(300000);
+    CHECK(st < 1000);
     es_query_init(&q, ES_Q_ALL);
     q.after = after;
     CHECK(collect(s, &q, rows, 10) == 0);
