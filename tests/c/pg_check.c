@@ -17,13 +17,6 @@
 
 #include "eventstore.h"
 
-#ifdef PG_CHECK_DUMMY_BACKENDS
-/* For building before memory.c/sqlite.c exist: registry.c wants them. */
-#include "es_backend.h"
-const es_backend es_memory_backend = { 0, "memory", NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL };
-const es_backend es_sqlite_backend = { 0, "sqlite", NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL };
-#endif
-
 static const char *url;
 static char schema[64];
 static int checks, failures;
@@ -829,32 +822,6 @@ static void bench(void) {
     }
     t = now_s() - t0;
     printf("W2 %d-event batches: %d in %.2f s = %.0f events/s\n", BATCH, W2, t, W2 * BATCH / t);
-    {
-        es_query q;
-        es_cursor *cur;
-        const es_event *ev;
-        long n = 0;
-        t0 = now_s();
-        for (i = 0; i < W2; i++) {
-            snprintf(name, sizeof name, "item-%06d", i);
-            es_query_init(&q, ES_Q_STREAM);
-            q.stream = name;
-            if (es_store_read(s, &q, &cur, &E) != ES_OK) continue;
-            while (es_cursor_next(cur, &ev, &E) == 1) n++;
-            es_cursor_close(cur);
-        }
-        t = now_s() - t0;
-        printf("W3 read each stream: %ld events in %.2f s = %.0f events/s\n", n, t, n / t);
-        n = 0;
-        t0 = now_s();
-        es_query_init(&q, ES_Q_ALL);
-        if (es_store_read(s, &q, &cur, &E) == ES_OK) {
-            while (es_cursor_next(cur, &ev, &E) == 1) n++;
-            es_cursor_close(cur);
-        }
-        t = now_s() - t0;
-        printf("W4 read all: %ld events in %.2f s = %.0f events/s\n", n, t, n / t);
-    }
     es_store_close(s);
     for (nproc = 2; nproc <= 4; nproc += 2) {
         pid_t pids[4];
