@@ -24,8 +24,12 @@ external_dependencies = {
 }
 build = {
   type = "builtin",
+  install = {
+    bin = { eventstore = "bin/eventstore" },  -- the CLI (needs lua-argparse)
+  },
   modules = {
     ["eventstore"] = "lua/eventstore/init.lua",
+    ["eventstore.cli"] = "lua/eventstore/cli.lua",
     ["eventstore.core"] = {
       sources = {
         "csrc/error.c", "csrc/uuid.c", "csrc/json.c", "csrc/store.c",
