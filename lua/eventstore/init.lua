@@ -129,4 +129,9 @@ function Store:each(stream, opts)
   return iter, nil, nil, closer
 end
 
+--- Defines an aggregate: `eventstore.aggregate{ category, initial, reducer | fold, commands }`.
+M.aggregate = require("eventstore.aggregate").new
+require("eventstore.subscription") -- Store:subscribe
+require("eventstore.publish")      -- Store:on_append, Store:dispatch
+
 return M

@@ -1,0 +1,147 @@
+--- eventstore.publish: in-process publishing after commit, and draining the outbox.
+-- `store:on_append(fn)` registers a listener that gets the committed events
+-- of each append; `store:dispatch(fn)` drains the outbox (stores opened with
+-- `outbox = true`) through fn, marking each event it delivered.
+-- @module eventstore.publish
+local core = require("eventstore.core")
+
+local M = {}
+
+local Store = core.Store
+local Error = core.Error
+
+local function failure(code, message, fields)
+  local e = fields or {}
+  e.code, e.message = code, message
+  return setmetatable(e, Error)
+end
+
+local function message_of(raised)
+  if type(raised) == "table" and raised.message ~= nil then return tostring(raised.message) end
+  return tostring(raised)
+end
+
+-- store -> list of listeners. The lists are replaced, never changed in place,
+-- so a listener may add or remove listeners while a list is being called.
+local listeners = setmetatable({}, { __mode = "k" })
+
+local raw_append
+
+-- Calls every listener of the store with the committed events; each runs
+-- under pcall, and what they raise is collected in res.publish_errors.
+local function publish(store, list, res)
+  local errors
+  for i = 1, #list do
+    local ok, raised = pcall(list[i], res.events, store)
+    if not ok then
+      errors = errors or {}
+      errors[#errors + 1] = failure("publish", message_of(raised), { listener = list[i], reason = raised })
+    end
+  end
+  res.publish_errors = errors
+  return res
+end
+
+-- Store.append once a listener exists anywhere: a store without listeners
+-- costs one table lookup and a tail call.
+local function append(self, stream, events, opts)
+  local list = listeners[self]
+  if list == nil then return raw_append(self, stream, events, opts) end
+  local res, err = raw_append(self, stream, events, opts)
+  if not res or res.idempotent then return res, err end
+  return publish(self, list, res)
+end
+
+--- Registers an in-process listener of this store's appends.
+-- `fn(events, store)` is called after each successful append with the list of
+-- its committed events (`res.events`), once, in registration order; never for
+-- a failed append nor for an idempotent one that wrote nothing. A listener
+-- that raises does not undo the commit nor stop the other listeners: append
+-- returns its result as usual, with `res.publish_errors`, a list of errors
+-- `{ code = "publish", message, listener, reason }` (absent when none failed).
+-- Until the first on_append of a process, appends are not wrapped at all.
+-- @return a function that removes this listener
+function Store:on_append(fn)
+  if not self:is_open() then error("attempt to use a closed store", 2) end
+  if type(fn) ~= "function" then
+    error("bad argument #1 to 'on_append' (function expected, got " .. type(fn) .. ")", 2)
+  end
+  if raw_append == nil then
+    raw_append = Store.append
+    Store.append = append
+  end
+  local old = listeners[self] or {}
+  local list = {}
+  for i = 1, #old do list[i] = old[i] end
+  list[#list + 1] = fn
+  listeners[self] = list
+  local store = self
+  return function()
+    local cur, out = listeners[store], {}
+    if not cur then return end
+    local removed = false
+    for i = 1, #cur do
+      if cur[i] == fn and not removed then removed = true else out[#out + 1] = cur[i] end
+    end
+    listeners[store] = #out > 0 and out or nil
+  end
+end
+
+local dispatch_options = { category = true, limit = true, batch = true }
+
+--- Drains the outbox through fn, in position order: `fn(event, store)` for
+-- each undispatched event, which is then marked dispatched. When fn raises,
+-- the drain stops and that event and the rest stay undispatched, to be
+-- delivered again by the next dispatch (at-least-once: an event whose fn
+-- returned but whose mark failed is delivered again too).
+-- @tparam[opt] table opts `{ category, limit = max events, batch = events read at a time (100) }`
+-- @return the number of events dispatched; or nil, err with `err.code` "dispatch"
+--   (fn raised: `err.message`, `err.event`, `err.reason`, `err.dispatched`) or the store's code
+function Store:dispatch(fn, opts)
+  if not self:is_open() then error("attempt to use a closed store", 2) end
+  if type(fn) ~= "function" then
+    error("bad argument #1 to 'dispatch' (function expected, got " .. type(fn) .. ")", 2)
+  end
+  if opts ~= nil and type(opts) ~= "table" then
+    error("bad argument #2 to 'dispatch' (options must be a table, got " .. type(opts) .. ")", 2)
+  end
+  opts = opts or {}
+  for k in pairs(opts) do
+    if not dispatch_options[k] then error("dispatch: unknown option '" .. tostring(k) .. "'", 2) end
+  end
+  local limit, batch = opts.limit, opts.batch or 100
+  if limit ~= nil and (math.type(limit) ~= "integer" or limit < 0) then
+    error("dispatch: option 'limit' must be an integer >= 0", 2)
+  end
+  if math.type(batch) ~= "integer" or batch < 1 then
+    error("dispatch: option 'batch' must be an integer >= 1", 2)
+  end
+  local query = { category = opts.category, after = 0 }
+  local done = 0
+  while true do
+    local want = batch
+    if limit and limit - done < want then want = limit - done end
+    if want <= 0 then break end
+    query.limit = want
+    local page, err = self:undispatched(query)
+    if not page then return nil, err end
+    for i = 1, #page do
+      local ev = page[i]
+      local ok, raised = pcall(fn, ev, self)
+      if not ok then
+        return nil, failure("dispatch", message_of(raised), { event = ev, reason = raised, dispatched = done })
+      end
+      local marked, merr = self:mark_dispatched(ev.id)
+      if not marked then
+        merr.dispatched = done
+        return nil, merr
+      end
+      done = done + 1
+      query.after = ev.position
+    end
+    if #page < want then break end
+  end
+  return done
+end
+
+return M
