@@ -22,7 +22,7 @@
 #define MAX_DEPTH 2048
 
 typedef struct member {
-    const char *key, *val, *val_end;
+    const char *key;
     size_t klen;
 } member;
 
@@ -257,8 +257,11 @@ static const char *parse_value(const char *p, const char *end, int depth, json_t
     }
 }
 
-/* Finds the top-level members; 0 when the text needs the full decoder. */
-static int scan_members(const char *p, const char *end, member *m, size_t *count) {
+/* Reads the top-level members, decoding the values the pass wants into
+ * vals (the others are only checked); *count says how many vals to release.
+ * 0 when the text needs the full decoder. */
+static int scan_members(const es_fold_pass *fp, const char *p, const char *end, member *m,
+                        json_t **vals, size_t *count) {
     size_t n = 0, i;
     int escaped = 0;
     *count = 0;
@@ -276,10 +279,11 @@ static int scan_members(const char *p, const char *end, member *m, size_t *count
             if (m[i].klen == m[n].klen && memcmp(m[i].key, m[n].key, m[n].klen) == 0) return 0;
         p = skip_ws(p, end);
         if (p == end || *p++ != ':') return 0;
-        m[n].val = p = skip_ws(p, end);
-        if (!(p = parse_value(p, end, 1, NULL))) return 0;
-        m[n++].val_end = p;
-        *count = n;
+        p = skip_ws(p, end);
+        *count = n + 1;
+        if (!(p = parse_value(p, end, 1, es_fold_wants(fp, m[n].key, m[n].klen) ? &vals[n] : NULL)))
+            return 0;
+        n++;
         p = skip_ws(p, end);
         if (p < end && *p == ',') {
             p = skip_ws(p + 1, end);
@@ -294,22 +298,17 @@ static int fold_text(const es_reducer *r, json_t *state, const es_event *ev, es_
     member m[MAX_MEMBERS];
     json_t *vals[MAX_MEMBERS];
     es_fold_pass p;
-    size_t n, i;
-    int rc = ES_OK, end_rc;
+    size_t n = 0, i;
+    int rc, end_rc;
 
-    if (!ev->data || !ev->data_len || !scan_members(ev->data, ev->data + ev->data_len, m, &n))
-        return es_reducer_fold_event(r, state, ev, NULL, fn, ud, err);
+    if (!ev->data || !ev->data_len) return es_reducer_fold_event(r, state, ev, NULL, fn, ud, err);
     if ((rc = es_fold_begin(&p, r, state, ev, fn, ud, err)) != ES_OK) return rc;
+    memset(vals, 0, sizeof vals);
     /* every value is decoded before any is folded: a bad one changes nothing */
-    for (i = 0; i < n; i++) {
-        vals[i] = NULL;
-        if (es_fold_wants(&p, m[i].key, m[i].klen) &&
-            parse_value(m[i].val, m[i].val_end, 1, &vals[i]) != m[i].val_end) {
-            json_decref(vals[i]);
-            while (i--) json_decref(vals[i]);
-            es_fold_end(&p, 0);
-            return es_reducer_fold_event(r, state, ev, NULL, fn, ud, err);
-        }
+    if (!scan_members(&p, ev->data, ev->data + ev->data_len, m, vals, &n)) {
+        for (i = 0; i < n; i++) json_decref(vals[i]);
+        es_fold_end(&p, 0);
+        return es_reducer_fold_event(r, state, ev, NULL, fn, ud, err);
     }
     for (i = 0; i < n && rc == ES_OK; i++)
         if (vals[i]) rc = es_fold_member(&p, m[i].key, m[i].klen, vals[i]);
