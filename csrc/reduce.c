@@ -550,7 +550,8 @@ static int apply_sum(fold_ctx *c, const rule *ru, json_t *acc, const json_t *v) 
     }
     if (!acc) return store_num(c, ru, NULL, &b);
     if (!to_num(acc, &a))
-        return bad_value(c, ru->target, ru->kind == ES_RULE_COUNT ? "cannot count into a" : "cannot sum into a", acc);
+        return bad_value(c, ru->target,
+                         ru->kind == ES_RULE_COUNT ? "cannot count into a" : "cannot sum into a", acc);
     num_add(&a, &b);
     return store_num(c, ru, acc, &a);
 }
@@ -806,7 +807,8 @@ static int fold_data(es_fold_pass *p, const json_t *data) {
     int rc = ES_OK, end_rc;
     if (!json_is_object(data)) rc = es_err_set(p->err, ES_EINVALID, "fold: event data is not an object");
     else if (p->state == data) rc = es_err_set(p->err, ES_EINVALID, "fold: state and data are the same object");
-    for (it = rc ? NULL : json_object_iter((json_t *)data); it; it = json_object_iter_next((json_t *)data, it))
+    it = rc ? NULL : json_object_iter((json_t *)data);
+    for (; it; it = json_object_iter_next((json_t *)data, it))
         if ((rc = pass_member(p, json_object_iter_key(it), json_object_iter_key_len(it),
                               json_object_iter_value(it))) != ES_OK)
             break;

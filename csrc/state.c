@@ -330,7 +330,8 @@ int es_reducer_fold_cursor(const es_reducer *r, json_t *state, es_cursor *cur,
             /* decoded once here and handed to the fold, which would decode again */
             data = ev->data && ev->data_len ? es_json_decode(ev->data, ev->data_len, err) : json_object();
             if (!data) {
-                rc = es_err_set(err, ES_EINVALID, "state: cannot decode the data of event '%s' at '%s' revision %lld",
+                rc = es_err_set(err, ES_EINVALID,
+                                "state: cannot decode the data of event '%s' at '%s' revision %lld",
                                 ev->type, ev->stream, (long long)ev->revision);
                 break;
             }
