@@ -85,8 +85,9 @@ int es_rule_kind_parse(const char *name, es_rule_kind *out);
  * *acc: on entry a reference the callback owns (the state's current value,
  * or NULL when the state has none). On return *acc must be a reference the
  * core takes over (or NULL to remove the field): typically
- * `nv = convert(result); json_decref(*acc); *acc = nv;`. On an error the
- * core releases whatever *acc holds. value and ev are borrowed for the call
+ * `nv = convert(result); json_decref(*acc); *acc = nv;`. The value may be
+ * shared: replace it, never change it in place. On an error the core
+ * releases whatever *acc holds. value and ev are borrowed for the call
  * (ev: see es_reducer_fold_json for its content there).
  * Returns ES_OK, or ES_ECALLBACK (any negative code) with err set; the fold
  * then stops and returns that code.
@@ -103,6 +104,7 @@ typedef struct es_reducer es_reducer;
  * a duplicate "*", "*" with `from` or as types, `from`/`when`/`scale` where
  * the kind takes none, drop or types mixed with other rules on one target,
  * a non-numeric scale. ES_ENOMEM. The caller frees *out with es_reducer_free.
+ * A reducer never changes after this: any number of folds may use it at once.
  */
 int es_reducer_new(const es_rule_spec *specs, size_t n, int64_t user_version,
                    es_reducer **out, es_err *err);
