@@ -205,6 +205,7 @@ static int pg_prepare(postgres_conn *c, int slot, es_err *err, const char *op, c
 static int pg_run(postgres_conn *c, int slot, int n, const char *const *vals, const int *lens,
                   const int *formats, PGresult **out, es_err *err, const char *op, const char *name) {
     char sname[16];
+    const char *state;
     PGresult *res;
     ExecStatusType st;
     int rc;
@@ -214,6 +215,16 @@ static int pg_run(postgres_conn *c, int slot, int n, const char *const *vals, co
     snprintf(sname, sizeof sname, "es_%d", slot);
     res = PQexecPrepared(c->pg, sname, n, vals, lens, formats, 0);
     st = PQresultStatus(res);
+    state = st == PGRES_FATAL_ERROR ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+    if (state && strcmp(state, "26000") == 0) {
+        /* the session lost its prepared statements (DISCARD ALL, a pooler):
+         * the statement did not run, so prepare and run it once more */
+        PQclear(res);
+        c->prepared &= ~(1UL << slot);
+        if ((rc = pg_prepare(c, slot, err, op, name)) != ES_OK) return rc;
+        res = PQexecPrepared(c->pg, sname, n, vals, lens, formats, 0);
+        st = PQresultStatus(res);
+    }
     if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK) {
         *out = res;
         return ES_OK;
