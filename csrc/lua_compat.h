@@ -3,6 +3,8 @@
 #ifndef ES_LUA_COMPAT_H
 #define ES_LUA_COMPAT_H
 
+#include <math.h>
+
 #include <lua.h>
 #include <lauxlib.h>
 
@@ -74,8 +76,10 @@ static inline int compat_isinteger(lua_State *L, int i) {
     lua_Number n;
     if (lua_type(L, i) != LUA_TNUMBER) return 0;
     n = lua_tonumber(L, i);
-    /* range first: converting an out-of-range double to long long is UB */
-    return n >= -COMPAT_MAX_SAFE_INTEGER && n <= COMPAT_MAX_SAFE_INTEGER && n == (lua_Number)(long long)n;
+    /* range first: converting an out-of-range double to long long is UB;
+     * -0.0 stays a real, so it keeps its sign bit */
+    return n >= -COMPAT_MAX_SAFE_INTEGER && n <= COMPAT_MAX_SAFE_INTEGER && n == (lua_Number)(long long)n
+           && !(n == 0 && signbit(n));
 }
 #define compat_tointeger(L, i) ((long long)lua_tonumber((L), (i)))
 #define compat_isintegral(L, i) compat_isinteger((L), (i))
