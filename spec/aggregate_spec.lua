@@ -19,7 +19,7 @@ local function account_commands(log)
       if state.owner then error("account already open", 0) end
       return { type = "Opened", data = { owner = cmd.owner } }
     end,
-    deposit = function(state, cmd, ctx)
+    deposit = function(_, cmd, ctx)
       if log then log[#log + 1] = { revision = ctx.revision, attempt = ctx.attempt } end
       return { type = "Deposited", data = { amount = cmd.amount } }
     end,
