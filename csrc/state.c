@@ -189,7 +189,8 @@ static int parse_number(const char *s, size_t n, int real, json_t **out) {
     return !out || (*out = json_real(d)) != NULL;
 }
 
-/* Parses one value into *out, or with out NULL only checks it. */
+/* Parses one value into *out, or with out NULL only checks it. depth counts
+ * as jansson does: the top-level object is 1, its member values 2. */
 static const char *parse_value(const char *p, const char *end, int depth, json_t **out) {
     const char *q;
     int flag = 0;
@@ -281,7 +282,7 @@ static int scan_members(const es_fold_pass *fp, const char *p, const char *end, 
         if (p == end || *p++ != ':') return 0;
         p = skip_ws(p, end);
         *count = n + 1;
-        if (!(p = parse_value(p, end, 1, es_fold_wants(fp, m[n].key, m[n].klen) ? &vals[n] : NULL)))
+        if (!(p = parse_value(p, end, 2, es_fold_wants(fp, m[n].key, m[n].klen) ? &vals[n] : NULL)))
             return 0;
         n++;
         p = skip_ws(p, end);

@@ -164,7 +164,6 @@ static void test_numbers(void) {
     st = fold(r, "{\"n\":\"x\"}", ints, 1, NULL, NULL, &rc, &err);
     CHECK(rc == ES_EINVALID && strstr(err.msg, "'n'"), "sum into a string fails: %s", err.msg);
     json_decref(st), es_reducer_free(r);
-
     {
         json_t *two = json_integer(2), *half = json_real(0.5), *neg = json_integer(-1);
         es_rule_spec s2[] = { { R("a", SUM), .scale = two }, { R("b", SUM), .from = "a", .scale = half },
@@ -638,16 +637,22 @@ static void test_text_path(void) {
     es_rule_spec sets[3][2] = { { { R("*", LAST) } },
                                 { { R("a", APPEND) }, { R("*", APPEND) } },
                                 { { R("ty", TYPES) }, { R("*", MERGE) } } };
+    static char deep[2][4200];  /* jansson's depth limit: 2048 levels, the outer object included */
     size_t i, k;
+    for (k = 0; k < 2; k++) {
+        i = (size_t)sprintf(deep[k], "{\"a\":"), memset(deep[k] + i, '[', 2047 + k);
+        memset(deep[k] + i + 2047 + k, ']', 2047 + k), strcpy(deep[k] + i + 2 * (2047 + k), "}");
+    }
     for (k = 0; k < 3; k++) {
         es_reducer *r = mk(sets[k], k ? 2 : 1, 0);
-        for (i = 0; i < N(texts); i++) {
+        for (i = 0; i < N(texts) + 2; i++) {
+            const char *t = i < N(texts) ? texts[i] : deep[i - N(texts)];
             json_t *slow = J("{\"o\":{\"x\":1}}"), *fast = J("{\"o\":{\"x\":1}}");
             es_event ev;
             es_err e1, e2;
             int r1, r2;
             memset(&ev, 0, sizeof ev);
-            ev.type = "E", ev.stream = "s-1", ev.data = texts[i], ev.data_len = strlen(texts[i]);
+            ev.type = "E", ev.stream = "s-1", ev.data = t, ev.data_len = strlen(t);
             r1 = es_reducer_fold_event(r, slow, &ev, NULL, NULL, NULL, &e1);
             r2 = fold_texts(r, fast, &ev, 1, &e2);
             CHECK(r1 == r2 && json_equal(slow, fast), "text %zu, rules %zu: decoder %d %s, text path %d %s", i, k,
@@ -787,8 +792,7 @@ static void test_state(const char *url) {
     es_rule_spec other[] = { { R("overtime", MAX) } };
     es_rule_spec company[] = { { R("salary", SUM) }, { R("*", DROP) } };
     es_rule_spec bad[] = { { R("overtime", CUSTOM), .custom_id = 99 } };
-    es_reducer *r = mk(osiris, N(osiris), 0), *r2 = mk(other, N(other), 0), *rc = mk(company, N(company), 0);
-    es_reducer *rb = mk(bad, N(bad), 0);
+    es_reducer *r = mk(osiris, 2, 0), *r2 = mk(other, 1, 0), *rc = mk(company, 2, 0), *rb = mk(bad, 1, 0);
     es_options opt;
     es_store *s = NULL;
     es_snapshot snap;
@@ -806,14 +810,12 @@ static void test_state(const char *url) {
     append(s, "employee-bob", "OvertimeWorked", "{\"overtime\":1}");
     append(s, "employee-bob", "OvertimeWorked", "{\"overtime\":3}");
     append(s, "employee-bob", "EmployeeMoved", "{\"company\":\"globex\",\"salary\":3500}");
-
     state_is(s, "employee-bob", r, NULL, "{\"name\":\"bob\",\"company\":\"globex\",\"salary\":3500,\"overtime\":4}",
              4, "state of bob");
     rcode = es_store_load_snapshot(s, "employee-bob", INT64_MAX, es_reducer_fingerprint(r), &snap, &err);
     CHECK(rcode == ES_OK && snap.revision == 4 && snap.data, "%s: snapshot after 4 folded events: %d %s", url,
           rcode, err.msg);
     es_snapshot_clear(&snap);
-
     /* a snapshot the reducer made is used: only the events after it fold */
     snap.stream = "employee-bob", snap.revision = 4, snap.fingerprint = (char *)es_reducer_fingerprint(r);
     snap.data = "{\"marker\":1,\"overtime\":10}", snap.data_len = strlen(snap.data);
@@ -830,7 +832,6 @@ static void test_state(const char *url) {
     state_is(s, "employee-nobody", r, init, "{\"overtime\":0,\"tags\":[]}", 0, "a missing stream");
     CHECK(es_store_state(s, "employee-bob", rb, NULL, test_custom, NULL, &st, &rev, &err) == ES_ECALLBACK && !st,
           "%s: a failing custom rule fails state()", url);
-
     CHECK(es_store_state_query(s, "employee", where, rc, NULL, NULL, NULL, &st, &pos, &err) == ES_OK,
           "%s: state query: %s", url, err.msg);
     expect(st, "{\"salary\":7000}", "acme salaries across employees");
