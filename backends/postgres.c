@@ -81,7 +81,11 @@ static void scrub(char *const secrets[3], const char *msg, char *out, size_t cap
             msg += skip;
             continue;
         }
-        out[o++] = (*msg == '\n' || *msg == '\r' || *msg == '\t') ? ' ' : *msg;
+        if (*msg == '\n' || *msg == '\r' || *msg == '\t' || *msg == ' ') {
+            if (o > 0 && out[o - 1] != ' ') out[o++] = ' ';
+        } else {
+            out[o++] = *msg;
+        }
         msg++;
     }
     while (o > 0 && out[o - 1] == ' ') o--;
