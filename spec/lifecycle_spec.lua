@@ -6,6 +6,17 @@ local backends = require("spec.support.backends")
 
 local file_backend = backends.get("sqlite temp file")
 
+-- with_close(open, body): body(st) with st held in a <close> variable. Lua
+-- 5.4 only, compiled from text so that this file parses under 5.1/LuaJIT,
+-- where the <close> specs are pending (the __close metamethod itself is
+-- tested everywhere).
+local with_close = fx.lua54 and assert(load([[
+  local open, body = ...
+  local st <close> = open()
+  return body(st)
+]], "=with_close"))
+local NO_CLOSE = "<close> needs Lua 5.4 (" .. _VERSION .. " here)"
+
 -- Every core method with valid arguments, so only "closed" can fail them.
 local function calls(s)
   return {
@@ -70,28 +81,44 @@ for _, name in ipairs({ "memory:", "sqlite::memory:", "sqlite temp file" }) do
       assert.matches("eventstore", tostring(store))
     end)
 
-    it("<close> closes the store at the end of the block", function()
-      local kept
-      do
-        local st <close> = backends.open(b.file and { url = "sqlite:" .. path } or b)
-        assert(st:append(fx.stream(), fx.event("A")))
-        kept = st
-      end
-      fx.raises(function() kept:stats() end, "closed store")
-      assert.is_true(kept:close())
+    it("the __close metamethod (what <close> calls) closes the store, like close()", function()
+      local mt = getmetatable(store)
+      assert.is_function(mt.__close)
+      assert.is_function(mt.__gc)
+      mt.__close(store)
+      fx.raises(function() store:stats() end, "closed store")
+      mt.__close(store)
+      assert.is_true(store:close())
     end)
 
-    it("<close> closes the store when the block raises", function()
-      local kept
-      local ok, msg = pcall(function()
-        local st <close> = backends.open(b.file and { url = "sqlite:" .. path } or b)
-        kept = st
-        error("boom")
+    if fx.lua54 then
+      local function reopen()
+        return backends.open(b.file and { url = "sqlite:" .. path } or b)
+      end
+
+      it("<close> closes the store at the end of the block", function()
+        local kept
+        with_close(reopen, function(st)
+          assert(st:append(fx.stream(), fx.event("A")))
+          kept = st
+        end)
+        fx.raises(function() kept:stats() end, "closed store")
+        assert.is_true(kept:close())
       end)
-      assert.is_false(ok)
-      assert.matches("boom", msg)
-      fx.raises(function() kept:read_all() end, "closed store")
-    end)
+
+      it("<close> closes the store when the block raises", function()
+        local kept
+        local ok, msg = pcall(with_close, reopen, function(st)
+          kept = st
+          error("boom")
+        end)
+        assert.is_false(ok)
+        assert.matches("boom", msg)
+        fx.raises(function() kept:read_all() end, "closed store")
+      end)
+    else
+      pending(NO_CLOSE)
+    end
 
     it("breaking out of each() leaves the store usable and closable", function()
       local s = fx.stream()
@@ -126,7 +153,8 @@ for _, name in ipairs({ "memory:", "sqlite::memory:", "sqlite temp file" }) do
     it("each returns the 4 values of a generic for, the 4th closing the iteration", function()
       local s = fx.stream()
       assert(store:append(s, fx.events(5)))
-      local packed = table.pack(store:each(s))
+      local function pack(...) return { n = select("#", ...), ... } end
+      local packed = pack(store:each(s))
       assert.equals(4, packed.n)
       assert.is_function(packed[1])
       local closing = packed[4]
@@ -241,16 +269,19 @@ describe("lifecycle of a SQLite file", function()
     again:close()
   end)
 
-  it("<close> flushes: a second handle sees the data after the block", function()
-    local s = fx.stream()
-    do
-      local st <close> = open_file()
-      assert(st:append(s, fx.events(2)))
-    end
-    local again = open_file()
-    assert.equals(2, again:revision(s))
-    again:close()
-  end)
+  if fx.lua54 then
+    it("<close> flushes: a second handle sees the data after the block", function()
+      local s = fx.stream()
+      with_close(open_file, function(st)
+        assert(st:append(s, fx.events(2)))
+      end)
+      local again = open_file()
+      assert.equals(2, again:revision(s))
+      again:close()
+    end)
+  else
+    pending(NO_CLOSE)
+  end
 
   it("rejected input leaves the file byte-for-byte unchanged", function()
     local s = fx.stream()
@@ -304,13 +335,14 @@ io.write(ok and res or ("RAISED " .. tostring(res)))
     assert(st:append(fx.stream(), fx.event("Init")))
     local procs, n, go = {}, 100, path .. ".go"
     for id = 1, 4 do
-      local cmd = string.format("lua5.4 %s %s '%s' '%s' %d %d %s 2>&1", child, path, checked, free, id, n, go)
+      local cmd = string.format("%s %s %s '%s' '%s' %d %d %s 2>&1", fx.interpreter(), child, path, checked, free, id,
+        n, go)
       procs[id] = assert(io.popen(cmd))
     end
     assert(io.open(go, "w")):close()  -- all four start appending together
     local won, lost = 0, 0
     for id = 1, 4 do
-      local out = procs[id]:read("a")
+      local out = procs[id]:read("*a")
       procs[id]:close()
       local w, l, a, other = out:match("^(%d+) (%d+) (%d+) ?(.*)$")
       assert(w, "child " .. id .. ": " .. out)

@@ -26,7 +26,7 @@ local function every_plane()
   cps[#cps + 1] = 0x1F600
   cps[#cps + 1] = 0x10FFFF
   local parts = {}
-  for i, cp in ipairs(cps) do parts[i] = utf8.char(cp) end
+  for i, cp in ipairs(cps) do parts[i] = fx.utf8char(cp) end
   return table.concat(parts)
 end
 
@@ -63,18 +63,30 @@ for _, name in ipairs({ "memory:", "sqlite::memory:", "sqlite temp file" }) do
       return ev.data
     end
 
-    it("keeps integers integers at the edges", function()
-      local back = assert_round_trip({
-        max = math.maxinteger, min = math.mininteger, zero = 0, one = 1, minus = -1,
-        two53p1 = math.tointeger(2 ^ 53) + 1, two63m2 = math.maxinteger - 1,
-        list = { math.maxinteger, math.mininteger, 0 },
-      })
-      assert.equals("integer", math.type(back.max))
-      assert.equals(math.maxinteger, back.max)
-      assert.equals(math.mininteger, back.min)
-      assert.equals(9007199254740993, back.two53p1)
-      assert.equals("integer", math.type(back.list[3]))
-    end)
+    if fx.has_integers then
+      it("keeps integers integers at the edges", function()
+        local back = assert_round_trip({
+          max = math.maxinteger, min = math.mininteger, zero = 0, one = 1, minus = -1,
+          two53p1 = math.tointeger(2 ^ 53) + 1, two63m2 = math.maxinteger - 1,
+          list = { math.maxinteger, math.mininteger, 0 },
+        })
+        assert.equals("integer", math.type(back.max))
+        assert.equals(math.maxinteger, back.max)
+        assert.equals(math.mininteger, back.min)
+        assert.equals(9007199254740993, back.two53p1)
+        assert.equals("integer", math.type(back.list[3]))
+      end)
+    else
+      it("keeps integral numbers up to 2^53 - 1 exact (no integer subtype here)", function()
+        local back = assert_round_trip({
+          max = 2 ^ 53 - 1, min = -(2 ^ 53 - 1), zero = 0, one = 1, minus = -1, big = 2 ^ 40 + 7,
+          list = { 2 ^ 53 - 1, -(2 ^ 53 - 1), 0 },
+        })
+        assert.equals(9007199254740991, back.max)
+        assert.equals(-9007199254740991, back.min)
+        assert.equals(2 ^ 40 + 7, back.big)
+      end)
+    end
 
     it("keeps every bit of floats", function()
       local back = assert_round_trip({
@@ -83,8 +95,10 @@ for _, name in ipairs({ "memory:", "sqlite::memory:", "sqlite temp file" }) do
         three = 3.0, minus_one = -1.0, big_integral = 1e20, two63 = 2 ^ 63,
         list = { 0.1, 0.2, 0.30000000000000004 },
       })
-      assert.equals("float", math.type(back.two53))
-      assert.equals("float", math.type(back.three))
+      if fx.has_integers then
+        assert.equals("float", math.type(back.two53))
+        assert.equals("float", math.type(back.three))
+      end
       assert.equals(0.1, back.tenth)
       assert.equals(1 / 3, back.third)
       assert.equals(2 ^ 63, back.two63)
@@ -92,7 +106,6 @@ for _, name in ipairs({ "memory:", "sqlite::memory:", "sqlite temp file" }) do
 
     it("keeps the sign of -0.0", function()
       local back = assert_round_trip({ negzero = -0.0, poszero = 0.0 })
-      assert.equals("float", math.type(back.negzero))
       assert.equals(-math.huge, 1 / back.negzero)
       assert.equals(math.huge, 1 / back.poszero)
     end)
@@ -124,7 +137,7 @@ for _, name in ipairs({ "memory:", "sqlite::memory:", "sqlite temp file" }) do
     end)
 
     it("keeps a 1 MB UTF-8 string and a 1 MB key", function()
-      local s = string.rep("aé€😀", 1024 * 1024 // 10)
+      local s = string.rep("aé€😀", math.floor(1024 * 1024 / 10))
       local back = assert_round_trip({ text = s, [s] = "value" })
       assert.equals(#s, #back.text)
     end)
@@ -154,7 +167,7 @@ for _, name in ipairs({ "memory:", "sqlite::memory:", "sqlite temp file" }) do
       local lo, hi = 100, 100000   -- lo is accepted (see above), hi is rejected (errors_spec)
       local probe = fx.stream()
       while hi - lo > 1 do
-        local mid = (lo + hi) // 2
+        local mid = math.floor((lo + hi) / 2)
         if pcall(store.append, store, probe, fx.event("Deep", { x = nest_arrays(mid, 1) })) then
           lo = mid
         else
@@ -191,7 +204,7 @@ for _, name in ipairs({ "memory:", "sqlite::memory:", "sqlite temp file" }) do
     end)
 
     it("accepts strings of arbitrary bytes only byte-exact, or rejects them cleanly", function()
-      local bad = "\xff\xfe\x80 \xc3\x28 \xed\xa0\x80"
+      local bad = "\255\254\128 \195\040 \237\160\128"
       local s = fx.stream()
       local ok, res, err = pcall(store.append, store, s, fx.event("Bytes", { bad = bad }))
       if ok and res then

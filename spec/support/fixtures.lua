@@ -6,33 +6,63 @@
 -- math.random does not shift it. Names are unique per run and per call: a
 -- run token (time, clock and an address) keeps them apart between runs that
 -- share one PostgreSQL database.
+--
+-- Written in Lua 5.1 syntax (no <close>, bitwise operators or //) so that the
+-- specs run under Lua 5.1, LuaJIT, 5.3 and 5.4 (STYLE.md, binding rule 9).
 local M = {}
 
 M.seed = tonumber(os.getenv("EVENTSTORE_SEED") or "") or 20261128
+M.lua54 = _VERSION == "Lua 5.4"
+M.has_integers = math.type ~= nil
+M.unpack = table.unpack or unpack -- luacheck: ignore 113
 
--- xorshift64*: deterministic for a given seed, independent of math.random.
-local state = M.seed ~= 0 and M.seed or 0x9E3779B97F4A7C15
-local function next_u64()
-  state = state ~ (state >> 12)
-  state = state ~ (state << 25)
-  state = state ~ (state >> 27)
-  return state * 0x2545F4914F6CDD1D
+-- Park-Miller minimal standard generator: exact in doubles, so the same
+-- sequence on every Lua.
+local MODULUS = 2147483647
+local state
+function M.reseed(seed)
+  state = seed % MODULUS
+  if state == 0 then state = 1 end
 end
+M.reseed(M.seed)
 
 -- random(n): integer in 1..n; random(m, n): integer in m..n.
 function M.random(m, n)
   if not n then m, n = 1, m end
-  return m + (next_u64() >> 1) % (n - m + 1)
+  state = (state * 16807) % MODULUS
+  return m + state % (n - m + 1)
 end
 
-function M.reseed(seed)
-  state = seed ~= 0 and seed or 0x9E3779B97F4A7C15
+-- The interpreter running the specs, for child processes.
+function M.interpreter()
+  if rawget(_G, "jit") then return "luajit" end
+  return ({ ["Lua 5.1"] = "lua5.1", ["Lua 5.3"] = "lua5.3" })[_VERSION] or "lua5.4"
+end
+
+-- An integer in the sense of the running Lua: math.type "integer" on 5.3+,
+-- an integral number on 5.1/LuaJIT.
+function M.is_integer(x)
+  if M.has_integers then return math.type(x) == "integer" end
+  return type(x) == "number" and x == math.floor(x)
+end
+
+-- UTF-8 encoding of a code point (utf8.char is 5.3+).
+function M.utf8char(cp)
+  if cp < 0x80 then return string.char(cp) end
+  if cp < 0x800 then
+    return string.char(0xC0 + math.floor(cp / 0x40), 0x80 + cp % 0x40)
+  end
+  if cp < 0x10000 then
+    return string.char(0xE0 + math.floor(cp / 0x1000), 0x80 + math.floor(cp / 0x40) % 0x40, 0x80 + cp % 0x40)
+  end
+  return string.char(0xF0 + math.floor(cp / 0x40000), 0x80 + math.floor(cp / 0x1000) % 0x40,
+    0x80 + math.floor(cp / 0x40) % 0x40, 0x80 + cp % 0x40)
 end
 
 local function run_token()
   local addr = tostring({}):match("0x(%x+)") or "0"
   local mix = os.time() * 1000003 + math.floor(os.clock() * 1e6) + tonumber(addr:sub(-8), 16)
-  return string.format("%08x", mix & 0xffffffff)
+  return string.format("%08x", mix % 4294967296)
 end
 
 M.token = run_token()
@@ -117,7 +147,7 @@ end
 function M.read_file(path)
   local f = io.open(path, "rb")
   if not f then return nil end
-  local s = f:read("a")
+  local s = f:read("*a")
   f:close()
   return s
 end
@@ -185,21 +215,25 @@ local function keyname(k)
   return tostring(k)
 end
 
--- exactly(a, b): deep equality that also compares math.type and every bit of
--- a float (so 3 ~= 3.0 and 0.0 ~= -0.0). Returns true, or false and the path
--- of the first difference.
+-- A number as text that shows every bit and the sign of zero.
+local function numtext(x)
+  local kind = M.has_integers and math.type(x) or "number"
+  local text = kind == "integer" and tostring(x) or string.format("%.17g", x)
+  if x == 0 and 1 / x < 0 then text = "-" .. text:gsub("^%-", "") end
+  return kind .. " " .. text
+end
+
+-- exactly(a, b): deep equality that also compares math.type (5.3+) and every
+-- bit of a float (so 3 ~= 3.0 on 5.3+, and 0.0 ~= -0.0 everywhere). Returns
+-- true, or false and the path of the first difference.
 function M.exactly(a, b, path)
   path = path or "value"
   if type(a) ~= type(b) then
     return false, string.format("%s: %s expected, got %s", path, type(a), type(b))
   end
   if type(a) == "number" then
-    if math.type(a) ~= math.type(b) then
-      return false, string.format("%s: %s %s expected, got %s %s", path, math.type(a), a, math.type(b), b)
-    end
-    local fa = math.type(a) == "float" and string.format("%a", a) or tostring(a)
-    local fb = math.type(b) == "float" and string.format("%a", b) or tostring(b)
-    if fa ~= fb then return false, string.format("%s: %s expected, got %s", path, fa, fb) end
+    local ta, tb = numtext(a), numtext(b)
+    if ta ~= tb or a ~= b then return false, string.format("%s: %s expected, got %s", path, ta, tb) end
     return true
   end
   if type(a) == "table" then
