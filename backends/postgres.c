@@ -12,8 +12,8 @@
 
 extern const es_backend es_postgres_backend;
 
-/* How appends keep the global order safe for readers: see postgres_sql.c. */
-
+/* How appends keep the global order safe for readers: see postgres_sql.c.
+ * Reads fetch PG_PAGE rows per statement and keep one page in memory. */
 #define PG_PAGE 1000
 
 typedef struct postgres_cursor postgres_cursor;
@@ -51,8 +51,7 @@ struct postgres_cursor {
 
 /* Notices (e.g. "relation already exists, skipping") would go to stderr. */
 static void drop_notice(void *arg, const char *message) {
-    ES_UNUSED(arg);
-    ES_UNUSED(message);
+    ES_UNUSED(arg), ES_UNUSED(message);
 }
 
 static int is_alnum(char ch) {
@@ -298,7 +297,10 @@ static int postgres_backend__append(es_conn *conn, es_append_req *req, es_append
     b->len = 0;
     for (a = 0; a < ARR__COUNT; a++) {
         offs[a] = b->len;
-        if (put_array(b, req, a) != ES_OK) return es_err_set(err, ES_ENOMEM, "append to '%s': out of memory", req->stream);
+        if (put_array(b, req, a) != ES_OK) {
+            es_buf_free(b);
+            return es_err_set(err, ES_ENOMEM, "append to '%s': out of memory", req->stream);
+        }
         ends[a] = b->len;
     }
     if (b->len > (size_t)INT32_MAX)
@@ -317,7 +319,7 @@ static int postgres_backend__append(es_conn *conn, es_append_req *req, es_append
     vals[9] = req->outbox ? "t" : "f";
 
     if ((rc = pg_run(c, ST_APPEND, 10, vals, lens, formats, &r, err, "append to", req->stream)) != ES_OK)
-        return rc;
+        goto done;
     if (PQntuples(r) != 1) {
         rc = es_err_set(err, ES_EBACKEND, "append to '%s': the append function returned no row", req->stream);
         goto done;
@@ -375,6 +377,8 @@ static int postgres_backend__append(es_conn *conn, es_append_req *req, es_append
     }
 done:
     PQclear(r);
+    /* one huge batch must not pin its buffer for the connection's life */
+    if (b->cap > ((size_t)1 << 20)) es_buf_free(b);
     return rc;
 }
 
@@ -823,11 +827,12 @@ static int create_schema(postgres_conn *c, es_err *err) {
     return rc;
 }
 
-/* The URL goes to libpq as it is (postgres:// and postgresql:// URIs and
- * key=value strings); client_encoding is forced to UTF8 after it, so texts
- * arrive byte-exact whatever the URL says. */
+/* The URL goes to libpq as it is (it reads postgres:// and postgresql://
+ * URIs); client_encoding is forced to UTF8 after it, so texts arrive
+ * byte-exact whatever the URL says. */
 static int postgres_backend__open(const char *uri, const es_options *opt, es_conn **out, es_err *err) {
     static const char *const keys[] = { "dbname", "client_encoding", "fallback_application_name", NULL };
+    static const char missing[] = "open: the store's tables are missing or unusable (create = false?)";
     const char *schema = opt->schema ? opt->schema : "public";
     const char *prefix = opt->prefix ? opt->prefix : "es_";
     const char *values[4];
@@ -865,8 +870,8 @@ static int postgres_backend__open(const char *uri, const es_options *opt, es_con
     if (opt->create && !c->readonly && (rc = create_schema(c, err)) != ES_OK) goto fail;
     /* Preparing now proves the tables and the function are there, so a
      * store opened with create = false fails here rather than on first use. */
-    if ((!c->readonly && (rc = pg_prepare(c, ST_APPEND, err, "open: the store's tables are missing or unusable", NULL)) != ES_OK) ||
-        (rc = pg_prepare(c, ST_REVISION, err, "open: the store's tables are missing or unusable", NULL)) != ES_OK)
+    if ((!c->readonly && (rc = pg_prepare(c, ST_APPEND, err, missing, NULL)) != ES_OK) ||
+        (rc = pg_prepare(c, ST_REVISION, err, missing, NULL)) != ES_OK)
         goto fail;
     *out = &c->base;
     return ES_OK;
