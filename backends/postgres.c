@@ -134,8 +134,7 @@ static int pg_fail(postgres_conn *c, const PGresult *res, es_err *err, const cha
     char where[300], clean[200];
     int code = ES_EBACKEND;
 
-    if (name) snprintf(where, sizeof where, "%s '%s'", op, name);
-    else snprintf(where, sizeof where, "%s", op);
+    snprintf(where, sizeof where, name ? "%s '%s'" : "%s", op, name);
     if (PQstatus(c->pg) != CONNECTION_OK) {
         scrub(c->secrets, PQerrorMessage(c->pg), clean, sizeof clean);
         return es_err_set(err, ES_EBACKEND, "%s: connection lost: %s", where, clean);
@@ -170,15 +169,15 @@ static int session_setup(postgres_conn *c, es_err *err, const char *op) {
 /* A call finds the connection broken when the previous one lost it: try
  * one reconnect, then fail. A new session has no prepared statements. */
 static int pg_ready(postgres_conn *c, es_err *err, const char *op, const char *name) {
-    char clean[200];
+    char where[300], clean[200];
     if (PQstatus(c->pg) == CONNECTION_OK) return ES_OK;
     PQreset(c->pg);
     c->prepared = 0;
     c->listening = 0;
     if (PQstatus(c->pg) != CONNECTION_OK) {
         scrub(c->secrets, PQerrorMessage(c->pg), clean, sizeof clean);
-        if (name) return es_err_set(err, ES_EBACKEND, "%s '%s': reconnect failed: %s", op, name, clean);
-        return es_err_set(err, ES_EBACKEND, "%s: reconnect failed: %s", op, clean);
+        snprintf(where, sizeof where, name ? "%s '%s'" : "%s", op, name);
+        return es_err_set(err, ES_EBACKEND, "%s: reconnect failed: %s", where, clean);
     }
     return session_setup(c, err, op);
 }
