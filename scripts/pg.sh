@@ -13,7 +13,9 @@
 # full_page_writes) stay at their defaults: benchmarks measure durable commits.
 set -euo pipefail
 
-PGBIN=${PGBIN:-$(pg_config --bindir 2>/dev/null || echo /usr/lib/postgresql/15/bin)}
+# pg_config comes with libpq-dev; without it, the newest installed server.
+PGBIN=${PGBIN:-$(pg_config --bindir 2>/dev/null ||
+    find /usr/lib/postgresql -maxdepth 2 -name bin 2>/dev/null | sort -V | tail -n 1)}
 FIRST_PORT=${ES_PG_FIRST_PORT:-54329}
 MARKER=.eventstore-pg
 
