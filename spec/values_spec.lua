@@ -160,7 +160,10 @@ for _, name in ipairs({ "memory:", "sqlite::memory:", "sqlite temp file" }) do
         list[i] = i % 7 == 0 and tostring(i) or i
         obj["k" .. i] = i + 0.5
       end
-      assert_round_trip({ list = list, obj = obj })
+      local data = { list = list, obj = obj }
+      local ev, by_id = round_trip(data)
+      fx.assert_exactly(data, ev.data)
+      assert.equals(100000, #by_id.data.list)
     end)
 
     it("reads back the deepest nesting that append accepts", function()
