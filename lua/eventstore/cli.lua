@@ -98,7 +98,8 @@ local function is_uuid(s)
 end
 
 local function check_name(what, s)
-  if type(s) ~= "string" or s == "" then return what .. " must be a non-empty string" end
+  if type(s) ~= "string" then return what .. " must be a non-empty string" end
+  if s == "" then return what .. " is empty" end
   if #s > 255 then return what .. " is longer than 255 bytes" end
   if s:find("\0", 1, true) then return what .. " contains a NUL byte" end
   if not utf8.len(s) then return what .. " is not valid UTF-8" end
@@ -418,7 +419,10 @@ commands["all"] = function(args)
 end
 
 -- tail: the events after --after (default: the newest position now), then
--- each new event as it is committed, until interrupted (or --count events).
+-- each new event as it is committed, until interrupted (or --count events,
+-- or --timeout ms without one). It reads every event and filters here, so
+-- `after` moves past events of other categories too and wait() sleeps
+-- until something new is committed.
 function commands.tail(args)
   local store = open_store(args)
   io.stdout:setvbuf("line")
@@ -428,16 +432,28 @@ function commands.tail(args)
     if not st then fail_store(nil, err) end
     after = st.position
   end
+  local types
+  for _, t in ipairs(args.type or {}) do
+    types = types or {}
+    types[t] = true
+  end
+  local category = args.category
+  local function wanted(ev)
+    if types and not types[ev.type] then return false end
+    return not category or (ev.stream:match("^([^-]*)") == category)
+  end
   local seen, max = 0, args.count
   local ok, e = pcall(function()
     while not max or seen < max do
-      local list, err = store:read_all({ after = after, category = args.category, types = types_option(args),
-        limit = max and math.min(1000, max - seen) or 1000 })
+      local list, err = store:read_all({ after = after, limit = 1000 })
       if not list then fail_store(nil, err) end
       for _, ev in ipairs(list) do
-        out(event_line(ev))
         after = ev.position
-        seen = seen + 1
+        if wanted(ev) then
+          out(event_line(ev))
+          seen = seen + 1
+          if max and seen >= max then break end
+        end
       end
       if #list == 0 then
         local ready, werr = store:wait(after, args.timeout or 1000)
@@ -757,6 +773,10 @@ function M.main(args)
     if type(a.rules) == "table" then a.rules = a.rules[1] end
     local cmd = commands[a.command]
     if not cmd then fail(EXIT.usage, "a command is required (eventstore --help lists them)") end
+    if a.stream then
+      local bad = check_name("stream name", a.stream)
+      if bad then fail(EXIT.usage, bad) end
+    end
     cmd(a)
   end)
   io.stdout:flush()
