@@ -22,7 +22,30 @@ void lerror_push(lua_State *L, const es_err *err);
 int  lerror_fail(lua_State *L, const es_err *err);
 void lerror_setup(lua_State *L);
 
-/* lua_value.c */
+/* lua_value.c: converting Lua values, with the path to the value at hand
+ * for error messages ("event 1 data.a[2]: NaN cannot be stored"). */
+typedef struct lconv_path {
+    const char *key;        /* NULL: index */
+    size_t keylen;
+    long long index;
+    const void *table;      /* the table entered at this level (cycle check) */
+} lconv_path;
+
+typedef struct lconv {
+    lua_State *L;
+    const char *what;
+    lconv_path path[LVALUE_MAX_DEPTH + 1];
+    int depth;
+} lconv;
+
+/* Raises "<what><path>: <fmt with detail>"; fmt has two %s: path, detail. */
+int lconv_error(lconv *cv, const char *fmt, const char *detail);
+/* 1 when the table at idx is an array, 0 an object; raises for bad keys. */
+int lconv_table_kind(lconv *cv, int idx);
+/* Checks depth and cycles and enters the table at idx; the caller leaves
+ * with cv->depth--. */
+lconv_path *lconv_enter(lconv *cv, int idx);
+
 typedef struct ljson_box { json_t *root; } ljson_box;
 /* Pushes a box that owns whatever json_t is put in it (freed by __gc). */
 ljson_box *lvalue_newbox(lua_State *L);

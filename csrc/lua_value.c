@@ -34,21 +34,7 @@ static void box_set(ljson_box *b, json_t *v) {
 }
 
 /* One level of the path to the value being converted, for error messages. */
-typedef struct path_elem {
-    const char *key;        /* NULL: index */
-    size_t keylen;
-    long long index;
-    const void *table;      /* the table entered at this level (cycle check) */
-} path_elem;
-
-typedef struct conv {
-    lua_State *L;
-    const char *what;
-    path_elem path[LVALUE_MAX_DEPTH + 1];
-    int depth;
-} conv;
-
-static int conv_error(conv *cv, const char *fmt, const char *detail) {
+int lconv_error(lconv *cv, const char *fmt, const char *detail) {
     luaL_Buffer b;
     int i;
     char num[32];
@@ -56,7 +42,7 @@ static int conv_error(conv *cv, const char *fmt, const char *detail) {
     luaL_buffinit(L, &b);
     luaL_addstring(&b, cv->what);
     for (i = 1; i <= cv->depth; i++) {
-        const path_elem *p = &cv->path[i];
+        const lconv_path *p = &cv->path[i];
         /* a deep path shows its first and last levels only */
         if (cv->depth > 12 && i == 7) {
             luaL_addstring(&b, "...");
@@ -76,30 +62,29 @@ static int conv_error(conv *cv, const char *fmt, const char *detail) {
     return luaL_error(L, fmt, lua_tostring(L, -1), detail);
 }
 
-static void conv_fill(conv *cv, int idx, json_t *v);
+static void conv_fill(lconv *cv, int idx, json_t *v);
 
-static void check_attach(conv *cv, int rc) {
-    if (rc != 0) conv_error(cv, "%snot enough memory%s", "");
+static void check_attach(lconv *cv, int rc) {
+    if (rc != 0) lconv_error(cv, "%snot enough memory%s", "");
 }
 
-static json_t *conv_string(conv *cv, int idx) {
+static json_t *conv_string(lconv *cv, int idx) {
     size_t n;
     const char *s = lua_tolstring(cv->L, idx, &n);
     json_t *v;
-    if (!es_valid_utf8(s, n)) conv_error(cv, "%sstring is not valid UTF-8%s", "");
+    if (!es_valid_utf8(s, n)) lconv_error(cv, "%sstring is not valid UTF-8%s", "");
     v = json_stringn_nocheck(s, n);
-    if (!v) conv_error(cv, "%snot enough memory%s", "");
+    if (!v) lconv_error(cv, "%snot enough memory%s", "");
     return v;
 }
 
-/* Classifies the table at idx: an empty array or object to fill, or an
- * error for keys JSON cannot hold. */
-static json_t *conv_new_table(conv *cv, int idx) {
+/* Classifies the table at idx: 1 array, 0 object; raises for keys JSON
+ * cannot hold. An empty table is an object unless marked with array(). */
+int lconv_table_kind(lconv *cv, int idx) {
     lua_State *L = cv->L;
     size_t nint = 0, nstr = 0;
     long long maxint = 0;
     int marked = 0;
-    json_t *v;
 
     luaL_checkstack(L, 6, "converting a table");
     if (lua_getmetatable(L, idx)) {
@@ -117,23 +102,43 @@ static json_t *conv_new_table(conv *cv, int idx) {
             nint++;
             if (k > maxint) maxint = k;
         } else {
-            conv_error(cv, "%skeys must be strings or positive integers, found a %s key",
+            lconv_error(cv, "%skeys must be strings or positive integers, found a %s key",
                        kt == LUA_TNUMBER ? "non-integer number" : luaL_typename(L, -2));
         }
         lua_pop(L, 1);
     }
-    if (nint && nstr) conv_error(cv, "%stable mixes array items and object keys%s", "");
-    if (nint && (size_t)maxint != nint) conv_error(cv, "%ssparse array (holes between items)%s", "");
-    if (marked && nstr) conv_error(cv, "%stable marked as an array has object keys%s", "");
-    v = (nint || marked) ? json_array() : json_object();
-    if (!v) conv_error(cv, "%snot enough memory%s", "");
+    if (nint && nstr) lconv_error(cv, "%stable mixes array items and object keys%s", "");
+    if (nint && (size_t)maxint != nint) lconv_error(cv, "%ssparse array (holes between items)%s", "");
+    if (marked && nstr) lconv_error(cv, "%stable marked as an array has object keys%s", "");
+    return nint || marked;
+}
+
+/* Enters the table at idx: checks depth and cycles, pushes a path level. */
+lconv_path *lconv_enter(lconv *cv, int idx) {
+    const void *tp = lua_topointer(cv->L, idx);
+    lconv_path *p;
+    int i;
+    if (cv->depth >= LVALUE_MAX_DEPTH)
+        lconv_error(cv, "%stables nested deeper than %s levels", "1000");
+    for (i = 1; i <= cv->depth; i++)
+        if (cv->path[i].table == tp) lconv_error(cv, "%scyclic table (it contains itself)%s", "");
+    p = &cv->path[++cv->depth];
+    p->table = tp;
+    p->key = NULL;
+    p->index = 0;
+    return p;
+}
+
+static json_t *conv_new_table(lconv *cv, int idx) {
+    json_t *v = lconv_table_kind(cv, idx) ? json_array() : json_object();
+    if (!v) lconv_error(cv, "%snot enough memory%s", "");
     return v;
 }
 
 /* Returns a new reference for the value at idx: a scalar, or an empty
  * container. The caller attaches it to its parent (which is reachable from
  * the box) before filling it, so a Lua error at any point leaks nothing. */
-static json_t *conv_make(conv *cv, int idx) {
+static json_t *conv_make(lconv *cv, int idx) {
     lua_State *L = cv->L;
     switch (lua_type(L, idx)) {
     case LUA_TSTRING:
@@ -144,29 +149,29 @@ static json_t *conv_make(conv *cv, int idx) {
             v = json_integer((json_int_t)compat_tointeger(L, idx));
         } else {
             double d = (double)lua_tonumber(L, idx);
-            if (isnan(d)) conv_error(cv, "%sNaN cannot be stored%s", "");
-            if (isinf(d)) conv_error(cv, "%sinfinity cannot be stored%s", "");
+            if (isnan(d)) lconv_error(cv, "%sNaN cannot be stored%s", "");
+            if (isinf(d)) lconv_error(cv, "%sinfinity cannot be stored%s", "");
             v = json_real(d);
         }
-        if (!v) conv_error(cv, "%snot enough memory%s", "");
+        if (!v) lconv_error(cv, "%snot enough memory%s", "");
         return v;
     }
     case LUA_TBOOLEAN:
         return lua_toboolean(L, idx) ? json_true() : json_false();
     case LUA_TLIGHTUSERDATA:
         if (lua_touserdata(L, idx) == NULL) return json_null();
-        conv_error(cv, "%scannot store a %s", "light userdata");
+        lconv_error(cv, "%scannot store a %s", "light userdata");
         return NULL;
     case LUA_TTABLE:
         return conv_new_table(cv, idx);
     default:
-        conv_error(cv, "%scannot store a %s", luaL_typename(L, idx));
+        lconv_error(cv, "%scannot store a %s", luaL_typename(L, idx));
         return NULL;
     }
 }
 
 /* Converts the child at stack top and attaches it to v, then fills it. */
-static void conv_child(conv *cv, json_t *v, const char *k, size_t kl) {
+static void conv_child(lconv *cv, json_t *v, const char *k, size_t kl) {
     lua_State *L = cv->L;
     int top = lua_gettop(L);
     json_t *item = conv_make(cv, top);
@@ -175,20 +180,9 @@ static void conv_child(conv *cv, json_t *v, const char *k, size_t kl) {
     if (lua_type(L, top) == LUA_TTABLE) conv_fill(cv, top, item);
 }
 
-static void conv_fill(conv *cv, int idx, json_t *v) {
+static void conv_fill(lconv *cv, int idx, json_t *v) {
     lua_State *L = cv->L;
-    const void *tp = lua_topointer(L, idx);
-    path_elem *p;
-    int i;
-
-    if (cv->depth >= LVALUE_MAX_DEPTH)
-        conv_error(cv, "%stables nested deeper than %s levels", "1000");
-    for (i = 1; i <= cv->depth; i++)
-        if (cv->path[i].table == tp) conv_error(cv, "%scyclic table (it contains itself)%s", "");
-    p = &cv->path[++cv->depth];
-    p->table = tp;
-    p->key = NULL;
-    p->index = 0;
+    lconv_path *p = lconv_enter(cv, idx);
     if (json_is_array(v)) {
         size_t n = lua_rawlen(L, idx), j;
         for (j = 1; j <= n; j++) {
@@ -206,10 +200,10 @@ static void conv_fill(conv *cv, int idx, json_t *v) {
             const char *k = lua_tolstring(L, -2, &kl);
             p->key = k;
             p->keylen = kl;
-            if (!es_valid_utf8(k, kl)) conv_error(cv, "%skey is not valid UTF-8%s", "");
+            if (!es_valid_utf8(k, kl)) lconv_error(cv, "%skey is not valid UTF-8%s", "");
             /* JSON allows "\u0000" in keys but jansson cannot read it back:
              * refuse it rather than store what cannot be read */
-            if (memchr(k, '\0', kl)) conv_error(cv, "%skey contains a NUL byte%s", "");
+            if (memchr(k, '\0', kl)) lconv_error(cv, "%skey contains a NUL byte%s", "");
             conv_child(cv, v, k, kl);
             lua_pop(L, 1);
         }
@@ -218,7 +212,7 @@ static void conv_fill(conv *cv, int idx, json_t *v) {
 }
 
 json_t *lvalue_to_json(lua_State *L, int idx, ljson_box *box, const char *what) {
-    conv *cv;
+    lconv *cv;
     json_t *v;
     idx = lua_absindex(L, idx);
     if (lua_isnoneornil(L, idx)) {
@@ -252,7 +246,7 @@ json_t *lvalue_to_json(lua_State *L, int idx, ljson_box *box, const char *what) 
 }
 
 json_t *lvalue_to_json_any(lua_State *L, int idx, ljson_box *box, const char *what) {
-    conv *cv;
+    lconv *cv;
     json_t *v;
     idx = lua_absindex(L, idx);
     cv = lua_newuserdata(L, sizeof *cv);
