@@ -313,6 +313,8 @@ for _, b in ipairs(backends.list) do
         assert.same(fx.range(10, 1, -1), fx.revisions(store:read(s, { backward = true })))
         assert.same({ 10, 9, 8 }, fx.revisions(store:read(s, { backward = true, limit = 3 })))
         assert.same({ 5, 4, 3 }, fx.revisions(store:read(s, { backward = true, from = 3, to = 5 })))
+        assert.same({ 5, 4 }, fx.revisions(store:read(s, { backward = true, from = 3, to = 5, limit = 2 })))
+        assert.same({ 10, 9 }, fx.revisions(store:read(s, { backward = true, from = 9 })))
         assert.same(fx.range(1, 10), fx.revisions(store:read(s, { backward = false })))
       end)
 
@@ -694,8 +696,9 @@ for _, b in ipairs(backends.list) do
         assert.equals(b.backend, store:stats().backend)
       end)
 
-      it("quotes, backslashes, percent signs and multi-byte UTF-8 in stream names round-trip", function()
-        for _, base in ipairs({ "q\"uo'te", "back\\slash", "per%cent_under", "κατηγορία", "日本語", "emoji😀" }) do
+      it("quotes, backslashes, percent signs, whitespace and multi-byte UTF-8 in stream names round-trip", function()
+        for _, base in ipairs({ "q\"uo'te", "back\\slash", "per%cent_under", "κατηγορία", "日本語", "emoji😀",
+          "tab\there", "new\nline", " spaced out " }) do
           local s = base .. "-" .. fx.name("n")
           assert(store:append(s, fx.event("N", { s = s })))
           local ev = store:last(s)
