@@ -37,11 +37,24 @@ static int lmodule_now(lua_State *L) {
     return 1;
 }
 
+/* math_type(x): "integer", "float" or nil, as math.type on 5.3+. Lua 5.1 and
+ * LuaJIT have no integer subtype: there "integer" means what the store
+ * writes as a JSON integer (integral, |x| <= 2^53 - 1), so the Lua layer can
+ * validate integer arguments the same way on every version. */
+static int lmodule_math_type(lua_State *L) {
+    luaL_checkany(L, 1);
+    if (lua_type(L, 1) != LUA_TNUMBER) lua_pushnil(L);
+    else if (compat_isinteger(L, 1)) lua_pushliteral(L, "integer");
+    else lua_pushliteral(L, "float");
+    return 1;
+}
+
 static const luaL_Reg lmodule_funcs[] = {
     { "uuid", lmodule_uuid },
     { "array", lmodule_array },
     { "is_array", lmodule_is_array },
     { "now", lmodule_now },
+    { "math_type", lmodule_math_type },
     { NULL, NULL }
 };
 

@@ -21,6 +21,8 @@ M.is_array = core.is_array
 M.uuid = core.uuid
 --- Milliseconds since the epoch, as the store stamps events.
 M.now = core.now
+--- math.type on every Lua: on 5.1/LuaJIT "integer" for integral numbers with |x| <= 2^53 - 1.
+M.math_type = core.math_type
 --- Compiles field rules into a C reducer: `eventstore.reducer(rules[, { version = n }])`.
 M.reducer = core.reducer
 --- Key of the rule that lists the types of the folded events: `[eventstore.TYPES] = "field"`.
