@@ -79,12 +79,18 @@ typedef struct es_event {
 } es_event;
 
 /* A new event for es_store_append. data/metadata are borrowed JSON objects
- * (NULL = {}); id NULL means "generate one". */
+ * (NULL = {}); id NULL means "generate one". Instead of a json_t, a caller
+ * that already has the compact JSON text of an object may pass it in
+ * data_json/metadata_json (with its length; it wins over data/metadata):
+ * the store checks it is an object and stores it as it is, so it must be
+ * valid JSON written exactly (the Lua binding writes it this way). */
 typedef struct es_event_in {
     const char *id;
     const char *type;
     const json_t *data;
     const json_t *metadata;
+    const char *data_json;      size_t data_json_len;
+    const char *metadata_json;  size_t metadata_json_len;
 } es_event_in;
 
 typedef struct es_append_result {

@@ -5,6 +5,7 @@
 
 #include "lua_compat.h"
 #include "eventstore.h"
+#include "es_internal.h"
 
 #define LSTORE_MT  "eventstore.Store"
 #define LERROR_MT  "eventstore.Error"
@@ -60,6 +61,16 @@ void lvalue_setup(lua_State *L);
 
 /* Converts any Lua value (a table, a string, a number, ...) into the box's root. */
 json_t *lvalue_to_json_any(lua_State *L, int idx, ljson_box *box, const char *what);
+
+/* lua_encode.c: Lua values written directly as JSON text into a buffer
+ * that a userdata owns (freed by __gc if a conversion raises). */
+typedef struct lencbuf { es_buf buf; } lencbuf;
+lencbuf *lencode_newbuf(lua_State *L);
+/* Append the text of the table at idx (nil = {}) or of any value; return
+ * the offset where it starts (the buffer may move as it grows). */
+size_t lencode_object(lua_State *L, int idx, lencbuf *b, const char *what);
+size_t lencode_value(lua_State *L, int idx, lencbuf *b, const char *what);
+void lencode_setup(lua_State *L);
 
 /* lua_store.c */
 void lstore_setup(lua_State *L);

@@ -61,6 +61,7 @@ static const luaL_Reg lmodule_funcs[] = {
 int luaopen_eventstore_core(lua_State *L) {
     lerror_setup(L);
     lvalue_setup(L);
+    lencode_setup(L);
     luaL_newlib(L, lmodule_funcs);
     lstore_setup(L);
     lreducer_setup(L);

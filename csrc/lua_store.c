@@ -191,11 +191,14 @@ static const char *const append_event_keys[] = { "type", "data", "metadata", "id
     /* fields of a read event, so events read from one store can be appended to another */
     "stream", "revision", "position", "timestamp", NULL };
 
-/* Fills in from the event table at idx; data/metadata are rooted in box. */
-static void check_event(lua_State *L, int idx, size_t i, es_event_in *in, ljson_box *box) {
+/* Fills in from the event table at idx; data/metadata are written as JSON
+ * text into b, at the offsets left in in->data_json_len/metadata_json_len
+ * (turned into pointers once every event is written: b moves as it grows). */
+static void check_event(lua_State *L, int idx, size_t i, es_event_in *in, lencbuf *b) {
     char what[64];
-    size_t n;
+    size_t n, off;
     if (!lua_istable(L, idx)) luaL_error(L, "append: event %d must be a table, got %s", (int)i, luaL_typename(L, idx));
+    memset(in, 0, sizeof *in);
     lua_getfield(L, idx, "type");
     if (lua_type(L, -1) != LUA_TSTRING)
         luaL_error(L, "append: event %d has no type (a non-empty string)", (int)i);
@@ -216,11 +219,13 @@ static void check_event(lua_State *L, int idx, size_t i, es_event_in *in, ljson_
     lua_pop(L, 1);
     lua_getfield(L, idx, "data");
     snprintf(what, sizeof what, "append: event %d data", (int)i);
-    in->data = lvalue_to_json(L, -1, box, what);
+    off = lencode_object(L, -1, b, what);
+    in->data_json_len = b->buf.len - off;
     lua_pop(L, 1);
     lua_getfield(L, idx, "metadata");
     snprintf(what, sizeof what, "append: event %d metadata", (int)i);
-    in->metadata = lvalue_to_json(L, -1, box, what);
+    off = lencode_object(L, -1, b, what);
+    in->metadata_json_len = b->buf.len - off;
     lua_pop(L, 1);
     check_opt_names(L, idx, "append: event", append_event_keys);
 }
@@ -256,7 +261,7 @@ static int lstore_append(lua_State *L) {
     es_event_in *in;
     es_append_result res;
     es_err err;
-    ljson_box *box;
+    lencbuf *buf;
     size_t n, i;
     int64_t expected = ES_ANY;
     int single;
@@ -280,17 +285,25 @@ static int lstore_append(lua_State *L) {
     if (n > (size_t)1 << 24) luaL_argerror(L, 3, "more than 16777216 events in one append");
     lua_settop(L, 4);
     in = lua_newuserdata(L, n * sizeof *in);             /* 5: scratch */
-    box = lvalue_newbox(L);                              /* 6: holds every converted value */
-    box->root = json_array();
-    if (!box->root) return luaL_error(L, "not enough memory");
+    buf = lencode_newbuf(L);                             /* 6: the events' JSON texts */
     if (single) {
-        check_event(L, 3, 1, &in[0], box);
+        check_event(L, 3, 1, &in[0], buf);
     } else {
         for (i = 0; i < n; i++) {
             lua_rawgeti(L, 3, (int)i + 1);
             /* the list keeps each event table alive after the pop */
-            check_event(L, lua_gettop(L), i + 1, &in[i], box);
+            check_event(L, lua_gettop(L), i + 1, &in[i], buf);
             lua_pop(L, 1);
+        }
+    }
+    /* the texts lie back to back in event order: data, then metadata */
+    {
+        size_t off = 0;
+        for (i = 0; i < n; i++) {
+            in[i].data_json = buf->buf.data + off;
+            off += in[i].data_json_len;
+            in[i].metadata_json = buf->buf.data + off;
+            off += in[i].metadata_json_len;
         }
     }
     es_err_clear(&err);

@@ -121,12 +121,21 @@ static int check_stream(const char *op, const char *stream, es_err *err) {
     return ES_OK;
 }
 
-/* Encodes a data/metadata value; NULL means {}. */
-static int encode_object(const char *what, size_t i, const json_t *v, es_buf *arena,
-                         size_t *off, size_t *len, es_err *err) {
+/* Encodes a data/metadata value (or takes its given text); NULL means {}. */
+static int encode_object(const char *what, size_t i, const json_t *v, const char *json, size_t json_len,
+                         es_buf *arena, size_t *off, size_t *len, es_err *err) {
     char *text;
     size_t n;
     int rc;
+    if (json) {
+        if (json_len < 2 || json[0] != '{' || json[json_len - 1] != '}')
+            return es_err_set(err, ES_EINVALID, "append: event %zu: %s must be a JSON object", i + 1, what);
+        *off = arena->len;
+        *len = json_len;
+        if (es_buf_add(arena, json, json_len) != ES_OK || es_buf_add(arena, "", 1) != ES_OK)
+            return es_err_set(err, ES_ENOMEM, "append: out of memory");
+        return ES_OK;
+    }
     if (!v) {
         *off = arena->len;
         *len = 2;
@@ -228,10 +237,11 @@ int es_store_append(es_store *s, const char *stream, const es_event_in *evs, siz
         if (es_buf_add(&s->arena, idbuf, ES_UUID_LEN + 1) != ES_OK) goto nomem;
         offs[i].type = s->arena.len;
         if (es_buf_add(&s->arena, evs[i].type, strlen(evs[i].type) + 1) != ES_OK) goto nomem;
-        if ((rc = encode_object("data", i, evs[i].data, &s->arena, &offs[i].data, &s->last[i].data_len,
-                                err)) != ES_OK)
+        if ((rc = encode_object("data", i, evs[i].data, evs[i].data_json, evs[i].data_json_len, &s->arena,
+                                &offs[i].data, &s->last[i].data_len, err)) != ES_OK)
             goto fail;
-        if ((rc = encode_object("metadata", i, evs[i].metadata, &s->arena, &offs[i].meta,
+        if ((rc = encode_object("metadata", i, evs[i].metadata, evs[i].metadata_json,
+                                evs[i].metadata_json_len, &s->arena, &offs[i].meta,
                                 &s->last[i].metadata_len, err)) != ES_OK)
             goto fail;
     }

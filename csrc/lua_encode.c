@@ -1,0 +1,228 @@
+/* lua_encode.c: Lua values written straight to compact, exact JSON text */
+/* SPDX-License-Identifier: MIT */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lua_binding.h"
+#include "es_internal.h"
+
+/* The append path writes every event's data and metadata: going through a
+ * jansson tree (a malloc per node, then a dump) costs more than the
+ * storage work itself, so the text is written directly. The rules are
+ * those of lvalue_to_json (same checks, same error messages), and the text
+ * is what es_json_encode would write: integers as integers, reals with the
+ * shortest of 15, 16 or 17 digits that reads back to the same bits, and a
+ * ".0" on integral reals so they stay reals. */
+
+#define LBUF_MT "eventstore.Buffer"
+
+static int lbuf_gc(lua_State *L) {
+    lencbuf *b = luaL_checkudata(L, 1, LBUF_MT);
+    es_buf_free(&b->buf);
+    return 0;
+}
+
+lencbuf *lencode_newbuf(lua_State *L) {
+    lencbuf *b = lua_newuserdata(L, sizeof *b);
+    memset(b, 0, sizeof *b);
+    luaL_getmetatable(L, LBUF_MT);
+    lua_setmetatable(L, -2);
+    return b;
+}
+
+typedef struct enc {
+    lconv cv;
+    es_buf *out;
+} enc;
+
+static void put(enc *e, const char *s, size_t n) {
+    if (es_buf_add(e->out, s, n) != ES_OK) lconv_error(&e->cv, "%snot enough memory%s", "");
+}
+
+static void putc_(enc *e, char c) {
+    if (e->out->len + 1 < e->out->cap) {
+        e->out->data[e->out->len++] = c;
+        e->out->data[e->out->len] = '\0';
+        return;
+    }
+    put(e, &c, 1);
+}
+
+static void put_string(enc *e, const char *s, size_t n, int is_key) {
+    static const char hex[] = "0123456789abcdef";
+    size_t i, run = 0;
+    if (!es_valid_utf8(s, n))
+        lconv_error(&e->cv, is_key ? "%skey is not valid UTF-8%s" : "%sstring is not valid UTF-8%s", "");
+    if (es_buf_reserve(e->out, n + 2) != ES_OK) lconv_error(&e->cv, "%snot enough memory%s", "");
+    putc_(e, '"');
+    for (i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        char esc[6];
+        if (c >= 0x20 && c != '"' && c != '\\') continue;
+        if (c == 0 && is_key) lconv_error(&e->cv, "%skey contains a NUL byte%s", "");
+        put(e, s + run, i - run);
+        run = i + 1;
+        esc[0] = '\\';
+        switch (c) {
+        case '"': esc[1] = '"'; put(e, esc, 2); break;
+        case '\\': esc[1] = '\\'; put(e, esc, 2); break;
+        case '\n': esc[1] = 'n'; put(e, esc, 2); break;
+        case '\r': esc[1] = 'r'; put(e, esc, 2); break;
+        case '\t': esc[1] = 't'; put(e, esc, 2); break;
+        case '\b': esc[1] = 'b'; put(e, esc, 2); break;
+        case '\f': esc[1] = 'f'; put(e, esc, 2); break;
+        default:
+            esc[1] = 'u';
+            esc[2] = '0';
+            esc[3] = '0';
+            esc[4] = hex[c >> 4];
+            esc[5] = hex[c & 15];
+            put(e, esc, 6);
+        }
+    }
+    put(e, s + run, n - run);
+    putc_(e, '"');
+}
+
+static void put_integer(enc *e, long long v) {
+    char tmp[24];
+    char *p = tmp + sizeof tmp;
+    unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
+    do {
+        *--p = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0) *--p = '-';
+    put(e, p, (size_t)(tmp + sizeof tmp - p));
+}
+
+/* The shortest of %.15g, %.16g and %.17g that reads back to d. */
+static void put_real(enc *e, double d) {
+    char tmp[40];
+    int prec, n = 0;
+    if (isnan(d)) lconv_error(&e->cv, "%sNaN cannot be stored%s", "");
+    if (isinf(d)) lconv_error(&e->cv, "%sinfinity cannot be stored%s", "");
+    for (prec = 15; prec <= 17; prec++) {
+        n = snprintf(tmp, sizeof tmp, "%.*g", prec, d);
+        if (prec == 17 || strtod(tmp, NULL) == d) break;
+    }
+    if (!memchr(tmp, '.', (size_t)n) && !memchr(tmp, 'e', (size_t)n) && !memchr(tmp, 'n', (size_t)n)) {
+        tmp[n++] = '.';
+        tmp[n++] = '0';
+    }
+    put(e, tmp, (size_t)n);
+}
+
+static void enc_value(enc *e, int idx);
+
+static void enc_table(enc *e, int idx) {
+    lua_State *L = e->cv.L;
+    int is_array = lconv_table_kind(&e->cv, idx);
+    lconv_path *p = lconv_enter(&e->cv, idx);
+    int first = 1;
+    if (is_array) {
+        size_t n = lua_rawlen(L, idx), j;
+        putc_(e, '[');
+        for (j = 1; j <= n; j++) {
+            if (j > 1) putc_(e, ',');
+            p->key = NULL;
+            p->index = (long long)j;
+            lua_rawgeti(L, idx, (int)j);
+            enc_value(e, lua_gettop(L));
+            lua_pop(L, 1);
+        }
+        putc_(e, ']');
+    } else {
+        putc_(e, '{');
+        lua_pushnil(L);
+        while (lua_next(L, idx)) {
+            size_t kl;
+            /* lconv_table_kind checked that every key is a string */
+            const char *k = lua_tolstring(L, -2, &kl);
+            p->key = k;
+            p->keylen = kl;
+            if (!first) putc_(e, ',');
+            first = 0;
+            put_string(e, k, kl, 1);
+            putc_(e, ':');
+            enc_value(e, lua_gettop(L));
+            lua_pop(L, 1);
+        }
+        putc_(e, '}');
+    }
+    e->cv.depth--;
+}
+
+static void enc_value(enc *e, int idx) {
+    lua_State *L = e->cv.L;
+    switch (lua_type(L, idx)) {
+    case LUA_TSTRING: {
+        size_t n;
+        const char *s = lua_tolstring(L, idx, &n);
+        put_string(e, s, n, 0);
+        break;
+    }
+    case LUA_TNUMBER:
+        if (compat_isinteger(L, idx)) put_integer(e, compat_tointeger(L, idx));
+        else put_real(e, (double)lua_tonumber(L, idx));
+        break;
+    case LUA_TBOOLEAN:
+        if (lua_toboolean(L, idx)) put(e, "true", 4);
+        else put(e, "false", 5);
+        break;
+    case LUA_TLIGHTUSERDATA:
+        if (lua_touserdata(L, idx) != NULL) lconv_error(&e->cv, "%scannot store a %s", "light userdata");
+        put(e, "null", 4);
+        break;
+    case LUA_TTABLE:
+        enc_table(e, idx);
+        break;
+    default:
+        lconv_error(&e->cv, "%scannot store a %s", luaL_typename(L, idx));
+    }
+}
+
+size_t lencode_object(lua_State *L, int idx, lencbuf *b, const char *what) {
+    enc *e;
+    size_t start = b->buf.len;
+    idx = lua_absindex(L, idx);
+    if (lua_isnoneornil(L, idx)) {
+        if (es_buf_add(&b->buf, "{}", 2) != ES_OK) luaL_error(L, "not enough memory");
+        return start;
+    }
+    if (!lua_istable(L, idx)) luaL_error(L, "%s must be a table, got %s", what, luaL_typename(L, idx));
+    /* the path is one entry per level: keep it off the C stack */
+    e = lua_newuserdata(L, sizeof *e);
+    e->cv.L = L;
+    e->cv.what = what;
+    e->cv.depth = 0;
+    e->out = &b->buf;
+    if (lconv_table_kind(&e->cv, idx)) luaL_error(L, "%s must be an object, not an array", what);
+    enc_table(e, idx);
+    lua_pop(L, 1);
+    return start;
+}
+
+size_t lencode_value(lua_State *L, int idx, lencbuf *b, const char *what) {
+    enc *e;
+    size_t start = b->buf.len;
+    idx = lua_absindex(L, idx);
+    e = lua_newuserdata(L, sizeof *e);
+    e->cv.L = L;
+    e->cv.what = what;
+    e->cv.depth = 0;
+    e->out = &b->buf;
+    enc_value(e, idx);
+    lua_pop(L, 1);
+    return start;
+}
+
+void lencode_setup(lua_State *L) {
+    if (luaL_newmetatable(L, LBUF_MT)) {
+        lua_pushcfunction(L, lbuf_gc);
+        lua_setfield(L, -2, "__gc");
+    }
+    lua_pop(L, 1);
+}
