@@ -42,14 +42,31 @@ local function publish(store, list, res)
   return res
 end
 
--- Store.append once a listener exists anywhere: a store without listeners
--- costs one table lookup and a tail call.
-local function append(self, stream, events, opts)
-  local list = listeners[self]
-  if list == nil then return raw_append(self, stream, events, opts) end
-  local res, err = raw_append(self, stream, events, opts)
-  if not res or res.idempotent then return res, err end
-  return publish(self, list, res)
+-- Re-raises an error of the C append as if append had been called directly:
+-- called under pcall, luaL_argerror cannot name the function nor see a
+-- method call, and luaL_error has no caller position to add.
+local function reraise(e)
+  if type(e) ~= "string" then error(e, 0) end
+  local n, rest = e:match("^bad argument #(%d+) to '%?'(.*)$")
+  if n then
+    local info = debug.getinfo(2, "n")
+    n = tonumber(n)
+    if info and info.namewhat == "method" then n = n - 1 end
+    e = "bad argument #" .. n .. " to 'append'" .. rest
+  end
+  error(e, 3)
+end
+
+-- Store.append once a listener exists in the process: a store without
+-- listeners costs a pcall and one table lookup.
+local function append(self, ...)
+  local ok, res, err = pcall(raw_append, self, ...)
+  if not ok then reraise(res) end
+  if res and not res.idempotent then
+    local list = listeners[self]
+    if list then return publish(self, list, res) end
+  end
+  return res, err
 end
 
 --- Registers an in-process listener of this store's appends.
