@@ -24,6 +24,7 @@ typedef struct postgres_conn {
     int readonly;
     unsigned long prepared;            /* bit per slot prepared in this session */
     int listening;                     /* LISTEN issued in this session */
+    int notified;                      /* a notification came during another call */
     es_pg_names names;
     char *secrets[3];                  /* spellings of the password, scrubbed from messages */
     es_buf scratch;                    /* append parameters, reused across appends */
@@ -54,78 +55,6 @@ static void drop_notice(void *arg, const char *message) {
     ES_UNUSED(arg), ES_UNUSED(message);
 }
 
-static int is_alnum(char ch) {
-    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9');
-}
-
-/* Copies a libpq message into out as one line with every spelling of the
- * password replaced by "***". libpq's connection errors can quote parts of
- * a malformed connection string, password included. A password shorter
- * than 4 bytes is only replaced where it stands alone ("es" in user "es"
- * but not in "does"), or every message would be unreadable. */
-static void scrub(char *const secrets[3], const char *msg, char *out, size_t cap) {
-    const char *start = msg;
-    size_t o = 0, i;
-    while (*msg && o + 1 < cap) {
-        size_t skip = 0;
-        for (i = 0; i < 3 && !skip; i++) {
-            size_t n = secrets[i] ? strlen(secrets[i]) : 0;
-            if (n == 0 || strncmp(msg, secrets[i], n) != 0) continue;
-            if (n >= 4 || ((msg == start || !is_alnum(msg[-1])) && !is_alnum(msg[n]))) skip = n;
-        }
-        if (skip) {
-            if (o + 4 > cap) break;
-            memcpy(out + o, "***", 3);
-            o += 3;
-            msg += skip;
-            continue;
-        }
-        if (*msg == '\n' || *msg == '\r' || *msg == '\t' || *msg == ' ') {
-            if (o > 0 && out[o - 1] != ' ') out[o++] = ' ';
-        } else {
-            out[o++] = *msg;
-        }
-        msg++;
-    }
-    while (o > 0 && out[o - 1] == ' ') o--;
-    out[o] = '\0';
-}
-
-/* Every spelling of the password the URL may carry: as libpq decodes it,
- * raw between ':' and '@' of a URI, and raw after "password=". */
-static int collect_secrets(const char *uri, char *secrets[3]) {
-    PQconninfoOption *opts, *o;
-    const char *p, *q, *end, *at, *colon;
-    char *errmsg = NULL;
-
-    opts = PQconninfoParse(uri, &errmsg);
-    if (errmsg) PQfreemem(errmsg);
-    if (opts) {
-        for (o = opts; o->keyword; o++)
-            if (strcmp(o->keyword, "password") == 0 && o->val && *o->val && !(secrets[0] = es_strdup(o->val))) {
-                PQconninfoFree(opts);
-                return ES_ENOMEM;
-            }
-        PQconninfoFree(opts);
-    }
-    if ((p = strstr(uri, "://")) != NULL) {
-        p += 3;
-        end = p + strcspn(p, "/?#");
-        at = NULL;
-        for (q = p; q < end; q++)
-            if (*q == '@') at = q;
-        colon = at ? memchr(p, ':', (size_t)(at - p)) : NULL;
-        if (colon && colon + 1 < at && !(secrets[1] = es_strndup(colon + 1, (size_t)(at - colon - 1))))
-            return ES_ENOMEM;
-    }
-    if ((p = strstr(uri, "password=")) != NULL) {
-        p += 9;
-        end = p + strcspn(p, "& #");
-        if (end > p && !(secrets[2] = es_strndup(p, (size_t)(end - p)))) return ES_ENOMEM;
-    }
-    return ES_OK;
-}
-
 /* Maps a failed result (or a lost connection, res may be NULL) to an
  * ES_E... code and writes "<op> '<name>': <server's text>". */
 static int pg_fail(postgres_conn *c, const PGresult *res, es_err *err, const char *op, const char *name) {
@@ -136,7 +65,7 @@ static int pg_fail(postgres_conn *c, const PGresult *res, es_err *err, const cha
 
     snprintf(where, sizeof where, name ? "%s '%s'" : "%s", op, name);
     if (PQstatus(c->pg) != CONNECTION_OK) {
-        scrub(c->secrets, PQerrorMessage(c->pg), clean, sizeof clean);
+        es_pg_scrub(c->secrets, PQerrorMessage(c->pg), clean, sizeof clean);
         return es_err_set(err, ES_EBACKEND, "%s: connection lost: %s", where, clean);
     }
     if (state) {
@@ -147,7 +76,7 @@ static int pg_fail(postgres_conn *c, const PGresult *res, es_err *err, const cha
         else if (strncmp(state, "22", 2) == 0) code = ES_EINVALID;
     }
     if (!text) {
-        scrub(c->secrets, res ? PQresultErrorMessage(res) : PQerrorMessage(c->pg), clean, sizeof clean);
+        es_pg_scrub(c->secrets, res ? PQresultErrorMessage(res) : PQerrorMessage(c->pg), clean, sizeof clean);
         text = clean;
     }
     return es_err_set(err, code, "%s: %s", where, text);
@@ -173,9 +102,9 @@ static int pg_ready(postgres_conn *c, es_err *err, const char *op, const char *n
     if (PQstatus(c->pg) == CONNECTION_OK) return ES_OK;
     PQreset(c->pg);
     c->prepared = 0;
-    c->listening = 0;
+    c->listening = c->notified = 0;
     if (PQstatus(c->pg) != CONNECTION_OK) {
-        scrub(c->secrets, PQerrorMessage(c->pg), clean, sizeof clean);
+        es_pg_scrub(c->secrets, PQerrorMessage(c->pg), clean, sizeof clean);
         snprintf(where, sizeof where, name ? "%s '%s'" : "%s", op, name);
         return es_err_set(err, ES_EBACKEND, "%s: reconnect failed: %s", where, clean);
     }
@@ -199,6 +128,18 @@ static int pg_prepare(postgres_conn *c, int slot, es_err *err, const char *op, c
     else rc = pg_fail(c, res, err, op, name);
     PQclear(res);
     return rc;
+}
+
+/* Drops the notifications libpq queued; 1 if there were any. Done after
+ * every statement once LISTEN is on, or the queue grows with each append. */
+static int drain_notifies(postgres_conn *c) {
+    PGnotify *nt;
+    int any = 0;
+    while ((nt = PQnotifies(c->pg)) != NULL) {
+        PQfreemem(nt);
+        any = 1;
+    }
+    return any;
 }
 
 /* Runs a slot's prepared statement (reconnecting and preparing as needed)
@@ -227,6 +168,7 @@ static int pg_run(postgres_conn *c, int slot, int n, const char *const *vals, co
         res = PQexecPrepared(c->pg, sname, n, vals, lens, formats, 0);
         st = PQresultStatus(res);
     }
+    if (c->listening && drain_notifies(c)) c->notified = 1;
     if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK) {
         *out = res;
         return ES_OK;
@@ -732,7 +674,6 @@ static int postgres_backend__wait(es_conn *conn, int64_t timeout_ms, int *woken,
     postgres_conn *c = (postgres_conn *)conn;
     char sql[PG_MAX_IDENT + 16];
     struct pollfd pfd;
-    PGnotify *nt;
     PGresult *r;
     int64_t t0;
     int rc, n;
@@ -748,12 +689,11 @@ static int postgres_backend__wait(es_conn *conn, int64_t timeout_ms, int *woken,
         *woken = rc == ES_OK;
         return rc;
     }
+    *woken = c->notified;
+    c->notified = 0;
     for (;;) {
         if (!PQconsumeInput(c->pg)) return pg_fail(c, NULL, err, "wait", NULL);
-        while ((nt = PQnotifies(c->pg)) != NULL) {
-            PQfreemem(nt);
-            *woken = 1;
-        }
+        if (drain_notifies(c)) *woken = 1;
         if (*woken || timeout_ms <= 0) return ES_OK;
         pfd.fd = PQsocket(c->pg);
         pfd.events = POLLIN;
@@ -847,7 +787,7 @@ static int postgres_backend__open(const char *uri, const es_options *opt, es_con
     c->base.be = &es_postgres_backend;
     c->readonly = opt->readonly;
     c->names = names;
-    if (collect_secrets(uri, c->secrets) != ES_OK) {
+    if (es_pg_collect_secrets(uri, c->secrets) != ES_OK) {
         rc = es_err_set(err, ES_ENOMEM, "open: out of memory");
         goto fail;
     }
@@ -861,7 +801,7 @@ static int postgres_backend__open(const char *uri, const es_options *opt, es_con
     }
     PQsetNoticeProcessor(c->pg, drop_notice, NULL);
     if (PQstatus(c->pg) != CONNECTION_OK) {
-        scrub(c->secrets, PQerrorMessage(c->pg), clean, sizeof clean);
+        es_pg_scrub(c->secrets, PQerrorMessage(c->pg), clean, sizeof clean);
         rc = es_err_set(err, ES_EBACKEND, "open: cannot connect to PostgreSQL: %s", clean);
         goto fail;
     }

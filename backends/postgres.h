@@ -52,4 +52,11 @@ int es_pg_put_u32(es_buf *b, uint32_t v);
 int es_pg_put_array_head(es_buf *b, uint32_t oid, size_t n);
 int es_pg_put_elem(es_buf *b, const char *p, size_t len);
 
+/* Copies a libpq message into out (cap bytes) as one line in which every
+ * non-empty secret is replaced by "***". */
+void es_pg_scrub(char *const secrets[3], const char *msg, char *out, size_t cap);
+/* Fills secrets with es_malloc'd spellings of the URL's password (NULL
+ * where there is none); the caller frees them. ES_OK or ES_ENOMEM. */
+int es_pg_collect_secrets(const char *uri, char *secrets[3]);
+
 #endif

@@ -1,7 +1,8 @@
-/* postgres_sql.c: the PostgreSQL backend's SQL: tables, the append function, statements, names, parameters */
+/* postgres_sql.c: the PostgreSQL backend's texts: tables, append function, statements, names, parameters, messages */
 /* SPDX-License-Identifier: MIT */
 #include <stdio.h>
 #include <string.h>
+#include <libpq-fe.h>
 
 #include "postgres.h"
 
@@ -285,4 +286,76 @@ int es_pg_put_array_head(es_buf *b, uint32_t oid, size_t n) {
 
 int es_pg_put_elem(es_buf *b, const char *p, size_t len) {
     return es_pg_put_u32(b, (uint32_t)len) || es_buf_add(b, p, len) ? ES_ENOMEM : ES_OK;
+}
+
+static int is_alnum(char ch) {
+    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9');
+}
+
+/* Copies a libpq message into out as one line with every spelling of the
+ * password replaced by "***". libpq's connection errors can quote parts of
+ * a malformed connection string, password included. A password shorter
+ * than 4 bytes is only replaced where it stands alone ("es" in user "es"
+ * but not in "does"), or every message would be unreadable. */
+void es_pg_scrub(char *const secrets[3], const char *msg, char *out, size_t cap) {
+    const char *start = msg;
+    size_t o = 0, i;
+    while (*msg && o + 1 < cap) {
+        size_t skip = 0;
+        for (i = 0; i < 3 && !skip; i++) {
+            size_t n = secrets[i] ? strlen(secrets[i]) : 0;
+            if (n == 0 || strncmp(msg, secrets[i], n) != 0) continue;
+            if (n >= 4 || ((msg == start || !is_alnum(msg[-1])) && !is_alnum(msg[n]))) skip = n;
+        }
+        if (skip) {
+            if (o + 4 > cap) break;
+            memcpy(out + o, "***", 3);
+            o += 3;
+            msg += skip;
+            continue;
+        }
+        if (*msg == '\n' || *msg == '\r' || *msg == '\t' || *msg == ' ') {
+            if (o > 0 && out[o - 1] != ' ') out[o++] = ' ';
+        } else {
+            out[o++] = *msg;
+        }
+        msg++;
+    }
+    while (o > 0 && out[o - 1] == ' ') o--;
+    out[o] = '\0';
+}
+
+/* Every spelling of the password the URL may carry: as libpq decodes it,
+ * raw between ':' and '@' of a URI, and raw after "password=". */
+int es_pg_collect_secrets(const char *uri, char *secrets[3]) {
+    PQconninfoOption *opts, *o;
+    const char *p, *q, *end, *at, *colon;
+    char *errmsg = NULL;
+
+    opts = PQconninfoParse(uri, &errmsg);
+    if (errmsg) PQfreemem(errmsg);
+    if (opts) {
+        for (o = opts; o->keyword; o++)
+            if (strcmp(o->keyword, "password") == 0 && o->val && *o->val && !(secrets[0] = es_strdup(o->val))) {
+                PQconninfoFree(opts);
+                return ES_ENOMEM;
+            }
+        PQconninfoFree(opts);
+    }
+    if ((p = strstr(uri, "://")) != NULL) {
+        p += 3;
+        end = p + strcspn(p, "/?#");
+        at = NULL;
+        for (q = p; q < end; q++)
+            if (*q == '@') at = q;
+        colon = at ? memchr(p, ':', (size_t)(at - p)) : NULL;
+        if (colon && colon + 1 < at && !(secrets[1] = es_strndup(colon + 1, (size_t)(at - colon - 1))))
+            return ES_ENOMEM;
+    }
+    if ((p = strstr(uri, "password=")) != NULL) {
+        p += 9;
+        end = p + strcspn(p, "& #");
+        if (end > p && !(secrets[2] = es_strndup(p, (size_t)(end - p)))) return ES_ENOMEM;
+    }
+    return ES_OK;
 }

@@ -43,8 +43,13 @@ static double now_s(void) {
     return (double)tv.tv_sec + (double)tv.tv_usec / 1e6;
 }
 
+static void quiet(void *arg, const char *message) {
+    (void)arg, (void)message;
+}
+
 static PGconn *raw_connect(void) {
     PGconn *pg = PQconnectdb(url);
+    PQsetNoticeProcessor(pg, quiet, NULL);
     if (PQstatus(pg) != CONNECTION_OK) {
         fprintf(stderr, "pg_check: cannot connect: %s", PQerrorMessage(pg));
         exit(2);
@@ -354,16 +359,15 @@ static void test_reads(es_store *s) {
     int b, ok;
 
     /* 2500 events in one stream, 5 batches of 500: reads cross pages */
+    memset(evs, 0, sizeof evs);
     for (i = 0; i < 500; i++) datas[i] = json_object();
     st = stats(s);
     start = st.position;
     for (b = 0; b < 5; b++) {
         for (i = 0; i < 500; i++) {
             json_object_set_new(datas[i], "n", json_integer(b * 500 + i + 1));
-            evs[i].id = NULL;
             evs[i].type = types[(b * 500 + i + 1) % 2];
             evs[i].data = datas[i];
-            evs[i].metadata = NULL;
         }
         OK(es_store_append(s, "big-1", evs, 500, b * 500, &res, &E));
     }
