@@ -30,7 +30,7 @@ local function counting_reducer(opts)
   return rules, seen
 end
 
-local function sum_to(n) return n * (n + 1) // 2 end
+local function sum_to(n) return math.floor(n * (n + 1) / 2) end
 
 for _, b in ipairs(backends.list) do
   describe("snapshots on " .. b.name, function()
@@ -68,16 +68,18 @@ for _, b in ipairs(backends.list) do
       it("round-trip data exactly with stream, revision, version and timestamp", function()
         local store = open()
         local s = fx.stream()
-        local data = { balance = 10, rate = 0.1, big = (1 << 53) + 1, f = 2.0, name = "ann",
+        -- 2^53 + 1 needs 64-bit integers (Lua 5.3+); LuaJIT has doubles only
+        local big = fx.has_integers and math.tointeger(2 ^ 53) + 1 or 2 ^ 53
+        local data = { balance = 10, rate = 0.1, big = big, f = 2.0, name = "ann",
           tags = array({ "a", "b" }), none = array(), nested = { deep = { x = true } } }
         local before = eventstore.now()
         assert.is_true(store:save_snapshot(s, 2, data, 7))
         local snap = assert(store:snapshot(s))
         assert.equals(s, snap.stream)
         assert.equals(2, snap.revision)
-        assert.equals("integer", math.type(snap.revision))
+        assert.is_true(fx.is_integer(snap.revision))
         assert.equals(7, snap.version)
-        assert.equals("integer", math.type(snap.timestamp))
+        assert.is_true(fx.is_integer(snap.timestamp))
         assert.is_true(snap.timestamp >= before - 1000 and snap.timestamp <= eventstore.now() + 1000)
         fx.assert_exactly(data, snap.data)
         assert.is_true(eventstore.is_array(snap.data.none))
