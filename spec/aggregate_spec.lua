@@ -402,3 +402,45 @@ for _, b in ipairs(backends.list) do
     end)
   end)
 end
+
+-- DESIGN.md's aggregate, subscription and outbox examples, as written there.
+describe("DESIGN.md examples", function()
+  it("run as written", function()
+    local store = assert(eventstore.open("memory:", { outbox = true }))
+    local rules = eventstore.reducer {
+      ["*"]   = "last",
+      amount  = "sum",
+      balance = { { "sum", from = "amount", when = "Deposited" },
+                  { "sum", from = "amount", when = "Withdrawn", scale = -1 } },
+    }
+    local account = eventstore.aggregate {
+      category = "account",
+      initial  = function() return { balance = 0 } end,
+      reducer  = rules,
+      commands = {
+        deposit = function(state, cmd) -- luacheck: ignore state
+          return { type = "Deposited", data = { amount = cmd.amount } }
+        end,
+      },
+    }
+    local published = {}
+    store:on_append(function(events) published[#published + 1] = #events end)
+    local accounts = account:bind(store)
+    assert(accounts:execute("42", "deposit", { amount = 5 }))
+    local state, revision = accounts:load("42")
+    assert.equals(5, state.balance)
+    assert.equals(1, revision)
+    local handled = {}
+    local sub = store:subscribe("balances", { category = "account", from = "start" },
+      { Deposited = function(ev) handled[#handled + 1] = ev.type end, ["*"] = function() end })
+    assert.equals(1, sub:poll({ max = 1000 }))
+    assert.same({ "Deposited" }, handled)
+    assert.is_false(sub:wait(10))
+    assert.same({ 1 }, published)
+    local pending_events = store:undispatched({ category = "account" })
+    assert.equals(1, #pending_events)
+    assert.is_true(store:mark_dispatched(pending_events[1]))
+    assert.same({}, store:undispatched({ category = "account" }))
+    store:close()
+  end)
+end)
