@@ -438,6 +438,28 @@ store:close()
           return tonumber(n), tonumber(cp), positions
         end
 
+        it("wait wakes well before its timeout when another process appends", function()
+          local url = path and ("sqlite:" .. path) or b.url
+          local cat = fx.category("proc")
+          local sub = assert(store:subscribe(fx.name("sub"), { category = cat }, function() end))
+          local child = subprocess.spawn([[
+local eventstore = require("eventstore")
+local url, cat = ...
+os.execute("sleep 0.3")
+local store = assert(eventstore.open(url))
+assert(store:append(cat .. "-1", { type = "Late" }))
+store:close()
+]], { url, cat })
+          local t0 = eventstore.now()
+          local ready = sub:wait(20000)
+          local elapsed = eventstore.now() - t0
+          local ok, out = child:wait()
+          assert(ok, out)
+          assert.is_true(ready)
+          assert.is_true(elapsed < 5000, "woke after " .. elapsed .. " ms")
+          assert.equals(1, sub:poll())
+        end)
+
         it("a subscriber process picks up another process's appends and resumes after reopening", function()
           local url = path and ("sqlite:" .. path) or b.url
           local cat, name = fx.category("proc"), fx.name("sub")
