@@ -1033,5 +1033,65 @@ for _, b in ipairs(backends.list) do
       end
       assert.is_true(snapshotted >= math.floor(rounds / 2), "too few streams got a snapshot: " .. snapshotted)
     end)
+
+    it("folds stored events of every shape as fold does: escaped and UTF-8 keys, many members, deep values", function()
+      local s = fx.stream()
+      local wide = { plain = 1 }
+      for i = 1, 40 do wide["k" .. i] = i end
+      local events = {
+        ev("A", wide),
+        ev("B", { ['q"uote'] = 1, ["a\\b"] = 2, ["\n"] = "nl", ["\195\169t\195\169"] = "ete", plain = 2,
+          deep = { a = { b = { c = array({ 1, { d = "e" } }) } } }, esc = "tab\tquote\"\0nul" }),
+        ev("C", { plain = 0.5, n = -0.25, e = 1e300, small = 5e-324, u = "\226\130\172", t = true, f = false,
+          z = null, empty = {}, none = array() }),
+        ev("D", {}),
+        ev("E", { ['q"uote'] = 10, plain = 3, deep = { a = { x = 1 } } }),
+      }
+      assert(store:append(s, events))
+      local rules = eventstore.reducer({
+        ['q"uote'] = "sum", plain = "sum", deep = "merge", ["\195\169t\195\169"] = "append",
+        k40 = "max", [TYPES] = "types",
+      })
+      local st, rev = store:state(s, rules)
+      assert.equals(5, rev)
+      assert_json(rules:fold(events), st)
+      assert.equals(11, st['q"uote'])
+      assert.equals(6.5, st.plain)
+      assert.equals("tab\tquote\"\0nul", st.esc)
+      assert_json({ a = { b = { c = array({ 1, { d = "e" } }) }, x = 1 } }, st.deep)
+      assert_json(array({ "A", "B", "C", "D", "E" }), st.types)
+      -- the "*" rule copies every other member, as fold does
+      assert.equals(40, st.k40)
+      assert.equals(39, st.k39)
+      assert.equals(5e-324, st.small)
+      assert.equals(null, st.z)
+      assert.is_true(eventstore.is_array(st.none))
+      assert.is_false(eventstore.is_array(st.empty))
+    end)
+
+    it("gives Lua function rules the stored event: id, stream, revision, position, type, data, metadata", function()
+      local s = fx.stream()
+      local res = assert(store:append(s, {
+        { type = "A", data = { v = 1, other = "x" }, metadata = { correlation_id = "c-1" } },
+        { type = "B", data = { w = 2 } },
+        { type = "C", data = { v = 3 } },
+      }))
+      local seen = {}
+      local rules = eventstore.reducer({
+        v = function(acc, v, e, field)
+          seen[#seen + 1] = { id = e.id, stream = e.stream, revision = e.revision, position = e.position,
+            type = e.type, data = e.data, metadata = e.metadata, field = field, ts = type(e.timestamp) }
+          return (acc or 0) + v
+        end,
+      })
+      local st = store:state(s, rules)
+      assert.equals(4, st.v)
+      assert.equals(2, #seen)
+      local first, third = res.events[1], res.events[3]
+      assert.same({ id = first.id, stream = s, revision = 1, position = first.position, type = "A",
+        data = { v = 1, other = "x" }, metadata = { correlation_id = "c-1" }, field = "v", ts = "number" }, seen[1])
+      assert.same({ id = third.id, stream = s, revision = 3, position = third.position, type = "C",
+        data = { v = 3 }, metadata = {}, field = "v", ts = "number" }, seen[2])
+    end)
   end)
 end

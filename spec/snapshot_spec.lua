@@ -370,6 +370,35 @@ for _, b in ipairs(backends.list) do
         assert.equals(106, store:state(s, rules, { initial = { n = 100 } }).n)
       end)
 
+      it("an empty initial state is no initial state: both use the same snapshots", function()
+        local store = open({ snapshot_every = 2 })
+        local s = fx.stream()
+        local rules, seen = counting_reducer()
+        assert(store:append(s, adds(4)))
+        assert.equals(10, store:state(s, rules).total)
+        seen.calls = 0
+        assert.equals(10, store:state(s, rules, { initial = {} }).total)
+        assert.equals(0, seen.calls)
+      end)
+
+      it("a state() that fails writes no snapshot", function()
+        local store = open({ snapshot_every = 2 })
+        local s = fx.stream()
+        assert(store:append(s, adds(4)))
+        local failing = eventstore.reducer({ n = function(acc, v)
+          if v == 4 then error("refused", 0) end
+          return (acc or 0) + v
+        end })
+        local ok, msg = pcall(store.state, store, s, failing)
+        assert.is_false(ok)
+        assert.equals("refused", msg)
+        assert.is_nil(store:snapshot(s))
+        local bad_data = eventstore.reducer({ n = "sum" })
+        assert(store:append(s, ev("Added", { n = "five" })))
+        fx.raises(function() store:state(s, bad_data) end, "'n'")
+        assert.is_nil(store:snapshot(s))
+      end)
+
       it("user snapshots are returned by snapshot() but never used by state()", function()
         local store = open({ snapshot_every = 3 })
         local s = fx.stream()
