@@ -206,6 +206,9 @@ for _, b in ipairs(backends.list) do
         it("a command returning something that is not an event raises", function()
           local accounts = repo({ commands = { bad = function() return "Opened" end } })
           fx.raises(function() accounts:execute("1", "bad") end, "must return an event")
+          local typeless = repo({ commands = { bad = function() return { data = { a = 1 } } end } })
+          fx.raises(function() typeless:execute("1", "bad") end, "no type")
+          assert.equals(0, store:revision(typeless:stream("1")))
         end)
 
         it("puts correlation_id and causation_id into every event's metadata", function()

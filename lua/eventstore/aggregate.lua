@@ -281,7 +281,7 @@ function Repository:execute(id, command, payload, opts)
     }
     local ok, out = pcall(handler, state, payload, ctx)
     if not ok then return nil, rejection(command, stream, out) end
-    if out == nil or (type(out) == "table" and out.type == nil and out[1] == nil) then
+    if out == nil or (type(out) == "table" and next(out) == nil) then
       return { revision = revision, count = 0, events = {}, state = state }
     end
     local events = outgoing(out, meta, command)

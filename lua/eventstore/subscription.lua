@@ -108,6 +108,7 @@ function Store:subscribe(name, filter, handlers)
           .. tostring(k) .. "'", 2)
       end
     end
+    if next(handlers) == nil then error("subscribe: the handlers table is empty", 2) end
     local any = handlers["*"]
     pick = function(t) return handlers[t] or any end
     -- Without "*", only the handled types are read at all (filtered in C).
