@@ -8,8 +8,9 @@
 # examples  runs every examples/*.lua on the embedded SQLite store, each in a
 #           temporary folder, and the C-only example; stops at the first failure
 #
-# The CLI needs lua-argparse; the reference needs lua-ldoc.
-DEBS += lua-argparse lua-ldoc lua-check lua-term
+# The CLI needs lua-argparse (lua-term for its isatty, optional); the reference
+# needs lua-ldoc and lua-markdown.
+DEBS += lua-argparse lua-ldoc lua-markdown lua-check lua-term
 
 DOCS_OUT := $(BUILD)/docs
 LINT_DIRS := lua bin spec examples

@@ -68,7 +68,7 @@ local function guarded(code, what, fn, ...)
   fail(code, what .. ": " .. tostring(e))
 end
 
----------------------------------------------------------------------------
+-- ------------------------------------------------------------------------
 -- JSON Lines
 
 -- Event fields in a fixed order, so lines read well and diff well.
@@ -157,7 +157,7 @@ local function open_input(path)
   return f, true
 end
 
----------------------------------------------------------------------------
+-- ------------------------------------------------------------------------
 -- Progress bar: on stderr, only when it is a terminal.
 
 local function stderr_is_terminal()
@@ -224,7 +224,7 @@ function Progress:done()
   io.stderr:flush()
 end
 
----------------------------------------------------------------------------
+-- ------------------------------------------------------------------------
 -- Writing events in batches (import and copy)
 
 -- A writer appends checked events to dst in batches, grouping consecutive
@@ -267,7 +267,7 @@ local function new_writer(store, progress)
   return w
 end
 
----------------------------------------------------------------------------
+-- ------------------------------------------------------------------------
 -- Commands
 
 local commands = {}
@@ -650,7 +650,7 @@ function commands.copy(args)
   io.stderr:write(fmt("copied %d events (%d of them were already there)\n", w.written, w.present))
 end
 
----------------------------------------------------------------------------
+-- ------------------------------------------------------------------------
 -- Arguments
 
 local function integer(min)

@@ -1,0 +1,34 @@
+--- A compiled reducer: field rules run in C (`csrc/reduce.c`, `csrc/lua_reducer.c`).
+-- Made by `eventstore.reducer(rules[, { version = n }])`, where `rules` maps a
+-- state field to a rule:
+--
+-- - a name: `"last"`, `"first"`, `"sum"`, `"min"`, `"max"`, `"count"`,
+--   `"append"`, `"union"`, `"merge"`, `"drop"`;
+-- - a function `fn(acc, value, event) -> new acc` (called only for events
+--   that carry the field);
+-- - a table `{ "sum", from = "amount", when = "Deposited", scale = -1 }`
+--   (source field, event types it applies to, a factor), or a list of them;
+-- - `["*"] = rule`: the rule of every field not named (`"last"` merges, as osiris);
+-- - `[eventstore.TYPES] = "field"`: lists the types of the folded events.
+--
+-- A rule acts on the events that carry the field it reads. This file holds
+-- documentation only; it is read by LDoc (`make docs`), never loaded.
+-- @classmod Reducer
+-- @usage local rules = eventstore.reducer {
+--   ["*"] = "last",
+--   balance = { { "sum", from = "amount", when = "Deposited" },
+--               { "sum", from = "amount", when = "Withdrawn", scale = -1 } },
+--   [eventstore.TYPES] = "history",
+-- }
+-- local state, revision = store:state("account-42", rules)
+
+--- Folds a list of events, with no store.
+-- @function Reducer:fold
+-- @tparam {table,...} events events (as `store:read` returns them)
+-- @tparam[opt] table initial the state to start from
+-- @treturn table the state
+
+--- The fingerprint of the rules: snapshots made by `store:state` are used only
+-- by a reducer with the same fingerprint.
+-- @function Reducer:fingerprint
+-- @treturn string

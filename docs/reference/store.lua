@@ -1,0 +1,147 @@
+--- The store handle that `eventstore.open` returns.
+-- Its methods are implemented in C (`csrc/lua_store.c`, `csrc/lua_reducer.c`);
+-- the Lua layer adds `each` (`lua/eventstore/init.lua`), `subscribe`
+-- (`eventstore.subscription`), `on_append` and `dispatch` (`eventstore.publish`).
+-- Extend it through `eventstore.Store`.
+--
+-- Programmer errors (wrong argument types, an unknown option, a value JSON
+-- cannot hold, a closed store) raise a string naming the argument. Expected
+-- failures return `nil, err` with `err = { code, message[, expected, actual] }`
+-- (`code`: `"conflict"`, `"backend"`, `"busy"`, `"readonly"`, ...) and a
+-- `__tostring`. A failed call leaves the store as it was.
+--
+-- This file holds documentation only; it is read by LDoc (`make docs`), never loaded.
+-- @classmod Store
+
+--- Appends one event or a list of events to a stream, atomically.
+-- Each event is `{ type = "Name", data = {}, metadata = {}, id = uuid }`
+-- (`data`, `metadata` and `id` optional; events read from a store may be
+-- appended as they are). Appending again events whose ids are stored at the
+-- same place is an idempotent no-op (`res.idempotent`); the same id
+-- elsewhere is a conflict.
+-- @function Store:append
+-- @string stream the stream name (non-empty UTF-8, at most 255 bytes)
+-- @tparam table events an event table or a non-empty list of them
+-- @tparam[opt] table opts `{ expected = eventstore.ANY | eventstore.NO_STREAM | eventstore.STREAM_EXISTS | revision }`
+-- @treturn table `{ revision, position, count, events[, idempotent] }`; `events` are the committed events
+-- @return nil, err on a wrong expected revision (`err.code == "conflict"`, `err.expected`, `err.actual`) or a failure
+-- @usage local res = assert(store:append("account-42", { type = "Deposited", data = { amount = 10 } },
+--   { expected = 1 }))
+
+--- Reads a stream, in revision order (or backward).
+-- A missing stream reads as `{}`; omitted `data`/`metadata` read back as `{}`.
+-- @function Store:read
+-- @string stream the stream name
+-- @tparam[opt] table opts `{ from = 1, to = nil, backward = false, limit = nil }` (`from` and `to` inclusive)
+-- @treturn {table,...} events `{ id, stream, revision, position, type, data, metadata, timestamp }`
+-- @return nil, err on a backend failure
+
+--- Reads every stream in global (position) order.
+-- @function Store:read_all
+-- @tparam[opt] table opts `{ after = 0, limit = nil, category = nil, types = nil, since = nil }`;
+-- `types` is a type name or a list of them, `since` a timestamp in ms
+-- @treturn {table,...} events
+-- @return nil, err
+
+--- Events stamped at or after a time, in global order.
+-- @function Store:since
+-- @int timestamp milliseconds since the epoch (see `eventstore.now`)
+-- @tparam[opt] table opts `{ limit, category, types, after }`
+-- @treturn {table,...} events
+-- @return nil, err
+
+--- The names of the streams, sorted.
+-- @function Store:streams
+-- @tparam[opt] table opts `{ category = "account" }`
+-- @treturn {string,...} names
+-- @return nil, err
+
+--- The newest event of a stream.
+-- @function Store:last
+-- @string stream the stream name
+-- @treturn ?table the event, or nil when the stream does not exist
+
+--- The event with an id.
+-- @function Store:event
+-- @string id a UUID
+-- @treturn ?table the event, or nil
+
+--- The revision of a stream: 0 when it does not exist.
+-- @function Store:revision
+-- @string stream the stream name
+-- @treturn int revision
+-- @return nil, err
+
+--- Counts: `{ events, streams, snapshots, position, backend }`.
+-- @function Store:stats
+-- @treturn table stats
+-- @return nil, err
+
+--- Stores a snapshot of a stream's state at a revision. Returns true.
+-- `max_snapshots` (an open option) keeps only the newest K per stream.
+-- @function Store:save_snapshot
+-- @string stream the stream name
+-- @int revision the revision the state includes
+-- @tparam table data the state
+-- @int[opt=0] version the version of the state's shape, for the caller to judge
+-- @treturn boolean true
+-- @return nil, err
+
+--- The newest snapshot of a stream, at or below `max_revision`.
+-- @function Store:snapshot
+-- @string stream the stream name
+-- @tparam[opt] table opts `{ max_revision = nil }`
+-- @treturn ?table `{ stream, revision, version, timestamp, data }` or nil
+-- @return nil, err
+
+--- The state of a stream (or of a context across streams) folded with a reducer.
+-- Starts from the newest snapshot the same reducer made and folds the later
+-- events in C; with the open option `snapshot_every = N` it writes a new
+-- snapshot once N events were folded since the last one. The context form
+-- folds, in global order, the category's events whose `data` matches every
+-- `where` field.
+-- @function Store:state
+-- @tparam string|table target a stream name, or `{ category = "employee", where = { company = "acme" } }`
+-- @tparam Reducer rules made by `eventstore.reducer`
+-- @tparam[opt] table opts `{ initial = {} }` the state before the first event
+-- @treturn table state
+-- @treturn int the stream's revision (or, for a context, the position of the last folded event)
+-- @return nil, err
+
+--- Reads or stores a named position (the checkpoint of a subscription).
+-- @function Store:checkpoint
+-- @string name the checkpoint name
+-- @int[opt] position store this position; without it, read the stored one (0 when none)
+-- @treturn int|boolean the position when reading, true when storing
+-- @return nil, err
+
+--- Events not yet marked as dispatched, in position order (open option `outbox = true`).
+-- @function Store:undispatched
+-- @tparam[opt] table opts `{ limit, category, after }`
+-- @treturn {table,...} events
+-- @return nil, err
+
+--- Marks an event as dispatched (it leaves the outbox). Returns true.
+-- @function Store:mark_dispatched
+-- @tparam table|string event an event or its id
+-- @treturn boolean true
+-- @return nil, err
+
+--- Waits until an event after a position may exist, or a timeout passes.
+-- PostgreSQL sleeps on LISTEN/NOTIFY; the other backends poll with a
+-- growing interval (1 to 50 ms).
+-- @function Store:wait
+-- @int after a position
+-- @int timeout_ms milliseconds
+-- @treturn boolean true when newer events exist, false on timeout
+-- @return nil, err
+
+--- True until the store is closed.
+-- @function Store:is_open
+-- @treturn boolean
+
+--- Closes the store; returns true every time. Also `__close`
+-- (`local store <close> = ...`) and `__gc`. Any other method on a closed
+-- store raises "attempt to use a closed store".
+-- @function Store:close
+-- @treturn boolean true
