@@ -18,6 +18,12 @@ end
 
 local PAGE = 1000
 
+-- An integral number >= min (an integral float counts, as in the C binding;
+-- no math.type, which Lua 5.1 and LuaJIT lack).
+local function whole(v, min)
+  return type(v) == "number" and v >= min and v == math.floor(v) and v ~= math.huge
+end
+
 local function is_reducer(v)
   local mt = type(v) == "userdata" and getmetatable(v)
   return type(mt) == "table" and mt.__name == "eventstore.Reducer"
@@ -91,7 +97,7 @@ function M.new(def)
   end
   local retries = def.retries
   if retries == nil then retries = 3 end
-  if math.type(retries) ~= "integer" or retries < 0 then
+  if not whole(retries, 0) then
     error("aggregate: 'retries' must be an integer >= 0", 2)
   end
   local make_initial
@@ -113,11 +119,10 @@ function M.new(def)
 end
 
 local function check_id(id, fname)
-  local t = math.type(id) == "integer" and "integer" or type(id)
-  if t == "integer" then return tostring(id) end
-  if t ~= "string" or id == "" then
+  if whole(id, -math.huge) then return string.format("%d", id) end
+  if type(id) ~= "string" or id == "" then
     error("bad argument #1 to '" .. fname .. "' (id must be a non-empty string or an integer, got "
-      .. (t == "string" and "an empty string" or t) .. ")", 3)
+      .. (id == "" and "an empty string" or type(id) == "number" and "a fractional number" or type(id)) .. ")", 3)
   end
   return id
 end
@@ -253,7 +258,7 @@ function Repository:execute(id, command, payload, opts)
       if not execute_options[k] then error("execute: unknown option '" .. tostring(k) .. "'", 2) end
     end
     if opts.retries ~= nil then
-      if math.type(opts.retries) ~= "integer" or opts.retries < 0 then
+      if not whole(opts.retries, 0) then
         error("execute: option 'retries' must be an integer >= 0", 2)
       end
       retries = opts.retries

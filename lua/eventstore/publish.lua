@@ -10,6 +10,12 @@ local M = {}
 local Store = core.Store
 local Error = core.Error
 
+-- An integral number >= min (an integral float counts, as in the C binding;
+-- no math.type, which Lua 5.1 and LuaJIT lack).
+local function whole(v, min)
+  return type(v) == "number" and v >= min and v == math.floor(v) and v ~= math.huge
+end
+
 local function failure(code, message, fields)
   local e = fields or {}
   e.code, e.message = code, message
@@ -127,10 +133,10 @@ function Store:dispatch(fn, opts)
     if not dispatch_options[k] then error("dispatch: unknown option '" .. tostring(k) .. "'", 2) end
   end
   local limit, batch = opts.limit, opts.batch or 100
-  if limit ~= nil and (math.type(limit) ~= "integer" or limit < 0) then
+  if limit ~= nil and not whole(limit, 0) then
     error("dispatch: option 'limit' must be an integer >= 0", 2)
   end
-  if math.type(batch) ~= "integer" or batch < 1 then
+  if not whole(batch, 1) then
     error("dispatch: option 'batch' must be an integer >= 1", 2)
   end
   local query = { category = opts.category, after = 0 }

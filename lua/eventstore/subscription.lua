@@ -27,6 +27,12 @@ local filter_keys = { category = true, streams = true, types = true, type = true
 
 local DEFAULT_BATCH = 100
 
+-- An integral number >= min (an integral float counts, as in the C binding;
+-- no math.type, which Lua 5.1 and LuaJIT lack).
+local function whole(v, min)
+  return type(v) == "number" and v >= min and v == math.floor(v) and v ~= math.huge
+end
+
 local function check_types(types, fname)
   if types == nil then return nil end
   if type(types) == "string" then return { types } end
@@ -50,7 +56,7 @@ local function resolve(store, from, fname)
     if not stats then return nil, err end
     return stats.position
   end
-  if math.type(from) ~= "integer" or from < 0 then
+  if not whole(from, 0) then
     error(fname .. ": position must be \"start\", \"end\" or an integer >= 0, got " .. tostring(from), 3)
   end
   return from
@@ -95,7 +101,7 @@ function Store:subscribe(name, filter, handlers)
   end
   local types = check_types(filter.types or filter.type, "subscribe")
   local batch = filter.batch or DEFAULT_BATCH
-  if math.type(batch) ~= "integer" or batch < 1 then
+  if not whole(batch, 1) then
     error("subscribe: 'batch' must be an integer >= 1", 2)
   end
   local pick
@@ -157,7 +163,7 @@ function Subscription:poll(opts)
       error("bad argument #1 to 'poll' (options must be a table, got " .. type(opts) .. ")", 2)
     end
     max = opts.max
-    if max ~= nil and (math.type(max) ~= "integer" or max < 0) then
+    if max ~= nil and not whole(max, 0) then
       error("poll: option 'max' must be an integer >= 0", 2)
     end
   end
@@ -226,7 +232,7 @@ end
 -- @int timeout_ms milliseconds
 -- @return true when there is something to poll, false on timeout; nil, err when the store fails
 function Subscription:wait(timeout_ms)
-  if math.type(timeout_ms) ~= "integer" or timeout_ms < 0 then
+  if not whole(timeout_ms, 0) then
     error("bad argument #1 to 'wait' (timeout must be an integer number of milliseconds >= 0)", 2)
   end
   local store = self.store

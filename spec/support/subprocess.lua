@@ -24,7 +24,8 @@ local function command(code, args)
   f:close()
   local parts = { M.lua, quote(path) }
   for _, a in ipairs(args or {}) do parts[#parts + 1] = quote(a) end
-  return table.concat(parts, " ") .. " 2>&1", path
+  -- the exit status as the last line: Lua 5.1's pipe:close() does not give it
+  return table.concat(parts, " ") .. " 2>&1; echo \"exit $?\"", path
 end
 
 local Child = {}
@@ -39,10 +40,13 @@ function M.spawn(code, args)
 end
 
 function Child:wait()
-  local out = self.pipe:read("a")
-  local ok, _, status = self.pipe:close()
+  local out = self.pipe:read("*a")
+  self.pipe:close()
   os.remove(self.path)
-  return ok == true, out, status
+  local body, status = out:match("^(.-)exit (%d+)\n?$")
+  if not body then return false, out, nil end
+  status = tonumber(status)
+  return status == 0, body, status
 end
 
 --- Runs code in a child process to its end: ok, output, exit code.
