@@ -754,9 +754,12 @@ end
 -- Random rule sets and events (fixtures' seeded generator).
 
 local R = fx.random
-local FIELDS = { "a", "b", "c", "d", "e" }
+-- 'q"k' and "\195\169" (é) make stored JSON escape a key or hold UTF-8 bytes
+local FIELDS = { "a", "b", "c", "d", "e", 'q"k', "\195\169" }
 local EVENT_TYPES = { "A", "B", "C" }
 local LETTERS = { "a", "b", "c", "B", "" }
+local ODD_STRINGS = { 'say "hi"', "back\\slash", "line\nbreak", "tab\t", "nul\0byte", "\226\130\172uro",
+  "\240\159\152\128", "\1\31" }
 
 local function pick(list) return list[R(#list)] end
 
@@ -785,7 +788,7 @@ local function rand_any(depth)
   if r == 2 then return R(2) == 1 end
   if r == 3 then return R(-3, 3) end
   if r == 4 then return rand_float() end
-  if r == 5 then return rand_str() end
+  if r == 5 then return R(4) == 1 and pick(ODD_STRINGS) or rand_str() end
   if r == 6 or r == 7 then return pick({ "x", "y", 1, 2 }) end
   if r == 8 then
     local a = array()
@@ -841,7 +844,7 @@ local function rand_spec()
     return out
   end
   local spec = { targets = {}, class = class }
-  local targets = { "a", "b", "c", "d", "e", "t1", "t2" }
+  local targets = { "a", "b", "c", "d", "e", 'q"k', "\195\169", "t1", "t2" }
   for _, name in ipairs(targets) do
     if R(5) <= 3 then
       local group = pick({ "num", "str", "any", "custom", "drop" })
