@@ -13,7 +13,7 @@
 -- one), 2 usage error, 3 conflict (a wrong expected revision, an id stored
 -- elsewhere), 4 backend failure (cannot open, connection lost, busy,
 -- read-only), 5 invalid input (a bad JSON line, an event or a rules file the
--- store rejects).
+-- store rejects), 130 interrupted (Ctrl-C; `tail` ends that way with 0).
 -- @module eventstore.cli
 local eventstore = require("eventstore")
 local argparse = require("argparse")
@@ -21,7 +21,7 @@ local argparse = require("argparse")
 local M = {}
 
 --- Exit codes of the tool.
-M.EXIT = { ok = 0, not_found = 1, usage = 2, conflict = 3, backend = 4, invalid = 5 }
+M.EXIT = { ok = 0, not_found = 1, usage = 2, conflict = 3, backend = 4, invalid = 5, interrupted = 130 }
 local EXIT = M.EXIT
 
 local enc, dec = eventstore.json_encode, eventstore.json_decode
@@ -58,6 +58,12 @@ local function shown(url)
 end
 M.shown_url = shown
 
+-- Ctrl-C reaches Lua as the error "interrupted!" wherever it was running:
+-- a pcall that catches it passes it on, so it is never taken for bad input.
+local function pass_interrupt(e)
+  if type(e) == "string" and e:find("interrupted!", 1, true) then error(e, 0) end
+end
+
 -- Runs fn(...) under pcall; a raised string (the library's programmer
 -- errors: a bad stream name, an event it refuses) becomes an exit code.
 local function guarded(code, what, fn, ...)
@@ -65,6 +71,7 @@ local function guarded(code, what, fn, ...)
   if res[1] then return table.unpack(res, 2, res.n) end
   local e = res[2]
   if getmetatable(e) == Failure then error(e, 0) end
+  pass_interrupt(e)
   fail(code, what .. ": " .. tostring(e))
 end
 
@@ -132,6 +139,7 @@ local function check_event(v, opts)
     if x ~= nil then
       if not is_object(x) then return nil, f .. " must be a JSON object" end
       local ok, err = pcall(enc, x)
+      if not ok then pass_interrupt(err) end
       if not ok then return nil, f .. ": " .. tostring(err):gsub("^json_encode: value[.:]?%s*", "") end
       ev[f] = x
     end
@@ -160,11 +168,13 @@ end
 -- ------------------------------------------------------------------------
 -- Progress bar: on stderr, only when it is a terminal.
 
-local function stderr_is_terminal()
+-- Whether a standard stream (io.stdout, 1 / io.stderr, 2) is a terminal:
+-- lua-term's isatty when it is installed, else the shell's `test -t`
+-- (the child inherits our descriptors).
+local function is_terminal(file, fd)
   local ok, term = pcall(require, "term")
-  if ok and type(term) == "table" and term.isatty then return term.isatty(io.stderr) end
-  -- no lua-term: ask the shell once (the child inherits our stderr)
-  local r = os.execute("test -t 2")
+  if ok and type(term) == "table" and term.isatty then return term.isatty(file) end
+  local r = os.execute("test -t " .. fd)
   return r == true or r == 0
 end
 
@@ -392,6 +402,7 @@ local function checked_each(store, stream, opts, what)
   -- each() raises the store's error text when a page fails mid-way
   return function()
     local ok, ev = pcall(iter, s, c)
+    if not ok then pass_interrupt(ev) end
     if not ok then fail(EXIT.backend, what .. ": " .. tostring(ev)) end
     return ev
   end
@@ -552,10 +563,11 @@ function commands.snapshot(args)
     snap.revision, snap.version, snap.timestamp, enc(snap.data)))
 end
 
-local function progress_enabled(args)
-  if args.quiet then return false end
-  if M.terminal == nil then M.terminal = stderr_is_terminal() end
-  return M.terminal
+-- The bar goes to stderr when it is a terminal, but not over events that
+-- are being written to that same terminal.
+local function progress_enabled(args, to_stdout)
+  if args.quiet or not is_terminal(io.stderr, 2) then return false end
+  return not (to_stdout and is_terminal(io.stdout, 1))
 end
 
 function commands.export(args)
@@ -573,7 +585,7 @@ function commands.export(args)
     close = true
   end
   dst:setvbuf("full")
-  local progress = new_progress(progress_enabled(args), "export", total)
+  local progress = new_progress(progress_enabled(args, not close), "export", total)
   for ev in checked_each(store, nil, { after = args.after, category = args.category }, "export") do
     dst:write(event_line(ev), "\n")
     progress:add(1)
@@ -663,7 +675,7 @@ end
 
 local EPILOG = [[
 Exit codes: 0 ok, 1 not found, 2 usage error, 3 conflict, 4 backend failure
-(cannot open, connection lost, busy, read-only), 5 invalid input.
+(cannot open, connection lost, busy, read-only), 5 invalid input, 130 interrupted.
 Events are JSON Lines: {"id","stream","revision","position","type","timestamp","data","metadata"}.]]
 
 --- The argparse parser of the tool (exposed for the reference and specs).
@@ -786,8 +798,11 @@ function M.main(args)
     io.stderr:write("eventstore: ", res.message, "\n")
     return res.exit
   end
+  if type(res) == "string" and res:find("interrupted!", 1, true) then
+    io.stderr:write("\neventstore: interrupted\n")
+    return M.EXIT.interrupted
+  end
   io.stderr:write("eventstore: ", tostring(res), "\n")
-  if os.getenv("EVENTSTORE_DEBUG") then io.stderr:write(debug.traceback(), "\n") end
   return EXIT.invalid
 end
 
