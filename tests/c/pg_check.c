@@ -574,15 +574,26 @@ static void test_wait(es_store *s) {
     CHECK(waitpid(pid, &st, 0) == pid && WIFEXITED(st) && WEXITSTATUS(st) == 0);
 }
 
-static void test_notify_and_reconnect(es_store *s) {
+static void test_notify_and_reconnect(void) {
     PGconn *pg = raw_connect();
     es_append_result res;
     es_stats before;
+    es_options o;
+    es_store *s = NULL;
     PGnotify *nt;
     PGresult *r;
-    char sql[200], want[32];
+    char sql[300], want[32], app_url[600];
+    const char *vals[1];
     int64_t rev;
     int got = 0, i;
+
+    /* a store of its own, named so that only its session is terminated
+     * below (other runs may share the server) */
+    snprintf(app_url, sizeof app_url, "%s%capplication_name=%s", url, strchr(url, '?') ? '&' : '?', schema);
+    es_options_init(&o);
+    o.schema = schema;
+    OK(es_store_open(app_url, &o, &s, &E));
+    if (!s) return;
 
     snprintf(sql, sizeof sql, "LISTEN \"%s_es_events\"", schema);
     raw_exec(pg, sql);
@@ -599,11 +610,12 @@ static void test_notify_and_reconnect(es_store *s) {
     CHECK(got);
     test_wait(s);
 
-    /* kill every eventstore session: the next call fails, the one after
+    /* kill the store's session: the next call fails, the one after
      * reconnects */
     before = stats(s);
-    r = PQexec(pg, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                   "WHERE application_name = 'eventstore' AND pid <> pg_backend_pid()");
+    vals[0] = schema;
+    r = PQexecParams(pg, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1",
+                     1, NULL, vals, NULL, NULL, 0);
     CHECK(PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) >= 1);
     PQclear(r);
     usleep(100000);
@@ -613,6 +625,7 @@ static void test_notify_and_reconnect(es_store *s) {
     OK(es_store_revision(s, "reconnect-1", &rev, &E));
     CHECK(rev == 1);
     test_wait(s);                                           /* LISTEN again after the reconnect */
+    es_store_close(s);
     PQfinish(pg);
 }
 
@@ -872,7 +885,7 @@ int main(int argc, char **argv) {
         test_snapshots_and_more(s);
         test_held_transaction(s);
         test_concurrency(s);
-        test_notify_and_reconnect(s);
+        test_notify_and_reconnect();
         es_store_close(s);
     }
     pg = raw_connect();
