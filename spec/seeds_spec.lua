@@ -76,9 +76,11 @@ for _, b in ipairs(backends.list) do
         hire(other, "erin", "acme", 100000)
         assert(store:append(cat .. "-alice", ev("OvertimeWorked", { overtime = 2 })))
         assert(store:append(cat .. "-bob", ev("EmployeeMoved", { company = "globex", salary = 4000 })))
-        local rules = eventstore.reducer({ ["*"] = "drop", salary = "sum", [TYPES] = "events" })
+        local rules = eventstore.reducer({ ["*"] = "drop", salary = "sum", [TYPES] = "events",
+          names = { "append", from = "name" } })
         local st, pos = store:state({ category = cat, where = { company = "acme" } }, rules)
-        assert.same({ salary = 7000, events = { "EmployeeHired", "EmployeeHired", "EmployeeHired" } }, st)
+        assert.same({ salary = 7000, events = { "EmployeeHired", "EmployeeHired", "EmployeeHired" },
+          names = { "bob", "alice", "dave" } }, st)
         assert.equals(last_acme.position, pos)
         -- globex: carol, and bob since his move
         st = store:state({ category = cat, where = { company = "globex" } }, rules)
@@ -87,6 +89,21 @@ for _, b in ipairs(backends.list) do
         local bob = store:state(cat .. "-bob", employee_rules)
         assert.equals("globex", bob.company)
         assert.equals(4000, bob.salary)
+      end)
+
+      it("where matches every field it names, nested values included, in global order", function()
+        local cat = fx.category("employee")
+        assert(store:append(cat .. "-bob", ev("Hired", { company = "acme", site = { city = "x" }, salary = 1 })))
+        assert(store:append(cat .. "-ann", ev("Hired", { company = "acme", site = { city = "y" }, salary = 10 })))
+        assert(store:append(cat .. "-bob", ev("Raise", { company = "acme", site = { city = "x" }, salary = 100 })))
+        assert(store:append(cat .. "-cid", ev("Hired", { company = "acme", salary = 1000 })))
+        local rules = eventstore.reducer({ salary = "sum", who = { "append", from = "salary" }, ["*"] = "drop" })
+        local st = store:state({ category = cat, where = { company = "acme", site = { city = "x" } } }, rules)
+        assert.same({ salary = 101, who = { 1, 100 } }, st)
+        st = store:state({ category = cat, where = { company = "acme" } }, rules)
+        assert.same({ salary = 1111, who = { 1, 10, 100, 1000 } }, st)
+        st = store:state({ category = cat }, rules)
+        assert.equals(1111, st.salary)
       end)
 
       it("a where that matches nothing gives the initial state and position 0", function()
