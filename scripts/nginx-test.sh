@@ -5,13 +5,17 @@
 # Starts nginx (2 workers sharing one SQLite file) from a temporary prefix on
 # a free loopback port, runs CLIENTS concurrent clients doing APPENDS appends
 # each (examples/openresty/loadtest.lua), checks the store and the HTTP reads,
-# and always stops nginx. Needs `make build-luajit`. Exits 0 when all is well.
-#   NGINX_TEST_CLIENTS (8), NGINX_TEST_APPENDS (250 per client), NGINX_TEST_KEEP=1 keeps the folder
+# and always stops nginx. With EVENTSTORE_PG_URL it also drives the
+# PostgreSQL route (appends in nginx's thread pool): 4 clients x PG_APPENDS.
+# Needs `make build-luajit`. Exits 0 when all is well.
+#   NGINX_TEST_CLIENTS (8), NGINX_TEST_APPENDS (250 per client),
+#   NGINX_TEST_PG_APPENDS (100 per client), NGINX_TEST_KEEP=1 keeps the folder
 set -u
 cd "$(dirname "$0")/.."
 
 clients=${NGINX_TEST_CLIENTS:-8}
 appends=${NGINX_TEST_APPENDS:-250}
+pg_appends=${NGINX_TEST_PG_APPENDS:-100}
 streams=8
 nginx=${NGINX:-/usr/sbin/nginx}
 module=build/luajit/eventstore/core.so
@@ -44,7 +48,7 @@ trap 'exit 130' INT TERM
 # lib/ and write data/, so everything is a copy in a folder they can reach.
 mkdir -p "$prefix"/{conf,lua/eventstore,lib/eventstore,data,logs,temp,out}
 cp lua/eventstore/*.lua "$prefix/lua/eventstore/"
-cp examples/openresty/eventstore_http.lua "$prefix/lua/"
+cp examples/openresty/eventstore_http.lua examples/openresty/eventstore_pg.lua "$prefix/lua/"
 cp "$module" "$prefix/lib/eventstore/core.so"
 chmod -R a+rX "$prefix"
 if [ "$(id -u)" = 0 ]; then chown nobody "$prefix/data"; fi
@@ -72,20 +76,31 @@ users=$(pgrep -P "$master" | xargs -r ps -o user= -p | sort -u | tr '\n' ' ')
 echo "nginx-test: nginx $master on 127.0.0.1:$port, $workers workers (user: $users), $clients clients x $appends appends"
 [ "$workers" -eq 2 ] || { echo "nginx-test: expected 2 workers"; exit 1; }
 
-start=$(date +%s.%N)
-pids=()
-for i in $(seq "$clients"); do
-    timeout 120 luajit examples/openresty/loadtest.lua client "$port" "$i" "$appends" "$streams" \
-        "$prefix/out/client$i.log" &
-    pids+=($!)
-done
-rc=0
-for p in "${pids[@]}"; do wait "$p" || rc=1; done
-elapsed=$(echo "$(date +%s.%N) - $start" | bc 2>/dev/null || echo "?")
-echo "nginx-test: clients done in ${elapsed}s"
-[ "$rc" = 0 ] || echo "nginx-test: a client failed"
+# load NAME CLIENTS APPENDS STORE_URL: concurrent clients, then the check.
+load() {
+    local name=$1 n=$2 per=$3 url=$4 i p ok=0 pids=() t0 t1
+    t0=$(date +%s%N)
+    for i in $(seq "$n"); do
+        timeout 120 luajit examples/openresty/loadtest.lua client "$port" "$i" "$per" "$streams" \
+            "$prefix/out/$name$i.log" &
+        pids+=($!)
+    done
+    for p in "${pids[@]}"; do wait "$p" || ok=1; done
+    t1=$(date +%s%N)
+    echo "nginx-test: $name: $n clients x $per requests done in $(( (t1 - t0) / 1000000 )) ms"
+    [ "$ok" = 0 ] || echo "nginx-test: $name: a client failed"
+    timeout 60 luajit examples/openresty/loadtest.lua check "$port" "$url" "$streams" "$prefix/out/$name"*.log || ok=1
+    return "$ok"
+}
 
-timeout 60 luajit examples/openresty/loadtest.lua check "$port" "$EVENTSTORE_DB" "$streams" "$prefix"/out/client*.log || rc=1
+rc=0
+load sqlite "$clients" "$appends" "sqlite:$EVENTSTORE_DB" || rc=1
+if [ -n "${EVENTSTORE_PG_URL:-}" ]; then
+    LOADTEST_ROUTE=/pg/streams/ LOADTEST_PREFIX="pgload$(date +%s%N)-" \
+        load postgres 4 "$pg_appends" "$EVENTSTORE_PG_URL" || rc=1
+else
+    echo "nginx-test: EVENTSTORE_PG_URL not set: the PostgreSQL route is not driven"
+fi
 
 stop_nginx
 if grep -E '\[(error|crit|alert|emerg)\]' "$prefix/logs/error.log"; then

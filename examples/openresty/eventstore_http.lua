@@ -6,6 +6,8 @@
 --                        (201; 409 on conflict, with expected and actual)
 --   GET  /streams/{id}   the stream's events as a JSON list (?from=&limit=)
 --   GET  /state/{id}     the state folded by the reducer below, and its revision
+--   POST /pg/streams/{id} the same append on PostgreSQL (env EVENTSTORE_PG_URL),
+--                        run in nginx's thread pool "eventstore_pg" (eventstore_pg.lua)
 --
 -- Every nginx worker opens its own store in init_worker_by_lua (never in
 -- init_by_lua: a SQLite handle must not cross the master's fork). The
@@ -29,7 +31,11 @@ local rules = eventstore.reducer({
 function M.init_worker()
   local path = os.getenv("EVENTSTORE_DB") or (ngx.config.prefix() .. "data/events.db")
   local err
-  store, err = eventstore.open("sqlite:" .. path, { busy_timeout = 10000 })
+  -- EVENTSTORE_SYNCHRONOUS=normal: no fsync per commit (WAL stays consistent;
+  -- a power loss may drop the last commits): appends block for tens of us
+  -- instead of milliseconds.
+  store, err = eventstore.open("sqlite:" .. path,
+    { busy_timeout = 10000, synchronous = os.getenv("EVENTSTORE_SYNCHRONOUS") or "full" })
   if not store then
     ngx.log(ngx.ERR, "eventstore: cannot open ", path, ": ", tostring(err))
   end
@@ -125,6 +131,31 @@ function M.read()
   if not events then return fail(status_of[err.code] or 500, err.code, err.message) end
   local last = events[#events]
   return reply(200, eventstore.array(events), last and { ETag = '"' .. last.revision .. '"' } or nil)
+end
+
+-- POST /pg/streams/{id}: libpq blocks, so the append runs in a pool thread
+-- while this worker goes on serving other requests.
+function M.pg_append()
+  local url = os.getenv("EVENTSTORE_PG_URL")
+  if not url or url == "" then return fail(503, "unavailable", "EVENTSTORE_PG_URL is not set") end
+  if ngx.req.get_method() ~= "POST" then
+    ngx.header["Allow"] = "POST"
+    return fail(405, "invalid", "method not allowed")
+  end
+  local expected = expected_revision()
+  if not expected then return fail(400, "invalid", "If-Match must be a revision number") end
+  local body = read_body()
+  if not body then return fail(400, "invalid", "the body must be a JSON event or a list of events") end
+  local t0 = now_us()
+  local ok, res = ngx.run_worker_thread("eventstore_pg", "eventstore_pg", "append",
+    url, stream_name(), body, expected)
+  local took = string.format("%.0f", now_us() - t0)
+  if not ok then return fail(500, "backend", "worker thread: " .. tostring(res)) end
+  if res.code then
+    local status = res.code == "invalid" and 400 or status_of[res.code] or 503
+    return fail(status, res.code, res.message, { expected = res.expected, actual = res.actual })
+  end
+  return reply(201, res, { ETag = '"' .. res.revision .. '"', ["X-Store-Us"] = took })
 end
 
 -- /streams/{id}: POST appends, GET reads.

@@ -6,14 +6,22 @@
 --     load-1..load-STREAMS, half of them with If-Match (its last known
 --     revision of the stream), a GET /state every 20 appends; one line per
 --     request into OUTFILE
---   luajit loadtest.lua check PORT DBFILE STREAMS OUTFILE...
---     reads the clients' lines and the SQLite file: every acknowledged append
---     is stored where it was acknowledged, revisions have no gaps, nothing
---     unacknowledged was written, no 5xx, the HTTP reads agree with the file
+--   luajit loadtest.lua check PORT STORE_URL STREAMS OUTFILE...
+--     reads the clients' lines and the store: every acknowledged append is
+--     stored where it was acknowledged, revisions have no gaps, nothing
+--     unacknowledged was written, no 5xx, the HTTP reads agree with the store
+--
+-- LOADTEST_ROUTE (default /streams/; /pg/streams/ for PostgreSQL, which has
+-- no read routes, so the HTTP reads are not compared) and LOADTEST_PREFIX
+-- (stream names PREFIX1..PREFIXn, default load-) apply to both.
 --
 -- Needs LuaSocket and the eventstore module for LuaJIT on package.(c)path.
 local socket = require("socket")
 local eventstore = require("eventstore")
+
+local ROUTE = os.getenv("LOADTEST_ROUTE") or "/streams/"
+local PREFIX = os.getenv("LOADTEST_PREFIX") or "load-"
+local HTTP_READS = ROUTE == "/streams/"
 
 local function die(...)
   io.stderr:write("loadtest: ", string.format(...), "\n")
@@ -80,12 +88,12 @@ local function client(port, id, appends, nstreams, outfile)
   if not conn then die("client %d: connect: %s", id, tostring(err)) end
   local known = {}     -- stream -> last revision this client saw
   for seq = 1, appends do
-    local stream = "load-" .. math.random(1, nstreams)
+    local stream = PREFIX .. math.random(1, nstreams)
     local ev = { id = eventstore.uuid(), type = "Added", data = { amount = 1, client = id, seq = seq } }
     local headers = {}
     if math.random(2) == 1 then headers["If-Match"] = '"' .. (known[stream] or 0) .. '"' end
     local t0 = socket.gettime()
-    local status, body, h = conn:request("POST", "/streams/" .. stream, eventstore.json_encode(ev), headers)
+    local status, body, h = conn:request("POST", ROUTE .. stream, eventstore.json_encode(ev), headers)
     local ms = (socket.gettime() - t0) * 1000
     if not status then die("client %d: append %d: %s", id, seq, body) end
     local res = eventstore.json_decode(body) or {}
@@ -100,7 +108,7 @@ local function client(port, id, appends, nstreams, outfile)
     else
       out:write(string.format("status %d %s %s %s\n", status, ev.id, stream, (body:gsub("%s+", " "))))
     end
-    if seq % 20 == 0 then
+    if HTTP_READS and seq % 20 == 0 then
       -- another worker may answer: it must already see what was acknowledged
       local st, sbody = conn:request("GET", "/state/" .. stream)
       if not st then die("client %d: state: %s", id, sbody) end
@@ -119,7 +127,26 @@ local function percentile(list, p)
   return list[math.max(1, math.ceil(#list * p))]
 end
 
-local function check(port, dbfile, nstreams, files)
+-- The HTTP reads of a stream (another worker may answer) against the store.
+local function compare_http(conn, stream, events, problem)
+  local st, body = conn:request("GET", "/streams/" .. stream)
+  local list = st == 200 and eventstore.json_decode(body)
+  if not list or #list ~= #events then
+    problem("GET /streams/%s: %s, %s events", stream, tostring(st), list and #list or "no")
+  else
+    for i = 1, #list do
+      if list[i].id ~= events[i].id then problem("GET /streams/%s: event %d differs", stream, i) end
+    end
+  end
+  st, body = conn:request("GET", "/state/" .. stream)
+  local s = st == 200 and eventstore.json_decode(body)
+  local want_amount = #events > 0 and #events or nil
+  if not s or s.revision ~= #events or s.state.amount ~= want_amount then
+    problem("GET /state/%s: %s %s", stream, tostring(st), tostring(body))
+  end
+end
+
+local function check(port, url, nstreams, files)
   local problems = {}
   local function problem(...) problems[#problems + 1] = string.format(...) end
   local acks, by_stream, conflicts, states = {}, {}, 0, 0
@@ -151,7 +178,7 @@ local function check(port, dbfile, nstreams, files)
       end
     end
   end
-  local store = assert(eventstore.open("sqlite:" .. dbfile, { readonly = true }))
+  local store = assert(eventstore.open(url))
   local total, positions = 0, {}
   for id, a in pairs(acks) do
     local ev = store:event(id)
@@ -163,7 +190,7 @@ local function check(port, dbfile, nstreams, files)
   end
   local conn = assert(connect(port))
   for k = 1, nstreams do
-    local stream = "load-" .. k
+    local stream = PREFIX .. k
     local events = store:read(stream)
     for i, ev in ipairs(events) do
       if ev.revision ~= i then problem("%s: revision %d at place %d (a gap)", stream, ev.revision, i) end
@@ -175,30 +202,16 @@ local function check(port, dbfile, nstreams, files)
       problem("%s: %d events stored, %d acknowledged", stream, #events, by_stream[stream] or 0)
     end
     total = total + #events
-    local st, body = conn:request("GET", "/streams/" .. stream)
-    local list = st == 200 and eventstore.json_decode(body)
-    if not list or #list ~= #events then
-      problem("GET /streams/%s: %s, %s events", stream, tostring(st), list and #list or "no")
-    else
-      for i = 1, #list do
-        if list[i].id ~= events[i].id then problem("GET /streams/%s: event %d differs", stream, i) end
-      end
-    end
-    st, body = conn:request("GET", "/state/" .. stream)
-    local s = st == 200 and eventstore.json_decode(body)
-    local want_amount = #events > 0 and #events or nil
-    if not s or s.revision ~= #events or s.state.amount ~= want_amount then
-      problem("GET /state/%s: %s %s", stream, tostring(st), tostring(body))
-    end
+    if HTTP_READS then compare_http(conn, stream, events, problem) end
   end
-  local st = conn:request("POST", "/streams/load-1", '{"type":"X"}', { ["If-Match"] = '"0"' })
+  local st = conn:request("POST", ROUTE .. PREFIX .. "1", '{"type":"X"}', { ["If-Match"] = '"0"' })
   if st ~= 409 then problem("If-Match 0 on an existing stream answered %s, not 409", tostring(st)) end
-  st = conn:request("POST", "/streams/load-1", '{"data":{}}')
+  st = conn:request("POST", ROUTE .. PREFIX .. "1", '{"data":{}}')
   if st ~= 400 then problem("an event without a type answered %s, not 400", tostring(st)) end
   store:close()
-  print(string.format("loadtest: %d appends acknowledged, %d conflicts (409), %d state reads, %d events in %d streams",
-    total, conflicts, states, total, nstreams))
-  print(string.format("loadtest: worker blocked in store:append (X-Store-Us): p50 %d us, p90 %d us, p99 %d us, max %d us",
+  print(string.format("loadtest: %s%s: %d appends acknowledged, %d conflicts (409), %d state reads, %d events in %d streams",
+    ROUTE, PREFIX, total, conflicts, states, total, nstreams))
+  print(string.format("loadtest: time in store:append (X-Store-Us): p50 %d us, p90 %d us, p99 %d us, max %d us",
     percentile(store_us, 0.5), percentile(store_us, 0.9), percentile(store_us, 0.99), percentile(store_us, 1)))
   print(string.format("loadtest: request latency seen by the clients: p50 %.2f ms, p99 %.2f ms",
     percentile(latency, 0.5), percentile(latency, 0.99)))
