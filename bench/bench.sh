@@ -94,8 +94,9 @@ if ! "$LUA" -e 'package.path="lua/?.lua;lua/?/init.lua;"..package.path
     head -n 3 "$TMP/module.err" >&2
 fi
 
+# Lines gather in the private folder: two benches in one tree must not mix.
 mkdir -p "$OUT"
-LINES=$OUT/lines.jsonl
+LINES=$TMP/lines.jsonl
 : >"$LINES"
 FAILED=0
 
@@ -178,7 +179,9 @@ fi
 echo
 echo "eventstore bench: $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, runs=$RUNS," \
      "scale=${BENCH_SCALE:-1}, medians; $(( $(date +%s) - START ))s"
-BENCH_RUNS=$RUNS "$LUA" bench/report.lua "$LINES" "$OUT/results.json"
+BENCH_RUNS=$RUNS "$LUA" bench/report.lua "$LINES" "$TMP/results.json"
 rc=$?
+cp "$LINES" "$OUT/lines.jsonl" && cp "$TMP/results.json" "$OUT/results.json" &&
+    echo "wrote bench/out/results.json (every run's lines: bench/out/lines.jsonl)"
 [ $FAILED -eq 0 ] || { echo "bench: $FAILED run(s) failed" >&2; exit 1; }
 exit $rc

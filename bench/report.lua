@@ -293,5 +293,4 @@ end
 local f = assert(io.open(out_path, "w"))
 f:write("[\n", table.concat(parts, ",\n"), "\n]\n")
 f:close()
-io.write("wrote ", out_path, "\n")
 os.exit((below == 0 or os.getenv("BENCH_STRICT") ~= "1") and 0 or 3)
