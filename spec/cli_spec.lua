@@ -570,3 +570,42 @@ describe("eventstore CLI", function()
     assert.matches("1200 events", mod.progress_line("export", 1200, nil, 2))
   end)
 end)
+
+describe("eventstore.json_encode / json_decode (the CLI's JSON Lines)", function()
+  it("round-trips values exactly: integers, every bit of floats, bytes, arrays, objects, null", function()
+    local values = {
+      3, 3.0, -0.0, 2 ^ 53, 2 ^ 53 + 1.0, math.maxinteger, math.mininteger, 0.1, 1 / 3, 5e-324, 1e308,
+      "", "a\0b", "caf\xc3\xa9", true, false, eventstore.null, eventstore.array(), {},
+      tricky(7), { nested = { { {} }, eventstore.array() } },
+    }
+    for _, v in ipairs(values) do
+      local text = eventstore.json_encode(v)
+      local back = eventstore.json_decode(text)
+      fx.assert_exactly(v, back)
+      -- a table's keys come out in Lua's order, so only scalars compare as text
+      if type(v) ~= "table" then assert.are.equal(text, eventstore.json_encode(back)) end
+    end
+    assert.are.equal("3", eventstore.json_encode(3))
+    assert.are.equal("3.0", eventstore.json_encode(3.0))
+    assert.are.equal("[]", eventstore.json_encode(eventstore.array()))
+    assert.are.equal("{}", eventstore.json_encode({}))
+    assert.are.equal("9007199254740993", eventstore.json_encode(9007199254740993))
+  end)
+
+  it("refuses what JSON cannot hold by raising, and bad text with nil, err", function()
+    fx.raises(function() eventstore.json_encode({ a = { b = 0 / 0 } }) end, "a%.b: nan")
+    fx.raises(function() eventstore.json_encode(print) end, "cannot store a function")
+    fx.raises(function() eventstore.json_encode("\xff") end, "utf%-8")
+    local cyclic = {}
+    cyclic.self = cyclic
+    fx.raises(function() eventstore.json_encode(cyclic) end, "cyclic")
+    local v, err = eventstore.json_decode('{"a": 1,}')
+    assert.is_nil(v)
+    assert.are.equal("invalid", err.code)
+    assert.matches("position", tostring(err))
+    v, err = eventstore.json_decode("")
+    assert.is_nil(v)
+    assert.are.equal("invalid", err.code)
+    fx.raises(function() eventstore.json_decode({}) end, "string expected")
+  end)
+end)
