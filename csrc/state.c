@@ -259,18 +259,21 @@ static const char *parse_value(const char *p, const char *end, int depth, json_t
 }
 
 /* Reads the top-level members, decoding the values the pass wants into
- * vals (the others are only checked); *count says how many vals to release.
- * 0 when the text needs the full decoder. */
-static int scan_members(const es_fold_pass *fp, const char *p, const char *end, member *m,
-                        json_t **vals, size_t *count) {
+ * vals (the others are only checked), and counts in *matched the members
+ * equal to a field of where; *count says how many vals to release. 0 when
+ * the text needs the full decoder. */
+static int scan_members(const es_fold_pass *fp, const char *p, const char *end, const json_t *where,
+                        member *m, json_t **vals, size_t *count, size_t *matched) {
     size_t n = 0, i;
     int escaped = 0;
-    *count = 0;
+    *count = *matched = 0;
     p = skip_ws(p, end);
     if (p == end || *p++ != '{') return 0;
     p = skip_ws(p, end);
     if (p < end && *p == '}') return skip_ws(p + 1, end) == end;
     for (;;) {
+        const json_t *want = NULL;
+        int fold;
         if (n == MAX_MEMBERS || p == end || *p != '"') return 0;
         m[n].key = p + 1;
         if (!(p = scan_string(p, end, &escaped)) || escaped) return 0;
@@ -282,8 +285,14 @@ static int scan_members(const es_fold_pass *fp, const char *p, const char *end, 
         if (p == end || *p++ != ':') return 0;
         p = skip_ws(p, end);
         *count = n + 1;
-        if (!(p = parse_value(p, end, 2, es_fold_wants(fp, m[n].key, m[n].klen) ? &vals[n] : NULL)))
-            return 0;
+        fold = es_fold_wants(fp, m[n].key, m[n].klen);
+        if (where) want = json_object_getn(where, m[n].key, m[n].klen);
+        if (!(p = parse_value(p, end, 2, fold || want ? &vals[n] : NULL))) return 0;
+        if (want && json_equal(vals[n], want)) ++*matched;
+        if (!fold) {
+            json_decref(vals[n]);
+            vals[n] = NULL;
+        }
         n++;
         p = skip_ws(p, end);
         if (p < end && *p == ',') {
@@ -294,22 +303,39 @@ static int scan_members(const es_fold_pass *fp, const char *p, const char *end, 
     }
 }
 
-static int fold_text(const es_reducer *r, json_t *state, const es_event *ev, es_custom_fn fn,
-                     void *ud, es_err *err) {
+/* The whole data object through es_json_decode (texts the scanner leaves). */
+static int fold_decoded(const es_reducer *r, json_t *state, const es_event *ev, const json_t *where,
+                        es_custom_fn fn, void *ud, es_err *err) {
+    json_t *data = ev->data && ev->data_len ? es_json_decode(ev->data, ev->data_len, err) : json_object();
+    int rc;
+    if (!data)
+        return es_err_set(err, ES_EINVALID, "fold: cannot decode the data of event '%s' at '%s' revision %lld",
+                          ev->type, ev->stream ? ev->stream : "", (long long)ev->revision);
+    rc = es_reducer_where_ok(where, data) ? es_reducer_fold_event(r, state, ev, data, fn, ud, err) : 1;
+    json_decref(data);
+    return rc;
+}
+
+/* Folds one event when its data matches where (NULL: always): ES_OK, 1 when
+ * it does not match, or an error. */
+static int fold_text(const es_reducer *r, json_t *state, const es_event *ev, const json_t *where,
+                     es_custom_fn fn, void *ud, es_err *err) {
     member m[MAX_MEMBERS];
     json_t *vals[MAX_MEMBERS];
     es_fold_pass p;
-    size_t n = 0, i;
-    int rc, end_rc;
+    size_t n = 0, i, matched;
+    int rc, end_rc, ok;
 
-    if (!ev->data || !ev->data_len) return es_reducer_fold_event(r, state, ev, NULL, fn, ud, err);
+    if (!ev->data || !ev->data_len) return fold_decoded(r, state, ev, where, fn, ud, err);
     if ((rc = es_fold_begin(&p, r, state, ev, fn, ud, err)) != ES_OK) return rc;
     memset(vals, 0, sizeof vals);
-    /* every value is decoded before any is folded: a bad one changes nothing */
-    if (!scan_members(&p, ev->data, ev->data + ev->data_len, m, vals, &n)) {
+    /* every value is decoded, and where checked, before any is folded: a bad
+     * value or a mismatch changes nothing */
+    ok = scan_members(&p, ev->data, ev->data + ev->data_len, where, m, vals, &n, &matched);
+    if (!ok || (where && matched < json_object_size(where))) {
         for (i = 0; i < n; i++) json_decref(vals[i]);
         es_fold_end(&p, 0);
-        return es_reducer_fold_event(r, state, ev, NULL, fn, ud, err);
+        return ok ? 1 : fold_decoded(r, state, ev, where, fn, ud, err);
     }
     for (i = 0; i < n && rc == ES_OK; i++)
         if (vals[i]) rc = es_fold_member(&p, m[i].key, m[i].klen, vals[i]);
@@ -325,25 +351,9 @@ int es_reducer_fold_cursor(const es_reducer *r, json_t *state, es_cursor *cur,
     int64_t n = 0;
     int rc;
 
+    if (where && json_object_size(where) == 0) where = NULL;
     while ((rc = es_cursor_next(cur, &ev, err)) == 1) {
-        json_t *data = NULL;
-        if (where && json_object_size(where) > 0) {
-            /* decoded once here and handed to the fold, which would decode again */
-            data = ev->data && ev->data_len ? es_json_decode(ev->data, ev->data_len, err) : json_object();
-            if (!data) {
-                rc = es_err_set(err, ES_EINVALID,
-                                "state: cannot decode the data of event '%s' at '%s' revision %lld",
-                                ev->type, ev->stream, (long long)ev->revision);
-                break;
-            }
-            if (!es_reducer_where_ok(where, data)) {
-                json_decref(data);
-                continue;
-            }
-        }
-        rc = data ? es_reducer_fold_event(r, state, ev, data, fn, ud, err)
-                  : fold_text(r, state, ev, fn, ud, err);
-        json_decref(data);
+        if ((rc = fold_text(r, state, ev, where, fn, ud, err)) == 1) continue;
         if (rc != ES_OK) break;
         n++;
         if (last_revision) *last_revision = ev->revision;
