@@ -79,19 +79,24 @@ typedef struct es_event {
 } es_event;
 
 /* A new event for es_store_append. data/metadata are borrowed JSON objects
- * (NULL = {}); id NULL means "generate one". Instead of a json_t, a caller
- * that already has the compact JSON text of an object may pass it in
- * data_json/metadata_json (with its length; it wins over data/metadata):
- * the store checks it is an object and stores it as it is, so it must be
- * valid JSON written exactly (the Lua binding writes it this way). */
+ * (NULL = {}); id NULL means "generate one". */
 typedef struct es_event_in {
     const char *id;
     const char *type;
     const json_t *data;
     const json_t *metadata;
-    const char *data_json;      size_t data_json_len;
-    const char *metadata_json;  size_t metadata_json_len;
 } es_event_in;
+
+/* A new event for es_store_append_text, for a caller that already has the
+ * compact JSON text of data and metadata (NULL = {}): the store checks each
+ * is an object and stores it as it is, so it must be valid JSON written
+ * exactly (the Lua binding writes it this way, without a jansson tree). */
+typedef struct es_event_text {
+    const char *id;
+    const char *type;
+    const char *data;      size_t data_len;
+    const char *metadata;  size_t metadata_len;
+} es_event_text;
 
 typedef struct es_append_result {
     int64_t revision;        /* the stream's revision after the append */
@@ -185,6 +190,10 @@ const es_options *es_store_options(const es_store *s);
 int es_store_append(es_store *s, const char *stream, const es_event_in *evs, size_t n,
                     int64_t expected, es_append_result *res, es_err *err);
 
+/* es_store_append for events whose data is given as JSON text. */
+int es_store_append_text(es_store *s, const char *stream, const es_event_text *evs, size_t n,
+                         int64_t expected, es_append_result *res, es_err *err);
+
 /* Starts a query; the caller closes *out with es_cursor_close. */
 int es_store_read(es_store *s, const es_query *q, es_cursor **out, es_err *err);
 int es_cursor_next(es_cursor *cur, const es_event **ev, es_err *err);
@@ -217,6 +226,8 @@ int es_valid_utf8(const char *s, size_t n);
 int es_valid_uuid(const char *s);
 /* Writes a new random (v4) UUID and a NUL into out[ES_UUID_LEN + 1]. */
 void es_uuid(char out[ES_UUID_LEN + 1]);
+/* The same with a version 7 (time-ordered) UUID: what generated event ids are. */
+void es_uuid_v7(char out[ES_UUID_LEN + 1]);
 /* The category of a stream: the part before the first '-'. Writes its
  * length to *len and returns stream. */
 const char *es_category(const char *stream, size_t *len);

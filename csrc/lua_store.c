@@ -192,9 +192,9 @@ static const char *const append_event_keys[] = { "type", "data", "metadata", "id
     "stream", "revision", "position", "timestamp", NULL };
 
 /* Fills in from the event table at idx; data/metadata are written as JSON
- * text into b, at the offsets left in in->data_json_len/metadata_json_len
+ * text into b, with their lengths in in->data_len/metadata_len
  * (turned into pointers once every event is written: b moves as it grows). */
-static void check_event(lua_State *L, int idx, size_t i, es_event_in *in, lencbuf *b) {
+static void check_event(lua_State *L, int idx, size_t i, es_event_text *in, lencbuf *b) {
     char what[64];
     size_t n, off;
     if (!lua_istable(L, idx)) luaL_error(L, "append: event %d must be a table, got %s", (int)i, luaL_typename(L, idx));
@@ -220,12 +220,12 @@ static void check_event(lua_State *L, int idx, size_t i, es_event_in *in, lencbu
     lua_getfield(L, idx, "data");
     snprintf(what, sizeof what, "append: event %d data", (int)i);
     off = lencode_object(L, -1, b, what);
-    in->data_json_len = b->buf.len - off;
+    in->data_len = b->buf.len - off;
     lua_pop(L, 1);
     lua_getfield(L, idx, "metadata");
     snprintf(what, sizeof what, "append: event %d metadata", (int)i);
     off = lencode_object(L, -1, b, what);
-    in->metadata_json_len = b->buf.len - off;
+    in->metadata_len = b->buf.len - off;
     lua_pop(L, 1);
     check_opt_names(L, idx, "append: event", append_event_keys);
 }
@@ -258,7 +258,7 @@ static int lstore_append(lua_State *L) {
     static const char *const names[] = { "expected", NULL };
     es_store *s = lstore_check(L, 1);
     const char *stream = lstore_checkstream(L, 2);
-    es_event_in *in;
+    es_event_text *in;
     es_append_result res;
     es_err err;
     lencbuf *buf;
@@ -300,14 +300,14 @@ static int lstore_append(lua_State *L) {
     {
         size_t off = 0;
         for (i = 0; i < n; i++) {
-            in[i].data_json = buf->buf.data + off;
-            off += in[i].data_json_len;
-            in[i].metadata_json = buf->buf.data + off;
-            off += in[i].metadata_json_len;
+            in[i].data = buf->buf.data + off;
+            off += in[i].data_len;
+            in[i].metadata = buf->buf.data + off;
+            off += in[i].metadata_len;
         }
     }
     es_err_clear(&err);
-    if (es_store_append(s, stream, in, n, expected, &res, &err) != ES_OK) return lerror_fail(L, &err);
+    if (es_store_append_text(s, stream, in, n, expected, &res, &err) != ES_OK) return lerror_fail(L, &err);
     lua_createtable(L, 0, 3);
     compat_pushinteger(L, res.revision);
     lua_setfield(L, -2, "revision");

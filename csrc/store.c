@@ -166,8 +166,12 @@ static void lower_uuid(const char *in, char out[ES_UUID_LEN + 1]) {
 }
 
 
-int es_store_append(es_store *s, const char *stream, const es_event_in *evs, size_t n,
-                    int64_t expected, es_append_result *res, es_err *err) {
+/* One event of either input form, seen the same way by the append. */
+#define EV_ID(i)   (evs ? evs[i].id : txt[i].id)
+#define EV_TYPE(i) (evs ? evs[i].type : txt[i].type)
+
+static int do_append(es_store *s, const char *stream, const es_event_in *evs, const es_event_text *txt,
+                     size_t n, int64_t expected, es_append_result *res, es_err *err) {
     es_append_req req;
     es_append_result r;
     ev_offs *offs = NULL;
@@ -185,7 +189,7 @@ int es_store_append(es_store *s, const char *stream, const es_event_in *evs, siz
         return es_err_set(err, ES_EREADONLY, "append to '%s': the store is read-only", stream);
     memset(&req, 0, sizeof req);
     for (i = 0; i < n; i++) {
-        const char *t = evs[i].type;
+        const char *t = EV_TYPE(i);
         size_t tl;
         if (!t || !*t)
             return es_err_set(err, ES_EINVALID, "append to '%s': event %zu has no type", stream, i + 1);
@@ -194,12 +198,12 @@ int es_store_append(es_store *s, const char *stream, const es_event_in *evs, siz
             return es_err_set(err, ES_EINVALID,
                               "append to '%s': event %zu: type must be valid UTF-8 of at most %d bytes",
                               stream, i + 1, ES_MAX_TYPE_LEN);
-        if (evs[i].id) {
-            if (!es_valid_uuid(evs[i].id))
+        if (EV_ID(i)) {
+            if (!es_valid_uuid(EV_ID(i)))
                 return es_err_set(err, ES_EINVALID, "append to '%s': event %zu: id is not a UUID",
                                   stream, i + 1);
             for (j = 0; j < i; j++)
-                if (evs[j].id && strcasecmp(evs[j].id, evs[i].id) == 0)
+                if (EV_ID(j) && strcasecmp(EV_ID(j), EV_ID(i)) == 0)
                     return es_err_set(err, ES_EINVALID,
                                       "append to '%s': events %zu and %zu have the same id", stream,
                                       j + 1, i + 1);
@@ -227,21 +231,22 @@ int es_store_append(es_store *s, const char *stream, const es_event_in *evs, siz
         goto nomem;
     for (i = 0; i < n; i++) {
         char idbuf[ES_UUID_LEN + 1];
-        if (evs[i].id) {
+        if (EV_ID(i)) {
             /* ids are stored lower-case so the unique key sees one spelling */
-            lower_uuid(evs[i].id, idbuf);
+            lower_uuid(EV_ID(i), idbuf);
         } else {
-            es_uuid(idbuf);
+            es_uuid_v7(idbuf);
         }
         offs[i].id = s->arena.len;
         if (es_buf_add(&s->arena, idbuf, ES_UUID_LEN + 1) != ES_OK) goto nomem;
         offs[i].type = s->arena.len;
-        if (es_buf_add(&s->arena, evs[i].type, strlen(evs[i].type) + 1) != ES_OK) goto nomem;
-        if ((rc = encode_object("data", i, evs[i].data, evs[i].data_json, evs[i].data_json_len, &s->arena,
-                                &offs[i].data, &s->last[i].data_len, err)) != ES_OK)
+        if (es_buf_add(&s->arena, EV_TYPE(i), strlen(EV_TYPE(i)) + 1) != ES_OK) goto nomem;
+        if ((rc = encode_object("data", i, evs ? evs[i].data : NULL, evs ? NULL : txt[i].data,
+                                evs ? 0 : txt[i].data_len, &s->arena, &offs[i].data,
+                                &s->last[i].data_len, err)) != ES_OK)
             goto fail;
-        if ((rc = encode_object("metadata", i, evs[i].metadata, evs[i].metadata_json,
-                                evs[i].metadata_json_len, &s->arena, &offs[i].meta,
+        if ((rc = encode_object("metadata", i, evs ? evs[i].metadata : NULL, evs ? NULL : txt[i].metadata,
+                                evs ? 0 : txt[i].metadata_len, &s->arena, &offs[i].meta,
                                 &s->last[i].metadata_len, err)) != ES_OK)
             goto fail;
     }
@@ -276,6 +281,18 @@ nomem:
 fail:
     es_free(offs);
     return rc;
+}
+
+int es_store_append(es_store *s, const char *stream, const es_event_in *evs, size_t n,
+                    int64_t expected, es_append_result *res, es_err *err) {
+    if (n && !evs) return es_err_set(err, ES_EINVALID, "append: no events");
+    return do_append(s, stream, evs, NULL, n, expected, res, err);
+}
+
+int es_store_append_text(es_store *s, const char *stream, const es_event_text *evs, size_t n,
+                         int64_t expected, es_append_result *res, es_err *err) {
+    if (n && !evs) return es_err_set(err, ES_EINVALID, "append: no events");
+    return do_append(s, stream, NULL, evs, n, expected, res, err);
 }
 
 int es_store_read(es_store *s, const es_query *q, es_cursor **out, es_err *err) {
