@@ -302,6 +302,19 @@ for _, b in ipairs(backends.list) do
           assert.equals(1, calls)
         end)
 
+        it("a command repeating a stored event id conflicts and writes nothing", function()
+          local id = eventstore.uuid()
+          local accounts = repo({ commands = { pay = function(_, cmd)
+            return { id = id, type = "Deposited", data = { amount = cmd.amount } }
+          end } })
+          local first = assert(accounts:execute("1", "pay", { amount = 5 }))
+          assert.equals(5, first.state.balance)
+          -- a repeated request: the same event id cannot be stored at revision 2
+          fx.fails("conflict", accounts:execute("1", "pay", { amount = 5 }, { retries = 1 }))
+          assert.equals(1, store:revision(accounts:stream("1")))
+          assert.equals(5, (accounts:load("1")).balance)
+        end)
+
         it("copies a table initial state for every load", function()
           local accounts = eventstore.aggregate(kind.make({
             category = fx.category("acct"), initial = { balance = 0, tags = {} },
