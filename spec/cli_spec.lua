@@ -410,6 +410,24 @@ for _, kind in ipairs(kinds) do
       store:close()
     end)
 
+    it("import resumes after a run cut short, whatever the batch sizes", function()
+      local input = {}
+      for i = 1, 9 do
+        input[i] = string.format('{"id":"%s","stream":"res-1","revision":%d,"type":"T","data":{"i":%d}}',
+          eventstore.uuid(), i, i)
+      end
+      local code, _, err = cli(s, "import", "--batch", "2", { input = table.concat(input, "\n", 1, 5) })
+      assert.are.equal(EXIT.ok, code, err)
+      code, _, err = cli(s, "import", "--batch", "4", { input = table.concat(input, "\n") })
+      assert.are.equal(EXIT.ok, code, err)
+      assert.matches("imported 9 events %(5 of them were already there%)", err)
+      local store = open(s)
+      local evs = store:read("res-1")
+      store:close()
+      assert.are.same(fx.range(1, 9), fx.revisions(evs))
+      for i, ev in ipairs(evs) do assert.are.equal(i, ev.data.i) end
+    end)
+
     it("import into a stream that already has other events is a conflict (exit 3)", function()
       local store = open(s)
       assert(store:append("imp-1", { type = "Other" }))

@@ -249,6 +249,22 @@ local function new_writer(store, progress)
     w.batch[#w.batch + 1] = item
   end
 
+  -- How many events at the head of list (to be revisions from, from + 1,
+  -- ...) the stream already holds with the same ids, or nil when it holds
+  -- anything else there (a real conflict).
+  function w.stored_prefix(stream, from, list, actual)
+    -- an id conflict carries no revision: ask the stream
+    if type(actual) ~= "number" then actual = store:revision(stream) end
+    if type(actual) ~= "number" or actual < from then return nil end
+    local upto = math.min(actual, from + #list - 1)
+    local stored = store:read(stream, { from = from, to = upto })
+    if not stored or #stored ~= upto - from + 1 then return nil end
+    for k, ev in ipairs(stored) do
+      if not list[k].id or ev.id ~= list[k].id then return nil end
+    end
+    return #stored
+  end
+
   function w.flush()
     local batch, i = w.batch, 1
     w.batch = {}
@@ -264,10 +280,22 @@ local function new_writer(store, progress)
       end
       local opts = first.revision and { expected = first.revision - 1 } or nil
       local where = first.line and fmt("line %d", first.line) or nil
-      local res, err = guarded(EXIT.invalid, (where and where .. ": " or "") .. "append to '" .. first.stream .. "'",
-        store.append, store, first.stream, list, opts)
+      local what = (where and where .. ": " or "") .. "append to '" .. first.stream .. "'"
+      local res, err = guarded(EXIT.invalid, what, store.append, store, first.stream, list, opts)
+      local skip = 0
+      if not res and err.code == "conflict" and first.revision then
+        -- a run cut short inside this group (or batches of another size):
+        -- the stored head of the group is skipped when its ids match
+        skip = w.stored_prefix(first.stream, first.revision, list, err.actual)
+        if skip and skip < #list then
+          res, err = guarded(EXIT.invalid, what, store.append, store, first.stream,
+            { table.unpack(list, skip + 1) }, { expected = first.revision - 1 + skip })
+        elseif skip then
+          res = { idempotent = true }
+        end
+      end
       if not res then fail_store(where, err) end
-      if res.idempotent then w.present = w.present + #list end
+      w.present = w.present + (res.idempotent and #list or skip or 0)
       w.written = w.written + #list
       if w.progress then w.progress:add(#list) end
       i = j
