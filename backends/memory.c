@@ -234,16 +234,7 @@ static int memory_backend__append(es_conn *base, es_append_req *req, es_append_r
     if (req->ids_given) {
         if ((rc = check_idempotent(c, req, res, &done, err)) != ES_OK || done) return rc;
     }
-    if ((req->expected == ES_NO_STREAM && cur != 0) || (req->expected == ES_STREAM_EXISTS && cur == 0) ||
-        (req->expected > 0 && cur != req->expected)) {
-        rc = es_err_set(err, ES_ECONFLICT, "append to '%s': expected revision %lld, stream is at %lld",
-                        req->stream, (long long)req->expected, (long long)cur);
-        if (err) {
-            err->expected = req->expected;
-            err->actual = cur;
-        }
-        return rc;
-    }
+    if ((rc = es_expected_check(req, cur, err)) != ES_OK) return rc;
     /* Reserve everything first so nothing below can fail halfway: the store
      * must look untouched after a failed append. */
     if (!st) {

@@ -334,16 +334,7 @@ static int append_locked(sqlite_conn *c, es_append_req *req, es_append_result *r
     if (req->ids_given && (rc = append_check_ids(c, req, res, err)) != 1) return rc;
     if ((src = lookup_int64(c, ST_STREAM_REV, req->stream, &cur)) != SQLITE_OK) goto fail;
 
-    if ((req->expected == ES_NO_STREAM && cur != 0) || (req->expected == ES_STREAM_EXISTS && cur == 0) ||
-        (req->expected > 0 && cur != req->expected)) {
-        es_err_set(err, ES_ECONFLICT, "append to '%s': expected revision %lld, stream is at %lld",
-                   req->stream, (long long)req->expected, (long long)cur);
-        if (err) {
-            err->expected = req->expected;
-            err->actual = cur;
-        }
-        return ES_ECONFLICT;
-    }
+    if ((rc = es_expected_check(req, cur, err)) != ES_OK) return rc;
     if (n > INT64_MAX - cur)
         return es_err_set(err, ES_EINVALID, "append to '%s': revision would overflow", req->stream);
     for (i = 0; i < req->count; i++)

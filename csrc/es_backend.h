@@ -80,6 +80,11 @@ struct es_backend {
     /* version 1 ends here; later versions append below, never insert */
 };
 
+/* Step 2 of the append rules: ES_OK when the stream's revision cur meets
+ * req->expected, else ES_ECONFLICT with the message, expected and actual
+ * set. Every backend calls it inside its transaction. */
+int es_expected_check(const es_append_req *req, int64_t cur, es_err *err);
+
 /* The built-in backends (backends/registry.c). */
 const es_backend *es_backend_find(const char *scheme, size_t len);
 /* Checks version and required slots (store.c uses it when a backend is looked up). */

@@ -9,7 +9,10 @@ void lerror_push(lua_State *L, const es_err *err) {
     lua_pushstring(L, err->msg);
     lua_setfield(L, -2, "message");
     if (err->code == ES_ECONFLICT && (err->expected || err->actual)) {
-        compat_pushinteger(L, err->expected);
+        /* the C sentinels read back as the Lua constants */
+        if (err->expected == ES_STREAM_EXISTS) lua_pushliteral(L, "stream_exists");
+        else if (err->expected == ES_ANY) lua_pushliteral(L, "any");
+        else compat_pushinteger(L, err->expected);
         lua_setfield(L, -2, "expected");
         compat_pushinteger(L, err->actual);
         lua_setfield(L, -2, "actual");

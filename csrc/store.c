@@ -121,6 +121,25 @@ static int check_stream(const char *op, const char *stream, es_err *err) {
     return ES_OK;
 }
 
+int es_expected_check(const es_append_req *req, int64_t cur, es_err *err) {
+    int ok = req->expected == ES_ANY || (req->expected == ES_STREAM_EXISTS && cur > 0) ||
+             (req->expected >= 0 && cur == req->expected);
+    if (ok) return ES_OK;
+    if (req->expected == ES_STREAM_EXISTS)
+        es_err_set(err, ES_ECONFLICT, "append to '%s': expected an existing stream, there is none", req->stream);
+    else if (req->expected == ES_NO_STREAM)
+        es_err_set(err, ES_ECONFLICT, "append to '%s': expected no stream, stream is at %lld", req->stream,
+                   (long long)cur);
+    else
+        es_err_set(err, ES_ECONFLICT, "append to '%s': expected revision %lld, stream is at %lld", req->stream,
+                   (long long)req->expected, (long long)cur);
+    if (err) {
+        err->expected = req->expected;
+        err->actual = cur;
+    }
+    return ES_ECONFLICT;
+}
+
 /* Encodes a data/metadata value (or takes its given text); NULL means {}. */
 static int encode_object(const char *what, size_t i, const json_t *v, const char *json, size_t json_len,
                          es_buf *arena, size_t *off, size_t *len, es_err *err) {
