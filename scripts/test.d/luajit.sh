@@ -3,21 +3,11 @@
 # Sourced by scripts/test.sh (busted_suite, note, $tmp). ES_TEST_LUA lists
 # the versions (default "luajit"); each uses the module in build/<version>/.
 #
-# A spec file runs under an interpreter when it, and every spec/support file
-# it requires, parses there. One that does not (5.4 syntax such as <close>,
-# or 5.3 operators) is named with its line and the parser's message: it is
-# not run, and it is not hidden. Once its owner makes it portable it runs.
-
-# Spec files that need a part of the Lua layer not yet portable to 5.1/LuaJIT,
-# as "spec|source|ERE": skipped there, and named with the offending lines,
-# for as long as the source matches. Fixing the source runs the spec again.
-lua51_not_portable=(
-    "spec/aggregate_spec.lua|lua/eventstore/aggregate.lua|math\.type\("
-    "spec/seeds_spec.lua|lua/eventstore/aggregate.lua|math\.type\("
-    "spec/subscription_spec.lua|lua/eventstore/subscription.lua|math\.type\("
-    "spec/publish_spec.lua|lua/eventstore/publish.lua|math\.type\("
-    "spec/publish_spec.lua|spec/support/subprocess.lua|= self\.pipe:close\(\)"
-)
+# Every spec must pass on each of them (STYLE.md, the binding rule 9). A spec
+# file that does not even parse there (5.4 syntax such as <close>, 5.3
+# operators), itself or a spec/support file it requires, counts as a failure,
+# named with its line. Version-specific expectations go in spec/compat_spec.lua
+# or behind `if math.type then`.
 
 # Specs of Lua 5.4 programs: under another interpreter they would test the
 # same 5.4 program again, not the module built for that interpreter.
@@ -25,17 +15,6 @@ lua54_only=(
     "spec/cli_spec.lua|bin/eventstore is a Lua 5.4 program"
     "spec/install_spec.lua|it installs for 5.4; the rock for this Lua is checked below"
 )
-
-# Prints why spec file $1 cannot run under 5.1/LuaJIT yet, or nothing.
-lua51_blocker() {
-    local e spec src re hits
-    for e in "${lua51_not_portable[@]}"; do
-        IFS='|' read -r spec src re <<<"$e"
-        [ "$spec" = "$1" ] && [ -f "$src" ] || continue
-        hits=$(grep -nE "$re" "$src" | cut -d: -f1 | tr '\n' ',' | sed 's/,$//')
-        [ -n "$hits" ] && printf '%s:%s (%s) ' "$src" "$hits" "$re"
-    done
-}
 
 lua_suite() {
     local v=$1 lua files=() f why e
@@ -77,14 +56,10 @@ LUA
                 echo "-- not run under $lua: $f: $why"
                 continue
             fi
-            case $v in 5.1|luajit) why=$(lua51_blocker "$f") ;; esac
-            if [ -n "$why" ]; then
-                echo "-- not run under $lua: $f: needs math.type/5.2+ behaviour at $why"
-            else
-                files+=("$f")
-            fi
+            files+=("$f")
         else
-            echo "-- not run under $lua: $f: $why"
+            echo "!! $f does not parse under $lua: $why"
+            failed=$((failed + 1))
         fi
     done
     busted_suite "$lua (${#files[@]} spec files)" "$lua" /usr/bin/busted --run=default --cpath="build/$v/?.so" "${files[@]}"
