@@ -117,6 +117,7 @@ local dispatch_options = { category = true, limit = true, batch = true }
 -- the drain stops and that event and the rest stay undispatched, to be
 -- delivered again by the next dispatch (at-least-once: an event whose fn
 -- returned but whose mark failed is delivered again too).
+-- @tparam function fn the publisher, `fn(event, store)`
 -- @tparam[opt] table opts `{ category, limit = max events, batch = events read at a time (100) }`
 -- @return the number of events dispatched; or nil, err with `err.code` "dispatch"
 --   (fn raised: `err.message`, `err.event`, `err.reason`, `err.dispatched`) or the store's code
