@@ -15,6 +15,8 @@
 #                     versus one holding 1,000,000 events (once per backend)
 #   BENCH_GROWTH_BACKENDS  default: memory sqlite-normal sqlite-full pg
 #   BENCH_STRICT=1    exit 3 when a row is below the bar
+#   BENCH_TIMEOUT=1800  seconds after which one hung process is killed (a
+#                     watchdog against deadlocks, not a performance limit)
 #
 # Tools are expected in build/bench (mk/bench.mk builds them) and the module in
 # build/5.4. The DB files go to a temporary folder; the PostgreSQL server it
@@ -29,6 +31,7 @@ BACKENDS=${BENCH_BACKENDS:-raw-sqlite-full raw-sqlite-normal memory sqlite-full 
 OUT=$ROOT/bench/out
 TOOLS=$ROOT/build/bench
 LUA=${LUA:-lua5.4}
+WATCH=(timeout -k 10 "${BENCH_TIMEOUT:-1800}")
 
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/es-bench.XXXXXX") || exit 1
 chmod 755 "$TMP"   # the postgres user must reach its data folder inside
@@ -105,14 +108,14 @@ run_one() {
     local b=$1 run=$2 d=$TMP/run$2-$1 rc
     mkdir -p "$d"
     case $b in
-        raw-sqlite-full)   "$TOOLS/raw_sqlite" full "$d/w1.db" "$d/w2.db" ;;
-        raw-sqlite-normal) "$TOOLS/raw_sqlite" normal "$d/w1.db" "$d/w2.db" ;;
-        memory)            "$LUA" bench/run.lua memory memory: memory: - ;;
-        sqlite-full)       "$LUA" bench/run.lua sqlite-full "sqlite:$d/w1.db" "sqlite:$d/w2.db" full ;;
-        sqlite-normal)     "$LUA" bench/run.lua sqlite-normal "sqlite:$d/w1.db" "sqlite:$d/w2.db" normal ;;
-        raw-pg)            "$TOOLS/raw_pg" "$PG_URL" ;;
+        raw-sqlite-full)   "${WATCH[@]}" "$TOOLS/raw_sqlite" full "$d/w1.db" "$d/w2.db" ;;
+        raw-sqlite-normal) "${WATCH[@]}" "$TOOLS/raw_sqlite" normal "$d/w1.db" "$d/w2.db" ;;
+        memory)            "${WATCH[@]}" "$LUA" bench/run.lua memory memory: memory: - ;;
+        sqlite-full)       "${WATCH[@]}" "$LUA" bench/run.lua sqlite-full "sqlite:$d/w1.db" "sqlite:$d/w2.db" full ;;
+        sqlite-normal)     "${WATCH[@]}" "$LUA" bench/run.lua sqlite-normal "sqlite:$d/w1.db" "sqlite:$d/w2.db" normal ;;
+        raw-pg)            "${WATCH[@]}" "$TOOLS/raw_pg" "$PG_URL" ;;
         pg)                BENCH_RESET="'$TOOLS/raw_pg' reset '$PG_URL'" \
-                               "$LUA" bench/run.lua pg "$PG_URL" "$PG_URL" - ;;
+                               "${WATCH[@]}" "$LUA" bench/run.lua pg "$PG_URL" "$PG_URL" - ;;
     esac >"$d/out" 2>"$d/err"
     rc=$?
     sed "s/^{/{\"run\":$run,/" "$d/out" >>"$LINES"
@@ -147,11 +150,11 @@ if [ "${BENCH_GROWTH:-1}" != 0 ] && [ -n "$HAVE_MODULE" ]; then
         d=$TMP/growth-$b
         mkdir -p "$d"
         case $b in
-            memory)        set -- "$LUA" bench/growth.lua memory memory: - ;;
-            sqlite-full)   set -- "$LUA" bench/growth.lua sqlite-full "sqlite:$d/g.db" full ;;
-            sqlite-normal) set -- "$LUA" bench/growth.lua sqlite-normal "sqlite:$d/g.db" normal ;;
+            memory)        set -- "${WATCH[@]}" "$LUA" bench/growth.lua memory memory: - ;;
+            sqlite-full)   set -- "${WATCH[@]}" "$LUA" bench/growth.lua sqlite-full "sqlite:$d/g.db" full ;;
+            sqlite-normal) set -- "${WATCH[@]}" "$LUA" bench/growth.lua sqlite-normal "sqlite:$d/g.db" normal ;;
             pg)            [ -n "$PG_URL" ] || continue
-                           set -- "$LUA" bench/growth.lua pg "$PG_URL" - ;;
+                           set -- "${WATCH[@]}" "$LUA" bench/growth.lua pg "$PG_URL" - ;;
             *)             echo "bench: no growth step for $b" >&2; continue ;;
         esac
         printf 'bench: growth   %-18s' "$b" >&2

@@ -178,15 +178,15 @@ end
 if type(store.each) == "function" then
   collectgarbage()
   collectgarbage()
-  reset_peak()
   local floor = bench.status_kb("VmRSS")
+  reset_peak()
   local count = 0
   t0 = now()
   for _ in store:each() do count = count + 1 end
   local secs = now() - t0
   if count ~= total then fail("each read %d events", count) end
   emit("each", count, secs, string.format(',"rss_added_mb":%.2f',
-    mb((bench.status_kb("VmHWM") or 0) - (floor or 0))))
+    mb(math.max(0, (bench.status_kb("VmHWM") or 0) - (floor or 0)))))
 else
   emit_status("each", "n/a", "store:each is missing")
 end
