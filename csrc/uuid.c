@@ -1,6 +1,9 @@
 /* uuid.c: event ids (libuuid), UUID and UTF-8 validation, time, categories */
 /* SPDX-License-Identifier: MIT */
+#include <errno.h>
 #include <string.h>
+#include <sys/random.h>
+#include <unistd.h>
 #include <time.h>
 #include <uuid/uuid.h>
 
@@ -16,11 +19,45 @@ void es_uuid(char out[ES_UUID_LEN + 1]) {
  * random bits. Generated event ids are these, so the unique index on ids
  * grows at its end like the position does, instead of touching a random
  * page for every append. */
+/* libuuid's uuid_generate_random reseeds random(3) on every call (it was
+ * 6-15% of an append's CPU), so event ids draw their random bits from
+ * getrandom(2) in 4 KB refills instead. The pool is per thread, and is
+ * dropped in a forked child (the pid changes): a parent and child must
+ * never hand out the same bytes. */
+static __thread unsigned char pool[4096];
+static __thread size_t pool_left;
+static __thread pid_t pool_pid;
+
+static void random_bytes(unsigned char *out, size_t n) {
+    pid_t pid = getpid();
+    if (pool_pid != pid || pool_left < n) {
+        size_t got = 0;
+        while (got < sizeof pool) {
+            ssize_t r = getrandom(pool + got, sizeof pool - got, 0);
+            if (r > 0) got += (size_t)r;
+            else if (r < 0 && errno != EINTR) break;
+        }
+        if (got < sizeof pool) {
+            /* no getrandom (very old kernel): libuuid's own source */
+            uuid_t u;
+            uuid_generate_random(u);
+            memcpy(out, u, n < sizeof u ? n : sizeof u);
+            return;
+        }
+        pool_left = sizeof pool;
+        pool_pid = pid;
+    }
+    memcpy(out, pool + sizeof pool - pool_left, n);
+    /* used bytes are wiped so they cannot be handed out twice */
+    memset(pool + sizeof pool - pool_left, 0, n);
+    pool_left -= n;
+}
+
 void es_uuid_v7(char out[ES_UUID_LEN + 1]) {
     uuid_t u;
     uint64_t ms = (uint64_t)es_now_ms();
     int i;
-    uuid_generate_random(u);
+    random_bytes(u, sizeof u);
     for (i = 0; i < 6; i++) u[i] = (unsigned char)(ms >> (40 - 8 * i));
     u[6] = (unsigned char)(0x70 | (u[6] & 0x0F));
     u[8] = (unsigned char)(0x80 | (u[8] & 0x3F));
