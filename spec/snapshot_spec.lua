@@ -381,6 +381,42 @@ for _, b in ipairs(backends.list) do
         assert.equals(0, seen.calls)
       end)
 
+      it("the same initial state built in another key order uses the same snapshots", function()
+        local store = open({ snapshot_every = 2 })
+        local s = fx.stream()
+        local rules, seen = counting_reducer()
+        assert(store:append(s, adds(4)))
+        local a = {}
+        a.total, a.label, a.tags = 100, "x", array({ "p", "q" })
+        assert.equals(110, store:state(s, rules, { initial = a }).total)
+        seen.calls = 0
+        local b2 = {}
+        b2.tags, b2.label, b2.total = array({ "p", "q" }), "x", 100
+        assert.equals(110, store:state(s, rules, { initial = b2 }).total)
+        assert.equals(0, seen.calls)
+        seen.calls = 0
+        local st = store:state(s, rules, { initial = { total = 100, label = "x", tags = array({ "q", "p" }) } })
+        assert.equals(110, st.total)
+        assert.equals(4, seen.calls)
+      end)
+
+      it("reducers that evict each other's snapshots (max_snapshots = 1) still get their own state", function()
+        local store = open({ snapshot_every = 2, max_snapshots = 1 })
+        local s = fx.stream()
+        local sum = eventstore.reducer({ n = "sum" })
+        local max = eventstore.reducer({ n = "max" })
+        local count = eventstore.reducer({ n = "count" })
+        local total = 0
+        for i = 1, 12 do
+          assert(store:append(s, adds(1, i)))
+          total = total + i
+          assert.equals(total, store:state(s, sum).n)
+          assert.equals(i, store:state(s, max).n)
+          assert.equals(i, store:state(s, count).n)
+        end
+        if not b.shared then assert.equals(1, store:stats().snapshots) end
+      end)
+
       it("a state() that fails writes no snapshot", function()
         local store = open({ snapshot_every = 2 })
         local s = fx.stream()
