@@ -270,7 +270,8 @@ for _, b in ipairs(backends) do
       counter = counter + 1
       local first
       for i = 1, 7 do
-        local r = assert(store:append(cat .. "-" .. (i % 3), { type = i % 2 == 0 and "Even" or "Odd", data = { i = i } }))
+        local ev = { type = i % 2 == 0 and "Even" or "Odd", data = { i = i } }
+        local r = assert(store:append(cat .. "-" .. (i % 3), ev))
         first = first or r.position
       end
       local all = store:read_all({ after = first - 1, category = cat })

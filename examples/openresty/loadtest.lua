@@ -209,7 +209,8 @@ local function check(port, url, nstreams, files)
   st = conn:request("POST", ROUTE .. PREFIX .. "1", '{"data":{}}')
   if st ~= 400 then problem("an event without a type answered %s, not 400", tostring(st)) end
   store:close()
-  print(string.format("loadtest: %s%s: %d appends acknowledged, %d conflicts (409), %d state reads, %d events in %d streams",
+  print(string.format(
+    "loadtest: %s%s: %d appends acknowledged, %d conflicts (409), %d state reads, %d events in %d streams",
     ROUTE, PREFIX, total, conflicts, states, total, nstreams))
   print(string.format("loadtest: time in store:append (X-Store-Us): p50 %d us, p90 %d us, p99 %d us, max %d us",
     percentile(store_us, 0.5), percentile(store_us, 0.9), percentile(store_us, 0.99), percentile(store_us, 1)))
