@@ -17,9 +17,10 @@ LUA_INC := $(LUA_INC_$(LUA_VERSION))
 
 LUA_VERSIONS := 5.1 5.3 5.4 luajit
 # luajit2/libluajit2-5.1-dev, not libluajit-5.1-dev: that one conflicts with
-# libnginx-mod-http-lua. lua-busted installs for 5.1 to 5.4.
+# libnginx-mod-http-lua. lua-busted installs for 5.1 to 5.4. The nginx test's
+# clients use LuaSocket; it looks at the workers with pgrep and ps (procps).
 DEBS_LUA := lua5.1 liblua5.1-0-dev lua5.3 liblua5.3-dev luajit2 libluajit2-5.1-dev \
-            nginx libnginx-mod-http-lua lua-busted
+            nginx libnginx-mod-http-lua lua-busted lua-socket procps
 
 .PHONY: deps-lua build-luajit build-all-lua test-all-lua $(addprefix build-lua-,$(LUA_VERSIONS))
 
