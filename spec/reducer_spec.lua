@@ -1095,6 +1095,25 @@ for _, b in ipairs(backends.list) do
       assert.is_false(eventstore.is_array(st.empty))
     end)
 
+    it("a Lua function that raises inside state() leaves the store usable, time after time", function()
+      local s = fx.stream()
+      assert(store:append(s, { ev("A", { v = 1 }), ev("A", { v = 2 }), ev("A", { v = 3 }) }))
+      local rules = eventstore.reducer({ v = function(acc, v)
+        if v == 2 then error({ stop = v }) end
+        return (acc or 0) + v
+      end })
+      for i = 1, 30 do
+        local ok, err = pcall(store.state, store, s, rules)
+        assert.is_false(ok)
+        assert.same({ stop = 2 }, err)
+        assert(store:append(s, ev("B", { w = i })))
+      end
+      assert.is_nil(store:snapshot(s))
+      local st, rev = store:state(s, eventstore.reducer({ w = "count", v = "sum" }))
+      assert.same({ w = 30, v = 6 }, st)
+      assert.equals(33, rev)
+    end)
+
     it("gives Lua function rules the stored event: id, stream, revision, position, type, data, metadata", function()
       local s = fx.stream()
       local res = assert(store:append(s, {
