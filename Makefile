@@ -57,7 +57,7 @@ TEST_BIN := $(patsubst tests/c/%.c,$(BUILD)/tests/%,$(TEST_SRC))
 
 $(BUILD)/tests/%: tests/c/%.c $(BUILD)/libeventstore.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $< $(BUILD)/libeventstore.a $(LDLIBS_CORE)
+	$(CC) $(CPPFLAGS) -DES_CHECK_STATE $(CFLAGS) -o $@ $< $(BUILD)/libeventstore.a $(LDLIBS_CORE)
 
 lib: $(BUILD)/libeventstore.a
 module: $(OUT)/eventstore/core.so

@@ -57,6 +57,11 @@ void lvalue_push_json(lua_State *L, const json_t *v);
 /* Decodes a stored JSON text and pushes it; box holds the tree meanwhile. */
 void lvalue_push_text(lua_State *L, const char *text, size_t len, ljson_box *box);
 void lvalue_push_event(lua_State *L, const es_event *ev, ljson_box *box);
+/* For many events: push the field names once (returns the index of the
+ * first), then push each event with them. */
+#define LVALUE_EVENT_KEYS 8
+int  lvalue_push_event_keys(lua_State *L);
+void lvalue_push_event_k(lua_State *L, const es_event *ev, int keys);
 void lvalue_setup(lua_State *L);
 
 /* Converts any Lua value (a table, a string, a number, ...) into the box's root. */

@@ -363,22 +363,21 @@ static int lstore_append(lua_State *L) {
 /* Runs q and returns the rows as a list (events, or names when names_only). */
 static int push_query(lua_State *L, es_store *s, const es_query *q, int names_only) {
     lcursor *c;
-    ljson_box *box;
     es_err err;
     const es_event *ev;
-    int rc, i = 0;
+    int rc, i = 0, keys;
 
+    keys = lvalue_push_event_keys(L);
     c = lua_newuserdata(L, sizeof *c);
     c->cur = NULL;
     luaL_getmetatable(L, LCURSOR_MT);
     lua_setmetatable(L, -2);
-    box = lvalue_newbox(L);
     lua_newtable(L);
     es_err_clear(&err);
     if ((rc = es_store_read(s, q, &c->cur, &err)) != ES_OK) return lerror_fail(L, &err);
     while ((rc = es_cursor_next(c->cur, &ev, &err)) == 1) {
         if (names_only) lua_pushstring(L, ev->stream);
-        else lvalue_push_event(L, ev, box);
+        else lvalue_push_event_k(L, ev, keys);
         lua_rawseti(L, -2, ++i);
     }
     es_cursor_close(c->cur);

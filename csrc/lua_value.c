@@ -550,24 +550,55 @@ void lvalue_push_text(lua_State *L, const char *text, size_t len, ljson_box *box
     if (jp.p != jp.end) jfail(&jp, "text after the value");
 }
 
-void lvalue_push_event(lua_State *L, const es_event *ev, ljson_box *box) {
-    lua_createtable(L, 0, 8);
+/* The field names of an event, pushed once per read so that each event's
+ * fields are set with lua_pushvalue + lua_rawset: lua_setfield would look
+ * each name up in Lua's string cache (a strcmp) for every field of every
+ * event. */
+static const char *const event_keys[LVALUE_EVENT_KEYS] = {
+    "id", "stream", "revision", "position", "type", "data", "metadata", "timestamp"
+};
+
+int lvalue_push_event_keys(lua_State *L) {
+    int i;
+    luaL_checkstack(L, LVALUE_EVENT_KEYS + 8, "reading events");
+    for (i = 0; i < LVALUE_EVENT_KEYS; i++) lua_pushstring(L, event_keys[i]);
+    return lua_gettop(L) - LVALUE_EVENT_KEYS + 1;
+}
+
+void lvalue_push_event_k(lua_State *L, const es_event *ev, int keys) {
+    lua_createtable(L, 0, LVALUE_EVENT_KEYS);
+    lua_pushvalue(L, keys + 0);
     lua_pushstring(L, ev->id);
-    lua_setfield(L, -2, "id");
+    lua_rawset(L, -3);
+    lua_pushvalue(L, keys + 1);
     lua_pushstring(L, ev->stream);
-    lua_setfield(L, -2, "stream");
+    lua_rawset(L, -3);
+    lua_pushvalue(L, keys + 2);
     compat_pushinteger(L, ev->revision);
-    lua_setfield(L, -2, "revision");
+    lua_rawset(L, -3);
+    lua_pushvalue(L, keys + 3);
     compat_pushinteger(L, ev->position);
-    lua_setfield(L, -2, "position");
+    lua_rawset(L, -3);
+    lua_pushvalue(L, keys + 4);
     lua_pushstring(L, ev->type);
-    lua_setfield(L, -2, "type");
-    lvalue_push_text(L, ev->data, ev->data_len, box);
-    lua_setfield(L, -2, "data");
-    lvalue_push_text(L, ev->metadata, ev->metadata_len, box);
-    lua_setfield(L, -2, "metadata");
+    lua_rawset(L, -3);
+    lua_pushvalue(L, keys + 5);
+    lvalue_push_text(L, ev->data, ev->data_len, NULL);
+    lua_rawset(L, -3);
+    lua_pushvalue(L, keys + 6);
+    lvalue_push_text(L, ev->metadata, ev->metadata_len, NULL);
+    lua_rawset(L, -3);
+    lua_pushvalue(L, keys + 7);
     compat_pushinteger(L, ev->timestamp);
-    lua_setfield(L, -2, "timestamp");
+    lua_rawset(L, -3);
+}
+
+void lvalue_push_event(lua_State *L, const es_event *ev, ljson_box *box) {
+    int keys = lvalue_push_event_keys(L);
+    (void)box;
+    lvalue_push_event_k(L, ev, keys);
+    lua_replace(L, keys);
+    lua_pop(L, LVALUE_EVENT_KEYS - 1);
 }
 
 void lvalue_setup(lua_State *L) {
