@@ -431,6 +431,11 @@ static int memory_backend__stats(es_conn *base, es_stats *out, es_err *err) {
     return ES_OK;
 }
 
+static int memory_backend__head(es_conn *base, int64_t *out, es_err *err) {
+    *out = (int64_t)((memory_conn *)base)->nev;
+    return ES_OK;
+}
+
 static int same_fp(const char *a, const char *b) {
     return strcmp(a ? a : "", b ? b : "") == 0;
 }
@@ -512,8 +517,11 @@ static int memory_backend__get_checkpoint(es_conn *base, const char *name, int64
     size_t i;
     *out = 0;
     for (i = 0; i < c->ncps; i++)
-        if (strcmp(c->cps[i].name, name) == 0) *out = c->cps[i].position;
-    return ES_OK;
+        if (strcmp(c->cps[i].name, name) == 0) {
+            *out = c->cps[i].position;
+            return ES_OK;
+        }
+    return ES_ENOTFOUND;
 }
 
 static int memory_backend__set_checkpoint(es_conn *base, const char *name, int64_t position, es_err *err) {
@@ -561,5 +569,6 @@ const es_backend es_memory_backend = {
     memory_backend__set_checkpoint,
     memory_backend__mark_dispatched,
     NULL,                       /* wait: polled by the store */
+    memory_backend__head,
     /* version 1 ends here */
 };

@@ -19,7 +19,7 @@ enum {
     ST_BEGIN, ST_COMMIT, ST_ROLLBACK,
     ST_STREAM_REV, ST_ID_LOOKUP, ST_INSERT_EVENT, ST_UPSERT_STREAM, ST_INSERT_OUTBOX,
     ST_STATS, ST_SNAP_SAVE, ST_SNAP_PRUNE, ST_SNAP_LOAD_ANY, ST_SNAP_LOAD_FP,
-    ST_CP_GET, ST_CP_SET, ST_DISPATCH,
+    ST_CP_GET, ST_CP_SET, ST_DISPATCH, ST_HEAD,
     ST_READ_FWD, ST_READ_BWD, ST_BY_ID, ST_STREAMS, ST_STREAMS_CAT, ST_OUTBOX, ST_OUTBOX_CAT,
     ST_ALL,                       /* 8 variants: + 1 category, + 2 since, + 4 types */
     ST__COUNT = ST_ALL + 8
@@ -57,6 +57,7 @@ static const char *const sql_templates[ST_ALL] = {
                         "WHERE stream = ?1 AND fingerprint = ?3 AND revision <= ?2 "
                         "ORDER BY revision DESC LIMIT 1",
     [ST_CP_GET] = "SELECT position FROM {p}checkpoints WHERE name = ?1",
+    [ST_HEAD] = "SELECT coalesce(max(position), 0) FROM {p}events",
     [ST_CP_SET] = "INSERT INTO {p}checkpoints (name, position) VALUES (?1, ?2) "
                   "ON CONFLICT (name) DO UPDATE SET position = excluded.position",
     [ST_DISPATCH] = "DELETE FROM {p}outbox WHERE position = (SELECT position FROM {p}events WHERE id = ?1)",
@@ -252,7 +253,7 @@ static int lookup_int64(sqlite_conn *c, int slot, const char *key, int64_t *out)
     int src;
     *out = 0;
     if ((src = stmt_get(c, slot, &st)) != SQLITE_OK) return src;
-    sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+    if (key) sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
     src = sqlite3_step(st);
     if (src == SQLITE_ROW) *out = sqlite3_column_int64(st, 0);
     stmt_done(st);
@@ -689,8 +690,22 @@ static int sqlite_backend__load_snapshot(es_conn *conn, const char *stream, int6
 
 static int sqlite_backend__get_checkpoint(es_conn *conn, const char *name, int64_t *out, es_err *err) {
     sqlite_conn *c = (sqlite_conn *)conn;
-    int src = lookup_int64(c, ST_CP_GET, name, out);
-    return src == SQLITE_OK ? ES_OK : sqlite_fail(c, src, err, "checkpoint '%s'", name);
+    sqlite3_stmt *st;
+    int src;
+    *out = 0;
+    if ((src = stmt_get(c, ST_CP_GET, &st)) != SQLITE_OK) return sqlite_fail(c, src, err, "checkpoint '%s'", name);
+    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+    src = sqlite3_step(st);
+    if (src == SQLITE_ROW) *out = sqlite3_column_int64(st, 0);
+    stmt_done(st);
+    if (src == SQLITE_DONE) return ES_ENOTFOUND;
+    return src == SQLITE_ROW ? ES_OK : sqlite_fail(c, src, err, "checkpoint '%s'", name);
+}
+
+static int sqlite_backend__head(es_conn *conn, int64_t *out, es_err *err) {
+    sqlite_conn *c = (sqlite_conn *)conn;
+    int src = lookup_int64(c, ST_HEAD, NULL, out);
+    return src == SQLITE_OK ? ES_OK : sqlite_fail(c, src, err, "head");
 }
 
 static int sqlite_backend__set_checkpoint(es_conn *conn, const char *name, int64_t position, es_err *err) {
@@ -896,6 +911,7 @@ const es_backend es_sqlite_backend = {
     .get_checkpoint = sqlite_backend__get_checkpoint,
     .set_checkpoint = sqlite_backend__set_checkpoint,
     .mark_dispatched = sqlite_backend__mark_dispatched,
+    .head = sqlite_backend__head,
     /* .wait stays NULL: store.c polls, which is what SQLite offers across
      * processes (no notifications) */
     /* version 1 ends here */

@@ -70,6 +70,7 @@ struct es_backend {
      * equal); data/stream/fingerprint es_malloc'd into out. ES_ENOTFOUND if none. */
     int  (*load_snapshot)(es_conn *c, const char *stream, int64_t max_revision,
                           const char *fingerprint, es_snapshot *out, es_err *err);
+    /* *out = the stored position; ES_ENOTFOUND (and *out = 0) when none is. */
     int  (*get_checkpoint)(es_conn *c, const char *name, int64_t *out, es_err *err);
     int  (*set_checkpoint)(es_conn *c, const char *name, int64_t position, es_err *err);
     int  (*mark_dispatched)(es_conn *c, const char *id, es_err *err);
@@ -77,6 +78,8 @@ struct es_backend {
      * (a notification); *woken = 1 when one came. Spurious wake-ups are
      * fine: the store checks for new events itself. */
     int  (*wait)(es_conn *c, int64_t timeout_ms, int *woken, es_err *err);
+    /* The newest position (0 for an empty store), cheaper than stats. */
+    int  (*head)(es_conn *c, int64_t *out, es_err *err);
     /* version 1 ends here; later versions append below, never insert */
 };
 

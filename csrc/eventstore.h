@@ -202,6 +202,8 @@ void es_cursor_close(es_cursor *cur);
 /* The stream's revision, 0 when it does not exist. */
 int es_store_revision(es_store *s, const char *stream, int64_t *out, es_err *err);
 int es_store_stats(es_store *s, es_stats *out, es_err *err);
+/* The newest position in the store (0 when empty). */
+int es_store_head(es_store *s, int64_t *out, es_err *err);
 
 /* Snapshots: save keeps the newest max_snapshots per stream; load returns
  * ES_ENOTFOUND when none matches (revision <= max_revision, same fingerprint;
@@ -210,8 +212,10 @@ int es_store_save_snapshot(es_store *s, const es_snapshot *snap, es_err *err);
 int es_store_load_snapshot(es_store *s, const char *stream, int64_t max_revision,
                            const char *fingerprint, es_snapshot *out, es_err *err);
 
-/* Subscription checkpoints (0 when never stored) and the outbox. */
+/* Subscription checkpoints (0 when never stored; es_store_checkpoint also
+ * says whether one is, in *found) and the outbox. */
 int es_store_get_checkpoint(es_store *s, const char *name, int64_t *out, es_err *err);
+int es_store_checkpoint(es_store *s, const char *name, int64_t *out, int *found, es_err *err);
 int es_store_set_checkpoint(es_store *s, const char *name, int64_t position, es_err *err);
 int es_store_mark_dispatched(es_store *s, const char *id, es_err *err);
 

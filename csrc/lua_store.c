@@ -230,6 +230,84 @@ static void check_event(lua_State *L, int idx, size_t i, es_event_text *in, lenc
     check_opt_names(L, idx, "append: event", append_event_keys);
 }
 
+/* The message of a raised value: its .message when it is a table with one. */
+static void push_message(lua_State *L, int idx) {
+    idx = lua_absindex(L, idx);
+    if (lua_istable(L, idx)) {
+        lua_getfield(L, idx, "message");
+        if (!lua_isnil(L, -1)) {
+            luaL_tolstring(L, -1, NULL);
+            lua_remove(L, -2);
+            return;
+        }
+        lua_pop(L, 1);
+    }
+    luaL_tolstring(L, idx, NULL);
+}
+
+/* After a commit that wrote events, with the store at 1 and the result on
+ * top: calls each on_append listener (the list in the store's uservalue)
+ * with the committed events, under lua_pcall. A listener error never undoes
+ * the commit nor stops the others; each is collected in
+ * res.publish_errors = { { code = "publish", message, listener, reason } }. */
+static void publish(lua_State *L) {
+    int res = lua_gettop(L), list, errs = 0;
+    size_t n, i;
+    compat_getuservalue(L, 1);
+    lua_getfield(L, -1, "listeners");
+    list = lua_gettop(L);
+    if (!lua_istable(L, list) || (n = lua_rawlen(L, list)) == 0) {
+        lua_settop(L, res);
+        return;
+    }
+    /* the list is replaced, never changed, by on_append: iterating it while
+     * a listener adds or removes listeners is safe */
+    for (i = 1; i <= n; i++) {
+        lua_rawgeti(L, list, (int)i);
+        lua_getfield(L, res, "events");
+        lua_pushvalue(L, 1);
+        if (lua_pcall(L, 2, 0, 0) == LUA_OK) continue;
+        if (!errs) {
+            lua_newtable(L);
+            lua_pushvalue(L, -1);
+            lua_setfield(L, res, "publish_errors");
+            lua_insert(L, -2);
+            errs = lua_gettop(L) - 1;
+        }
+        lua_createtable(L, 0, 4);
+        lua_pushliteral(L, "publish");
+        lua_setfield(L, -2, "code");
+        push_message(L, -2);
+        lua_setfield(L, -2, "message");
+        lua_rawgeti(L, list, (int)i);
+        lua_setfield(L, -2, "listener");
+        lua_pushvalue(L, -2);
+        lua_setfield(L, -2, "reason");
+        luaL_getmetatable(L, LERROR_MT);
+        lua_setmetatable(L, -2);
+        lua_rawseti(L, errs, (int)lua_rawlen(L, errs) + 1);
+        lua_pop(L, 1);
+    }
+    lua_settop(L, res);
+}
+
+/* store:_listeners() -> the uservalue's list of on_append listeners, which
+ * the Lua layer replaces (eventstore.publish). */
+static int lstore_listeners(lua_State *L) {
+    int set = !lua_isnoneornil(L, 2);
+    lstore_check(L, 1);
+    if (set) luaL_checktype(L, 2, LUA_TTABLE);
+    lua_settop(L, 2);
+    compat_getuservalue(L, 1);                 /* 3 */
+    if (set) {
+        lua_pushvalue(L, 2);
+        lua_setfield(L, 3, "listeners");
+        return 0;
+    }
+    lua_getfield(L, 3, "listeners");
+    return 1;
+}
+
 /* expected: nil/"any", "stream_exists", or an integer >= 0. */
 static int64_t check_expected(lua_State *L, int idx) {
     long long v;
@@ -355,6 +433,7 @@ static int lstore_append(lua_State *L) {
         lua_rawseti(L, -2, (int)i + 1);
     }
     lua_setfield(L, -2, "events");
+    if (!res.idempotent) publish(L);
     return 1;
 }
 
@@ -645,16 +724,20 @@ static int lstore_snapshot(lua_State *L) {
     return 1;
 }
 
+/* store:checkpoint(name) -> position, stored (0, false when none is);
+ * store:checkpoint(name, position) -> true */
 static int lstore_checkpoint(lua_State *L) {
     es_store *s = lstore_check(L, 1);
     const char *name = luaL_checkstring(L, 2);
     int64_t pos;
+    int found;
     es_err err;
     es_err_clear(&err);
     if (lua_isnoneornil(L, 3)) {
-        if (es_store_get_checkpoint(s, name, &pos, &err) != ES_OK) return lerror_fail(L, &err);
+        if (es_store_checkpoint(s, name, &pos, &found, &err) != ES_OK) return lerror_fail(L, &err);
         compat_pushinteger(L, pos);
-        return 1;
+        lua_pushboolean(L, found);
+        return 2;
     }
     if (lua_type(L, 3) != LUA_TNUMBER || !compat_isintegral(L, 3) || compat_tointeger(L, 3) < 0)
         luaL_argerror(L, 3, "position must be an integer >= 0");
@@ -676,6 +759,17 @@ static int lstore_mark_dispatched(lua_State *L) {
     es_err_clear(&err);
     if (es_store_mark_dispatched(s, id, &err) != ES_OK) return lerror_fail(L, &err);
     lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* store:position() -> the newest position (0 when empty) */
+static int lstore_position(lua_State *L) {
+    es_store *s = lstore_check(L, 1);
+    int64_t pos;
+    es_err err;
+    es_err_clear(&err);
+    if (es_store_head(s, &pos, &err) != ES_OK) return lerror_fail(L, &err);
+    compat_pushinteger(L, pos);
     return 1;
 }
 
@@ -716,6 +810,8 @@ static const luaL_Reg lstore_methods[] = {
     { "undispatched", lstore_undispatched },
     { "mark_dispatched", lstore_mark_dispatched },
     { "wait", lstore_wait },
+    { "position", lstore_position },
+    { "_listeners", lstore_listeners },
     { "is_open", lstore_is_open },
     { "close", lstore_gc },
     { NULL, NULL }

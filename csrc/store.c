@@ -404,14 +404,37 @@ static int check_name(const char *op, const char *name, es_err *err) {
     return ES_OK;
 }
 
-int es_store_get_checkpoint(es_store *s, const char *name, int64_t *out, es_err *err) {
+int es_store_checkpoint(es_store *s, const char *name, int64_t *out, int *found, es_err *err) {
     int rc;
     *out = 0;
+    *found = 0;
     if ((rc = check_name("checkpoint", name, err)) != ES_OK) return rc;
     if (!s->conn->be->get_checkpoint)
         return es_err_set(err, ES_ENOTSUP, "checkpoint: not supported by the %s backend",
                           s->conn->be->scheme);
-    return s->conn->be->get_checkpoint(s->conn, name, out, err);
+    rc = s->conn->be->get_checkpoint(s->conn, name, out, err);
+    if (rc == ES_ENOTFOUND) {
+        es_err_clear(err);
+        *out = 0;
+        return ES_OK;
+    }
+    *found = rc == ES_OK;
+    return rc;
+}
+
+int es_store_get_checkpoint(es_store *s, const char *name, int64_t *out, es_err *err) {
+    int found;
+    return es_store_checkpoint(s, name, out, &found, err);
+}
+
+int es_store_head(es_store *s, int64_t *out, es_err *err) {
+    es_stats st;
+    int rc;
+    *out = 0;
+    if (s->conn->be->head) return s->conn->be->head(s->conn, out, err);
+    if ((rc = es_store_stats(s, &st, err)) != ES_OK) return rc;
+    *out = st.position;
+    return ES_OK;
 }
 
 int es_store_set_checkpoint(es_store *s, const char *name, int64_t position, es_err *err) {

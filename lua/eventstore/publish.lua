@@ -27,54 +27,6 @@ local function message_of(raised)
   return tostring(raised)
 end
 
--- store -> list of listeners. The lists are replaced, never changed in place,
--- so a listener may add or remove listeners while a list is being called.
-local listeners = setmetatable({}, { __mode = "k" })
-
-local raw_append
-
--- Calls every listener of the store with the committed events; each runs
--- under pcall, and what they raise is collected in res.publish_errors.
-local function publish(store, list, res)
-  local errors
-  for i = 1, #list do
-    local ok, raised = pcall(list[i], res.events, store)
-    if not ok then
-      errors = errors or {}
-      errors[#errors + 1] = failure("publish", message_of(raised), { listener = list[i], reason = raised })
-    end
-  end
-  res.publish_errors = errors
-  return res
-end
-
--- Re-raises an error of the C append as if append had been called directly:
--- called under pcall, luaL_argerror cannot name the function nor see a
--- method call, and luaL_error has no caller position to add.
-local function reraise(e)
-  if type(e) ~= "string" then error(e, 0) end
-  local n, rest = e:match("^bad argument #(%d+) to '%?'(.*)$")
-  if n then
-    local info = debug.getinfo(2, "n")
-    n = tonumber(n)
-    if info and info.namewhat == "method" then n = n - 1 end
-    e = "bad argument #" .. n .. " to 'append'" .. rest
-  end
-  error(e, 3)
-end
-
--- Store.append once a listener exists in the process: a store without
--- listeners costs a pcall and one table lookup.
-local function append(self, ...)
-  local ok, res, err = pcall(raw_append, self, ...)
-  if not ok then reraise(res) end
-  if res and not res.idempotent then
-    local list = listeners[self]
-    if list then return publish(self, list, res) end
-  end
-  return res, err
-end
-
 --- Registers an in-process listener of this store's appends.
 -- `fn(events, store)` is called after each successful append with the list of
 -- its committed events (`res.events`), once, in registration order; never for
@@ -82,31 +34,29 @@ end
 -- that raises does not undo the commit nor stop the other listeners: append
 -- returns its result as usual, with `res.publish_errors`, a list of errors
 -- `{ code = "publish", message, listener, reason }` (absent when none failed).
--- Until the first on_append of a process, appends are not wrapped at all.
+-- The C append calls the listeners (each under pcall); this only keeps
+-- the list, which is replaced rather than changed so that a listener may add
+-- or remove listeners while they are being called.
 -- @return a function that removes this listener
 function Store:on_append(fn)
   if not self:is_open() then error("attempt to use a closed store", 2) end
   if type(fn) ~= "function" then
     error("bad argument #1 to 'on_append' (function expected, got " .. type(fn) .. ")", 2)
   end
-  if raw_append == nil then
-    raw_append = Store.append
-    Store.append = append
-  end
-  local old = listeners[self] or {}
+  local old = self:_listeners() or {}
   local list = {}
   for i = 1, #old do list[i] = old[i] end
   list[#list + 1] = fn
-  listeners[self] = list
+  self:_listeners(list)
   local store = self
   return function()
-    local cur, out = listeners[store], {}
-    if not cur then return end
+    if not store:is_open() then return end
+    local cur, out = store:_listeners() or {}, {}
     local removed = false
     for i = 1, #cur do
       if cur[i] == fn and not removed then removed = true else out[#out + 1] = cur[i] end
     end
-    listeners[store] = #out > 0 and out or nil
+    store:_listeners(out)
   end
 end
 

@@ -51,11 +51,7 @@ end
 -- store's newest position now.
 local function resolve(store, from, fname)
   if from == nil or from == "start" then return 0 end
-  if from == "end" then
-    local stats, err = store:stats()
-    if not stats then return nil, err end
-    return stats.position
-  end
+  if from == "end" then return store:position() end
   if not whole(from, 0) then
     error(fname .. ": position must be \"start\", \"end\" or an integer >= 0, got " .. tostring(from), 3)
   end
@@ -127,12 +123,14 @@ function Store:subscribe(name, filter, handlers)
     error("bad argument #3 to 'subscribe' (handlers must be a function or a table, got "
       .. type(handlers) .. ")", 2)
   end
-  local pos, err = self:checkpoint(name)
-  if not pos then return nil, err end
-  if pos == 0 then
+  local pos, stored = self:checkpoint(name)
+  if not pos then return nil, stored end
+  if not stored then
+    local err
     pos, err = resolve(self, filter.from, "subscribe")
     if not pos then return nil, err end
-    if filter.from == "end" and pos > 0 then
+    -- "end" is fixed now, even on an empty store: a restart must not move it
+    if filter.from == "end" then
       local ok, cerr = self:checkpoint(name, pos)
       if not ok then return nil, cerr end
     end
@@ -243,13 +241,13 @@ function Subscription:wait(timeout_ms)
     if not ready then return ready, err end
     if not self.category and not self.types then return true end
     -- something is new, perhaps not ours: the head first, then a look for ours
-    local stats, serr = store:stats()
-    if not stats then return nil, serr end
+    local head, herr = store:position()
+    if not head then return nil, herr end
     local peek, perr = store:read_all({ after = self.pos, limit = 1, category = self.category,
       types = self.types })
     if not peek then return nil, perr end
     if #peek > 0 then return true end
-    self.seen = stats.position
+    self.seen = head
     if core.now() >= deadline then return false end
   end
 end
