@@ -77,6 +77,21 @@ static void compile_rule(lua_State *L, int idx, const char *field, spec_list *sl
     if (!lua_istable(L, idx))
         luaL_error(L, "reducer: field '%s': a rule is a name, a function or a table, got %s", field,
                    luaL_typename(L, idx));
+    /* a misspelt key ({ "sum", form = "amount" }) must not pass silently */
+    lua_pushnil(L);
+    while (lua_next(L, idx)) {
+        int ok = lua_type(L, -2) == LUA_TNUMBER && lua_tonumber(L, -2) == 1;
+        if (lua_type(L, -2) == LUA_TSTRING) {
+            const char *k = lua_tostring(L, -2);
+            ok = strcmp(k, "from") == 0 || strcmp(k, "when") == 0 || strcmp(k, "scale") == 0;
+        }
+        if (!ok) {
+            lua_pop(L, 1);
+            luaL_error(L, "reducer: field '%s': unknown key '%s' in a rule table (rule name, from, when, scale)",
+                       field, lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : luaL_typename(L, -1));
+        }
+        lua_pop(L, 1);
+    }
     lua_rawgeti(L, idx, 1);
     if (lua_type(L, -1) == LUA_TSTRING) {
         if (es_rule_kind_parse(lua_tostring(L, -1), &sp->kind) != ES_OK)
@@ -217,7 +232,7 @@ static int lreducer_new(lua_State *L) {
     es_err_clear(&err);
     if (es_reducer_new(sl.v, sl.n, version, &ud->r, &err) != ES_OK) {
         if (err.code == ES_ENOMEM) return luaL_error(L, "not enough memory");
-        return luaL_error(L, "reducer: %s", err.msg);
+        return luaL_error(L, strncmp(err.msg, "reducer", 7) == 0 ? "%s" : "reducer: %s", err.msg);
     }
     return 1;
 }
@@ -362,6 +377,18 @@ static int lreducer_fingerprint(lua_State *L) {
     return 1;
 }
 
+/* Raises fmt (with the key) for a key of the table at idx other than a or b. */
+static void check_keys(lua_State *L, int idx, const char *fmt, const char *a, const char *b) {
+    if (!lua_istable(L, idx)) return;
+    lua_pushnil(L);
+    while (lua_next(L, idx)) {
+        const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : NULL;
+        if (!k || !((a && strcmp(k, a) == 0) || (b && strcmp(k, b) == 0)))
+            luaL_error(L, fmt, k ? k : luaL_typename(L, -2));
+        lua_pop(L, 1);
+    }
+}
+
 /* store:state(stream, rules[, { initial = t }]) -> state, revision
  * store:state({ category =, where = }, rules[, opts]) -> state, position */
 static int lreducer_state(lua_State *L) {
@@ -376,6 +403,8 @@ static int lreducer_state(lua_State *L) {
 
     ud = lreducer_check(L, 3);
     if (!lua_isnoneornil(L, 4)) luaL_checktype(L, 4, LUA_TTABLE);
+    check_keys(L, 4, "state: unknown option '%s' (initial)", "initial", NULL);
+    if (lua_istable(L, 2)) check_keys(L, 2, "state: unknown key '%s' in the query (category, where)", "category", "where");
     lua_settop(L, 4);
     init_box = lvalue_newbox(L);                               /* 5 */
     where_box = lvalue_newbox(L);                              /* 6 */

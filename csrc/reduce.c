@@ -770,10 +770,20 @@ static int pass_member(es_fold_pass *p, const char *k, size_t kl, const json_t *
         kept = 1;
     }
     if (p->star_ok && (!e || !e->target)) {
+        /* the key may point into stored JSON text (state.c's text path):
+         * rules and callbacks need it NUL-terminated */
         rule star = p->r->star;
-        star.target = k;
-        star.target_len = kl;
-        rc = apply(p, &star, v);
+        char small[128], *name = small;
+        if (kl >= sizeof small && !(name = es_malloc(kl + 1))) {
+            rc = es_err_set(p->err, ES_ENOMEM, "fold: out of memory");
+        } else {
+            memcpy(name, k, kl);
+            name[kl] = '\0';
+            star.target = name;
+            star.target_len = kl;
+            rc = apply(p, &star, v);
+            if (name != small) es_free(name);
+        }
     }
     if (p->owns && !kept) json_decref((json_t *)v);
     return rc;
