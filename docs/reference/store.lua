@@ -145,3 +145,15 @@
 -- store raises "attempt to use a closed store".
 -- @function Store:close
 -- @treturn boolean true
+
+--- Iterates over events in order, any number of them, a page of 1,000 at a time
+-- (constant memory). With a stream: its events by revision (`from`, `to`,
+-- `backward`, `limit`); with nil: every stream by position (`after`,
+-- `category`, `types`, `limit`). Implemented in `lua/eventstore/init.lua`;
+-- returns the 4 values of a generic for, the 4th closing it under Lua 5.4,
+-- and it closes itself when exhausted (LuaJIT ignores the 4th value).
+-- @function Store:each
+-- @tparam ?string stream a stream name, or nil for all streams
+-- @tparam[opt] table opts `{ from, to, backward, after, category, types, limit, page_size }`
+-- @return the iterator triple and a closing value
+-- @usage for ev in store:each(nil, { category = "account" }) do print(ev.position, ev.type) end

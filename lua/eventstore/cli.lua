@@ -56,7 +56,6 @@ end
 local function shown(url)
   return (url:gsub("^(%a[%w+.-]*://[^:/@]*):[^@/]*@", "%1:***@"))
 end
-M.shown_url = shown
 
 -- Ctrl-C reaches Lua as the error "interrupted!" wherever it was running:
 -- a pcall that catches it passes it on, so it is never taken for bad input.
@@ -92,7 +91,6 @@ local function event_line(ev)
     "}",
   })
 end
-M.event_line = event_line
 
 -- A decoded JSON object (not an array, not a scalar).
 local function is_object(v)
@@ -154,7 +152,6 @@ local function check_event(v, opts)
   end
   return ev, stream, revision
 end
-M.check_event = check_event
 
 -- Lines of a file (path, or "-"/nil for stdin): iterator of (number, text)
 -- without the line end.
@@ -194,7 +191,8 @@ local function new_progress(enabled, label, total)
     start = clock(), drawn = 0 }, Progress)
 end
 
--- The line shown for count events after elapsed seconds (also used by specs).
+--- The progress line for `count` of `total` events (nil: unknown) after
+-- `elapsed` seconds: a bar, the count, the rate and the time left.
 function M.progress_line(label, count, total, elapsed)
   local rate = elapsed > 0 and count / elapsed or 0
   local parts = { label }
@@ -448,7 +446,6 @@ local function types_option(args)
   return nil
 end
 
-M.types_option = types_option
 
 commands["all"] = function(args)
   local store = open_store(args)
