@@ -298,16 +298,9 @@ static int postgres_backend__append(es_conn *conn, es_append_req *req, es_append
         res->idempotent = 1;
         break;
     case 2:
-        if (req->expected == ES_STREAM_EXISTS)
-            rc = es_err_set(err, ES_ECONFLICT, "append to '%s': expected an existing stream, stream is at %lld",
-                            req->stream, (long long)cur);
-        else
-            rc = es_err_set(err, ES_ECONFLICT, "append to '%s': expected revision %lld, stream is at %lld",
-                            req->stream, (long long)req->expected, (long long)cur);
-        if (err) {
-            err->expected = req->expected;
-            err->actual = cur;
-        }
+        rc = es_expected_check(req, cur, err);
+        if (rc == ES_OK) rc = es_err_set(err, ES_EBACKEND, "append to '%s': the append function and the "
+                                         "core disagree on the expected revision", req->stream);
         break;
     default: {
         long idx = atol(PQgetvalue(r, 0, 3));
@@ -562,6 +555,17 @@ static int postgres_backend__stats(es_conn *conn, es_stats *out, es_err *err) {
     return ES_OK;
 }
 
+static int postgres_backend__head(es_conn *conn, int64_t *out, es_err *err) {
+    postgres_conn *c = (postgres_conn *)conn;
+    PGresult *r;
+    int rc = pg_run(c, ST_HEAD, 0, NULL, NULL, NULL, &r, err, "head", NULL);
+    *out = 0;
+    if (rc != ES_OK) return rc;
+    if (PQntuples(r) > 0) *out = col_i64(r, 0, 0);
+    PQclear(r);
+    return ES_OK;
+}
+
 static int postgres_backend__save_snapshot(es_conn *conn, const es_snapshot *snap, int64_t keep, es_err *err) {
     postgres_conn *c = (postgres_conn *)conn;
     size_t len = snap->data_len ? snap->data_len : strlen(snap->data);
@@ -635,8 +639,9 @@ static int postgres_backend__get_checkpoint(es_conn *conn, const char *name, int
     *out = 0;
     if (rc != ES_OK) return rc;
     if (PQntuples(r) > 0) *out = col_i64(r, 0, 0);
+    else rc = es_err_set(err, ES_ENOTFOUND, "checkpoint '%s': none stored", name);
     PQclear(r);
-    return ES_OK;
+    return rc;
 }
 
 static int postgres_backend__set_checkpoint(es_conn *conn, const char *name, int64_t position, es_err *err) {
@@ -835,5 +840,6 @@ const es_backend es_postgres_backend = {
     .set_checkpoint = postgres_backend__set_checkpoint,
     .mark_dispatched = postgres_backend__mark_dispatched,
     .wait = postgres_backend__wait,
+    .head = postgres_backend__head,
     /* version 1 ends here */
 };

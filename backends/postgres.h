@@ -14,7 +14,7 @@
 /* Statement slots, each prepared on first use in a session (a reconnect
  * starts a new session and forgets them). */
 enum {
-    ST_APPEND, ST_REVISION, ST_STATS, ST_SNAP_SAVE, ST_SNAP_LOAD, ST_CP_GET, ST_CP_SET, ST_DISPATCH,
+    ST_APPEND, ST_REVISION, ST_STATS, ST_HEAD, ST_SNAP_SAVE, ST_SNAP_LOAD, ST_CP_GET, ST_CP_SET, ST_DISPATCH,
     ST_READ_FWD, ST_READ_BWD, ST_BY_ID, ST_STREAMS, ST_STREAMS_CAT, ST_OUTBOX, ST_OUTBOX_CAT,
     ST_ALL,                       /* 8 variants: + 1 category, + 2 since, + 4 types */
     ST__COUNT = ST_ALL + 8

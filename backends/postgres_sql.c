@@ -44,6 +44,7 @@ static const char *const sql_templates[ST_ALL] = {
     [ST_REVISION] = "SELECT revision FROM @streams\" WHERE stream = $1::text",
     [ST_STATS] = "SELECT (SELECT count(*) FROM @events\"), (SELECT count(*) FROM @streams\"), "
                  "(SELECT count(*) FROM @snapshots\"), (SELECT coalesce(max(position), 0) FROM @events\")",
+    [ST_HEAD] = "SELECT coalesce(max(position), 0) FROM @events\"",
     /* Save and prune in one statement: the DELETE sees the table as it was
      * before the INSERT, so the new snapshot joins the kept set by hand. */
     [ST_SNAP_SAVE] =
