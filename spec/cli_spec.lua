@@ -573,6 +573,13 @@ describe("eventstore CLI", function()
     shown = p:read("a")
     p:close()
     assert.is_nil(shown:find("ev/s", 1, true))
+    -- events written to the terminal itself: no bar drawn over them
+    p = assert(io.popen("unset LD_PRELOAD; script -qec " ..
+      q(cmdline({ "--url", "sqlite:" .. path, "export" })) .. " /dev/null"))
+    shown = p:read("a")
+    p:close()
+    assert.matches('"stream":"p%-', shown)
+    assert.is_nil(shown:find("ev/s", 1, true))
     backends.remove(path)
     os.remove(out)
   end)
