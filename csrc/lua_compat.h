@@ -51,6 +51,39 @@ static inline void compat_setfuncs(lua_State *L, const luaL_Reg *l, int nup) {
 #ifndef luaL_newlib
 #define luaL_newlib(L, l) (lua_newtable(L), luaL_setfuncs((L), (l), 0))
 #endif
+/* 5.2's luaL_tolstring: __tostring, else "<__name or type>: <address>". */
+static inline const char *compat_tolstring(lua_State *L, int idx, size_t *len) {
+    idx = compat_absindex(L, idx);
+    if (luaL_callmeta(L, idx, "__tostring")) {
+        if (!lua_isstring(L, -1)) luaL_error(L, "'__tostring' must return a string");
+    } else {
+        switch (lua_type(L, idx)) {
+        case LUA_TNUMBER:
+        case LUA_TSTRING:
+            lua_pushvalue(L, idx);
+            break;
+        case LUA_TBOOLEAN:
+            lua_pushstring(L, lua_toboolean(L, idx) ? "true" : "false");
+            break;
+        case LUA_TNIL:
+            lua_pushliteral(L, "nil");
+            break;
+        default:
+            if (luaL_getmetafield(L, idx, "__name")) {       /* pushes it when present */
+                if (lua_type(L, -1) == LUA_TSTRING)
+                    lua_pushfstring(L, "%s: %p", lua_tostring(L, -1), lua_topointer(L, idx));
+                else
+                    lua_pushfstring(L, "%s: %p", luaL_typename(L, idx), lua_topointer(L, idx));
+                lua_remove(L, -2);
+            } else {
+                lua_pushfstring(L, "%s: %p", luaL_typename(L, idx), lua_topointer(L, idx));
+            }
+            break;
+        }
+    }
+    return lua_tolstring(L, -1, len);
+}
+#define luaL_tolstring(L, i, n) compat_tolstring((L), (i), (n))
 #endif
 
 #if LUA_VERSION_NUM >= 503

@@ -13,7 +13,10 @@
 LUA_INC_5.1 := -I/usr/include/lua5.1
 LUA_INC_5.3 := -I/usr/include/lua5.3
 # The main Makefile computed LUA_INC before this fragment: again, with 5.1/5.3.
-LUA_INC := $(LUA_INC_$(LUA_VERSION))
+# LUA_INC is only used to compile the binding: a 5.2+ function called under
+# 5.1/LuaJIT (where lua_compat.h has no shim yet) is then a build error, not
+# an "undefined symbol" when the module loads.
+LUA_INC := $(LUA_INC_$(LUA_VERSION)) -Werror=implicit-function-declaration
 
 LUA_VERSIONS := 5.1 5.3 5.4 luajit
 # luajit2/libluajit2-5.1-dev, not libluajit-5.1-dev: that one conflicts with
