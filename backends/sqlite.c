@@ -17,7 +17,7 @@ extern const es_backend es_sqlite_backend;
  * "in use" flag. */
 enum {
     ST_BEGIN, ST_COMMIT, ST_ROLLBACK,
-    ST_STREAM_REV, ST_ID_LOOKUP, ST_INSERT_EVENT, ST_UPSERT_STREAM, ST_INSERT_OUTBOX,
+    ST_STREAM_REV, ST_ID_LOOKUP, ST_INSERT_EVENT, ST_NEW_STREAM, ST_INSERT_OUTBOX,
     ST_STATS, ST_SNAP_SAVE, ST_SNAP_PRUNE, ST_SNAP_LOAD_ANY, ST_SNAP_LOAD_FP,
     ST_CP_GET, ST_CP_SET, ST_DISPATCH, ST_HEAD,
     ST_READ_FWD, ST_READ_BWD, ST_BY_ID, ST_STREAMS, ST_STREAMS_CAT, ST_OUTBOX, ST_OUTBOX_CAT,
@@ -38,12 +38,11 @@ static const char *const sql_templates[ST_ALL] = {
     [ST_BEGIN] = "BEGIN IMMEDIATE",
     [ST_COMMIT] = "COMMIT",
     [ST_ROLLBACK] = "ROLLBACK",
-    [ST_STREAM_REV] = "SELECT revision FROM {p}streams WHERE stream = ?1",
+    [ST_STREAM_REV] = "SELECT coalesce(max(revision), 0) FROM {p}events WHERE stream = ?1",
     [ST_ID_LOOKUP] = "SELECT position, stream, revision, timestamp FROM {p}events WHERE id = ?1",
     [ST_INSERT_EVENT] = "INSERT INTO {p}events (id, stream, category, revision, type, data, metadata, "
                         "timestamp) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-    [ST_UPSERT_STREAM] = "INSERT INTO {p}streams (stream, category, revision) VALUES (?1, ?2, ?3) "
-                         "ON CONFLICT (stream) DO UPDATE SET revision = excluded.revision",
+    [ST_NEW_STREAM] = "INSERT INTO {p}streams (stream, category) VALUES (?1, ?2)",
     [ST_INSERT_OUTBOX] = "INSERT INTO {p}outbox (position) VALUES (?1)",
     [ST_STATS] = "SELECT (SELECT count(*) FROM {p}events), (SELECT count(*) FROM {p}streams), "
                  "(SELECT count(*) FROM {p}snapshots), (SELECT coalesce(max(position), 0) FROM {p}events)",
@@ -66,8 +65,10 @@ static const char *const sql_templates[ST_ALL] = {
     [ST_READ_BWD] = "SELECT " EVENT_COLS " FROM {p}events WHERE stream = ?1 AND revision BETWEEN ?2 AND ?3 "
                     "ORDER BY revision DESC LIMIT ?4",
     [ST_BY_ID] = "SELECT " EVENT_COLS " FROM {p}events WHERE id = ?1",
-    [ST_STREAMS] = "SELECT stream, revision FROM {p}streams ORDER BY stream LIMIT ?1",
-    [ST_STREAMS_CAT] = "SELECT stream, revision FROM {p}streams WHERE category = ?2 ORDER BY stream LIMIT ?1",
+    [ST_STREAMS] = "SELECT s.stream, (SELECT max(revision) FROM {p}events e WHERE e.stream = s.stream) "
+                   "FROM {p}streams s ORDER BY s.stream LIMIT ?1",
+    [ST_STREAMS_CAT] = "SELECT s.stream, (SELECT max(revision) FROM {p}events e WHERE e.stream = s.stream) "
+                       "FROM {p}streams s WHERE s.category = ?2 ORDER BY s.stream LIMIT ?1",
     [ST_OUTBOX] = "SELECT " EVENT_COLS_E " FROM {p}outbox o JOIN {p}events e ON e.position = o.position "
                   "WHERE o.position > ?1 ORDER BY o.position LIMIT ?2",
     /* CROSS JOIN keeps the outbox, usually small, as the outer loop */
@@ -85,8 +86,7 @@ static const char *const sql_schema =
     " data TEXT NOT NULL, metadata TEXT NOT NULL, timestamp INTEGER NOT NULL, UNIQUE (stream, revision));"
     "CREATE INDEX IF NOT EXISTS {p}events_category ON {p}events (category, position);"
     "CREATE INDEX IF NOT EXISTS {p}events_timestamp ON {p}events (timestamp);"
-    "CREATE TABLE IF NOT EXISTS {p}streams (stream TEXT PRIMARY KEY, category TEXT NOT NULL,"
-    " revision INTEGER NOT NULL) WITHOUT ROWID;"
+    "CREATE TABLE IF NOT EXISTS {p}streams (stream TEXT PRIMARY KEY, category TEXT NOT NULL) WITHOUT ROWID;"
     "CREATE INDEX IF NOT EXISTS {p}streams_category ON {p}streams (category, stream);"
     "CREATE TABLE IF NOT EXISTS {p}snapshots (stream TEXT NOT NULL, revision INTEGER NOT NULL,"
     " fingerprint TEXT NOT NULL, version INTEGER NOT NULL, data TEXT NOT NULL, timestamp INTEGER NOT NULL,"
@@ -369,11 +369,16 @@ static int append_locked(sqlite_conn *c, es_append_req *req, es_append_result *r
             if ((src = step_done(st)) != SQLITE_OK) goto fail;
         }
     }
-    if ((src = stmt_get(c, ST_UPSERT_STREAM, &st)) != SQLITE_OK) goto fail;
-    sqlite3_bind_text(st, 1, req->stream, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, req->category, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 3, cur + n);
-    if ((src = step_done(st)) != SQLITE_OK) goto fail;
+    /* The streams table only lists streams (for streams() and stats): it
+     * is written when a stream starts, not on every append, so an append
+     * touches one B-tree page fewer. The revision is max(revision) on the
+     * unique (stream, revision) index. */
+    if (cur == 0) {
+        if ((src = stmt_get(c, ST_NEW_STREAM, &st)) != SQLITE_OK) goto fail;
+        sqlite3_bind_text(st, 1, req->stream, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, req->category, -1, SQLITE_STATIC);
+        if ((src = step_done(st)) != SQLITE_OK) goto fail;
+    }
 
     res->revision = cur + n;
     res->position = req->events[req->count - 1].position;
