@@ -515,7 +515,18 @@ function commands.stats(args)
   local store = open_store(args)
   local st, err = store:stats()
   if not st then fail_store(nil, err) end
-  out(enc(st))
+  -- the known counts first, in a fixed order; whatever else a backend adds after
+  local parts, known = {}, { "backend", "events", "streams", "snapshots", "position" }
+  local seen = {}
+  for _, k in ipairs(known) do
+    if st[k] ~= nil then parts[#parts + 1] = enc(k) .. ":" .. enc(st[k]) end
+    seen[k] = true
+  end
+  local rest = {}
+  for k in pairs(st) do if not seen[k] then rest[#rest + 1] = k end end
+  table.sort(rest)
+  for _, k in ipairs(rest) do parts[#parts + 1] = enc(k) .. ":" .. enc(st[k]) end
+  out("{" .. table.concat(parts, ",") .. "}")
   store:close()
 end
 
