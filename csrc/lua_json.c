@@ -21,25 +21,49 @@ static int ljson_text_gc(lua_State *L) {
     return 0;
 }
 
-/* json_encode(value) -> text. Any value JSON can hold: a table (object or
- * array, see eventstore.array), a string, a number, a boolean or
- * eventstore.null. Integers stay integers, floats keep every bit (an
- * integral float is written "3.0"), strings are byte-exact. Raises naming
- * the path for what JSON cannot hold (NaN, a function, a cycle, ...). */
+/* The core's flags (json.c: compact, any value, 17 significant digits so a
+ * double keeps every bit) plus sorted object keys. Lua tables have no key
+ * order, so sorting is the only way the same value gives the same text in
+ * every process (exports that diff well). */
+#define LJSON_SORTED_FLAGS (JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(17) | JSON_SORT_KEYS)
+
+/* json_encode(value[, { sort_keys = true }]) -> text. Any value JSON can
+ * hold: a table (object or array, see eventstore.array), a string, a
+ * number, a boolean or eventstore.null. Integers stay integers, floats
+ * keep every bit (an integral float is written "3.0"), strings are
+ * byte-exact. Raises naming the path for what JSON cannot hold (NaN, a
+ * function, a cycle, ...). */
 static int ljson_encode(lua_State *L) {
     ljson_box *box;
     ljson_text *t;
     json_t *v;
     es_err err;
     size_t n = 0;
+    int sorted = 0;
     luaL_checkany(L, 1);
+    if (!lua_isnoneornil(L, 2)) {
+        luaL_checktype(L, 2, LUA_TTABLE);
+        lua_getfield(L, 2, "sort_keys");
+        sorted = lua_toboolean(L, -1);
+        lua_pop(L, 1);
+    }
     lua_settop(L, 1);
     box = lvalue_newbox(L);                          /* 2 */
+    v = lvalue_to_json_any(L, 1, box, "json_encode: value");
+    if (sorted) {
+        /* written straight into a Lua-owned buffer: nothing to free */
+        char *buf;
+        n = json_dumpb(v, NULL, 0, LJSON_SORTED_FLAGS);
+        if (n == 0) return luaL_error(L, "json_encode: value cannot be written as JSON");
+        buf = lua_newuserdata(L, n);
+        if (json_dumpb(v, buf, n, LJSON_SORTED_FLAGS) != n) return luaL_error(L, "json_encode: value changed");
+        lua_pushlstring(L, buf, n);
+        return 1;
+    }
     t = lua_newuserdata(L, sizeof *t);               /* 3 */
     t->text = NULL;
     luaL_getmetatable(L, LJSON_TEXT_MT);
     lua_setmetatable(L, -2);
-    v = lvalue_to_json_any(L, 1, box, "json_encode: value");
     es_err_clear(&err);
     if (!(t->text = es_json_encode(v, &n, &err))) return lerror_fail(L, &err);
     lua_pushlstring(L, t->text, n);

@@ -363,6 +363,19 @@ for _, kind in ipairs(kinds) do
       end
     end)
 
+    it("export writes the same bytes every time (object keys sorted)", function()
+      local store = open(s)
+      for i = 1, 5 do assert(store:append("k-1", { type = "T", data = tricky(i), metadata = { z = 1, a = 2 } })) end
+      store:close()
+      local code, first, err = cli(s, "export")
+      assert.are.equal(EXIT.ok, code, err)
+      for _ = 1, 3 do
+        local _, again = cli(s, "export")
+        assert.are.equal(first, again)
+      end
+      assert.matches('"metadata":{"a":2,"z":1}', first, 1, true)
+    end)
+
     it("export -o FILE and import FILE; a second import of the same file writes nothing", function()
       local store = open(s)
       for i = 1, 12 do assert(store:append("acct-" .. i % 2, { type = "T", data = { i = i } })) end
@@ -615,6 +628,11 @@ describe("eventstore.json_encode / json_decode (the CLI's JSON Lines)", function
     assert.are.equal("[]", eventstore.json_encode(eventstore.array()))
     assert.are.equal("{}", eventstore.json_encode({}))
     assert.are.equal("9007199254740993", eventstore.json_encode(9007199254740993))
+    -- sort_keys: one text for one value, nested objects too
+    local v = { zeta = { y = 1, b = { 2.5, {} } }, alpha = eventstore.null, mid = "\0" }
+    assert.are.equal('{"alpha":null,"mid":"\\u0000","zeta":{"b":[2.5,{}],"y":1}}',
+      eventstore.json_encode(v, { sort_keys = true }))
+    fx.assert_exactly(tricky(3), eventstore.json_decode(eventstore.json_encode(tricky(3), { sort_keys = true })))
   end)
 
   it("refuses what JSON cannot hold by raising, and bad text with nil, err", function()

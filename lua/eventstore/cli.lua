@@ -24,7 +24,11 @@ local M = {}
 M.EXIT = { ok = 0, not_found = 1, usage = 2, conflict = 3, backend = 4, invalid = 5, interrupted = 130 }
 local EXIT = M.EXIT
 
-local enc, dec = eventstore.json_encode, eventstore.json_decode
+local dec = eventstore.json_decode
+local json_encode, SORTED = eventstore.json_encode, { sort_keys = true }
+-- Object keys sorted: the same value gives the same text in every process
+-- (a Lua table has no key order), so exports and reads diff well.
+local function enc(v) return json_encode(v, SORTED) end
 local fmt = string.format
 
 -- A failure that ends the command with an exit code. Raised as a table so
@@ -136,7 +140,7 @@ local function check_event(v, opts)
     local x = v[f]
     if x ~= nil then
       if not is_object(x) then return nil, f .. " must be a JSON object" end
-      local ok, err = pcall(enc, x)
+      local ok, err = pcall(json_encode, x)
       if not ok then pass_interrupt(err) end
       if not ok then return nil, f .. ": " .. tostring(err):gsub("^json_encode: value[.:]?%s*", "") end
       ev[f] = x

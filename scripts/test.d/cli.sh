@@ -19,11 +19,11 @@ return {
 }
 RULES
     $es state account-42 --rules "$rules" | grep -q '"balance":7' || { echo "state: expected balance 7"; return 1; }
-    # export | import through a pipe, then the same ids, streams, revisions,
-    # positions and types in both stores (the spec compares the data exactly)
+    # export | import through a pipe, then the same lines from both stores
+    # but for the timestamps (the time of the import); keys are sorted
     $es export | bin/eventstore --url "sqlite:$copy" import 2>/dev/null || { echo "export | import failed"; return 1; }
-    diff <($es all | sed -E 's/,"timestamp".*//') \
-         <(bin/eventstore --url "sqlite:$copy" all | sed -E 's/,"timestamp".*//') ||
+    diff <($es all | sed -E 's/"timestamp":[0-9]+,//') \
+         <(bin/eventstore --url "sqlite:$copy" all | sed -E 's/"timestamp":[0-9]+,//') ||
         { echo "export | import: the stores differ"; return 1; }
     # a conflict exits 3 and writes nothing
     $es append account-42 --type Opened --expected no_stream 2>/dev/null
