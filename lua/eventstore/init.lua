@@ -27,7 +27,8 @@ M.math_type = core.math_type
 M.reducer = core.reducer
 --- Key of the rule that lists the types of the folded events: `[eventstore.TYPES] = "field"`.
 M.TYPES = core.TYPES
---- Exact JSON text of a value (integers stay integers, floats keep every bit): `eventstore.json_encode(v)`.
+--- Exact JSON text of a value (integers stay integers, floats keep every bit):
+-- `eventstore.json_encode(v[, { sort_keys = true }])`; raises for what JSON cannot hold.
 M.json_encode = core.json_encode
 --- Decodes a JSON text exactly; nil, err (code "invalid") for a text that is not JSON.
 M.json_decode = core.json_decode
