@@ -20,7 +20,7 @@ ES_WITH_POSTGRES ?= $(if $(wildcard backends/postgres.c),1,0)
 CORE_SRC := csrc/error.c csrc/uuid.c csrc/json.c csrc/store.c $(wildcard csrc/reduce.c csrc/state.c) \
             backends/registry.c backends/memory.c backends/sqlite.c $(wildcard backends/postgres*.c)
 BIND_SRC := $(wildcard csrc/lua_*.c)
-HDRS := $(wildcard csrc/*.h)
+HDRS := $(wildcard csrc/*.h backends/*.h)
 
 LUA_INC_5.4 := -I/usr/include/lua5.4
 LUA_INC_luajit := -I/usr/include/luajit-2.1

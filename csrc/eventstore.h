@@ -110,6 +110,7 @@ typedef struct es_append_result {
 typedef struct es_options {
     int synchronous_full;     /* sqlite: 1 = FULL (default), 0 = NORMAL */
     int busy_timeout_ms;      /* sqlite: default 5000 */
+    int64_t sqlite_mmap_size; /* sqlite: bytes read through a memory map (default 256 MB; 0 = off) */
     int64_t snapshot_every;   /* state(): auto-snapshot every N folded events (0 = off) */
     int64_t max_snapshots;    /* keep the newest K snapshots per stream (0 = all) */
     int create;               /* create schema/tables when missing (default 1) */

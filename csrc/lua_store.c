@@ -141,7 +141,7 @@ static void check_opt_names(lua_State *L, int idx, const char *fname, const char
 
 static int lstore_open(lua_State *L) {
     static const char *const names[] = { "snapshot_every", "max_snapshots", "synchronous", "busy_timeout",
-                                         "create", "readonly", "outbox", "schema", "prefix", NULL };
+                                         "create", "readonly", "outbox", "schema", "prefix", "mmap_size", NULL };
     const char *url = luaL_checkstring(L, 1);
     const char *sync;
     es_options opt;
@@ -155,6 +155,7 @@ static int lstore_open(lua_State *L) {
     opt.snapshot_every = opt_int(L, 2, "snapshot_every", 0, 0);
     opt.max_snapshots = opt_int(L, 2, "max_snapshots", 0, 0);
     opt.busy_timeout_ms = (int)opt_int(L, 2, "busy_timeout", 5000, 0);
+    opt.sqlite_mmap_size = opt_int(L, 2, "mmap_size", opt.sqlite_mmap_size, 0);
     opt.create = opt_bool(L, 2, "create", 1);
     opt.readonly = opt_bool(L, 2, "readonly", 0);
     opt.outbox = opt_bool(L, 2, "outbox", 0);

@@ -26,6 +26,7 @@ void es_options_init(es_options *o) {
     memset(o, 0, sizeof *o);
     o->synchronous_full = 1;
     o->busy_timeout_ms = 5000;
+    o->sqlite_mmap_size = 256 * 1024 * 1024;
     o->create = 1;
 }
 
