@@ -45,18 +45,21 @@ static const char *const sql_templates[ST_ALL] = {
     [ST_STATS] = "SELECT (SELECT count(*) FROM @events\"), (SELECT count(*) FROM @streams\"), "
                  "(SELECT count(*) FROM @snapshots\"), (SELECT coalesce(max(position), 0) FROM @events\")",
     [ST_HEAD] = "SELECT coalesce(max(position), 0) FROM @events\"",
-    /* Save and prune in one statement: the DELETE sees the table as it was
-     * before the INSERT, so the new snapshot joins the kept set by hand. */
+    /* Save and prune in one statement. Every part sees the table as it was
+     * before it, so `keep` (the newest $7 of the old rows plus the new one)
+     * decides both: the new snapshot is written only if it is among them
+     * (a snapshot older than the kept ones is dropped at once, as on the
+     * other backends), and the old rows outside it are deleted. */
     [ST_SNAP_SAVE] =
-        "WITH ins AS (INSERT INTO @snapshots\" (stream, fingerprint, revision, version, data, \"timestamp\") "
-        "VALUES ($1::text, $2::text, $3::bigint, $4::bigint, $5::json, $6::bigint) "
-        "ON CONFLICT (stream, fingerprint, revision) DO UPDATE SET version = excluded.version, "
-        "data = excluded.data, \"timestamp\" = excluded.\"timestamp\"), "
-        "keep AS (SELECT k.revision, k.fingerprint FROM (SELECT s.revision, s.fingerprint, s.\"timestamp\" "
+        "WITH keep AS (SELECT k.revision, k.fingerprint FROM (SELECT s.revision, s.fingerprint, s.\"timestamp\" "
         "FROM @snapshots\" s WHERE s.stream = $1 AND NOT (s.fingerprint = $2 AND s.revision = $3) "
-        "UNION ALL SELECT $3, $2, $6) k ORDER BY k.revision DESC, k.\"timestamp\" DESC LIMIT $7::bigint) "
+        "UNION ALL SELECT $3, $2, $6) k ORDER BY k.revision DESC, k.\"timestamp\" DESC LIMIT $7::bigint), "
+        "ins AS (INSERT INTO @snapshots\" (stream, fingerprint, revision, version, data, \"timestamp\") "
+        "SELECT $1::text, $2::text, $3::bigint, $4::bigint, $5::json, $6::bigint "
+        "WHERE $7 = 0 OR EXISTS (SELECT 1 FROM keep k WHERE k.revision = $3 AND k.fingerprint = $2) "
+        "ON CONFLICT (stream, fingerprint, revision) DO UPDATE SET version = excluded.version, "
+        "data = excluded.data, \"timestamp\" = excluded.\"timestamp\") "
         "DELETE FROM @snapshots\" s WHERE $7 > 0 AND s.stream = $1 "
-        "AND NOT (s.fingerprint = $2 AND s.revision = $3) "
         "AND NOT EXISTS (SELECT 1 FROM keep k WHERE k.revision = s.revision AND k.fingerprint = s.fingerprint)",
     [ST_SNAP_LOAD] = "SELECT stream, revision, fingerprint, version, data, \"timestamp\" FROM @snapshots\" "
                      "WHERE stream = $1::text AND revision <= $2::bigint "

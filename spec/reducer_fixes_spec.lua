@@ -1,0 +1,75 @@
+-- reducer_fixes_spec: regressions the reducer and snapshot specs found
+-- (field names on the text path, strict rule tables, PostgreSQL pruning)
+-- SPDX-License-Identifier: MIT
+local eventstore = require("eventstore")
+local fx = require("spec.support.fixtures")
+local backends = require("spec.support.backends")
+
+describe("fixed: state() with a \"*\" rule (csrc/reduce.c, state.c fold_text)", function()
+  it("gives a \"*\" Lua function the field's name, as fold does", function()
+    local store = backends.open(backends.list[1])
+    local s = fx.stream()
+    assert(store:append(s, { { type = "B", data = { a = 1, c = 2 } } }))
+    local names = {}
+    local rules = eventstore.reducer({ ["*"] = function(_, v, _, field) names[field] = v; return v end })
+    store:state(s, rules)
+    store:close()
+    assert.same({ a = 1, c = 2 }, names)
+  end)
+
+  it("names only the field in a \"*\" rule's error", function()
+    local store = backends.open(backends.list[1])
+    local s = fx.stream()
+    assert(store:append(s, { { type = "B", data = { x = 1, y = 2 } }, { type = "B", data = { x = "str", y = 3 } } }))
+    local ok, msg = pcall(store.state, store, s, eventstore.reducer({ ["*"] = "sum" }))
+    store:close()
+    assert.is_false(ok)
+    assert.truthy(msg:find("'x'", 1, true), msg)
+  end)
+end)
+
+describe("fixed: bad rules (csrc/lua_reducer.c)", function()
+  it("an unknown option in a rule table raises naming the field (a typo of from)", function()
+    fx.raises(function() eventstore.reducer({ balance = { "sum", form = "amount" } }) end, "'balance'")
+  end)
+
+  it("a second kind in one rule table raises instead of being ignored", function()
+    fx.raises(function() eventstore.reducer({ balance = { "sum", "max" } }) end, "'balance'")
+  end)
+
+  it("messages carry the prefix once", function()
+    local msg = fx.raises(function() eventstore.reducer({ a = { "last", scale = 2 } }) end, "'a'")
+    assert.falsy(msg:find("reducer: reducer:", 1, true), msg)
+  end)
+end)
+
+describe("fixed: unknown options of state() (csrc/lua_reducer.c)", function()
+  it("a typo in the options or the context table raises instead of being ignored", function()
+    local store = backends.open(backends.list[1])
+    local rules = eventstore.reducer({ salary = "sum" })
+    local ok1 = pcall(store.state, store, fx.stream(), rules, { inital = { salary = 0 } })
+    -- a typo of where would fold every company's salaries
+    local ok2 = pcall(store.state, store, { category = "employee", wher = { company = "acme" } }, rules)
+    store:close()
+    assert.is_false(ok1)
+    assert.is_false(ok2)
+  end)
+end)
+
+describe("fixed: max_snapshots on postgres #postgres (backends/postgres_sql.c)", function()
+  local b = backends.get("postgres #postgres")
+  if b.pending then
+    pending(b.pending)
+    return
+  end
+  it("keeps the newest K by revision even when an older revision is saved last", function()
+    local store = backends.open(b, { max_snapshots = 2 })
+    local s = fx.stream()
+    assert(store:save_snapshot(s, 10, { at = 10 }))
+    assert(store:save_snapshot(s, 20, { at = 20 }))
+    assert(store:save_snapshot(s, 5, { at = 5 }))
+    local older = store:snapshot(s, { max_revision = 9 })
+    store:close()
+    assert.is_nil(older)
+  end)
+end)
