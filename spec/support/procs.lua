@@ -72,9 +72,10 @@ function M.run_lua(code, args, limit)
   return rc, out
 end
 
--- Starts several scripts at once (each a { code, args } pair) and waits for
--- all of them: a list of { rc, out }.
-function M.run_all(list, limit)
+-- Starts several scripts at once (each a { code, args } pair), then runs
+-- the shell command `after` (if any) while they run, and waits for all of
+-- them: a list of { rc, out }.
+function M.run_all(list, limit, after)
   local dir = M.tmpdir()
   local parts = {}
   for i, job in ipairs(list) do
@@ -83,6 +84,7 @@ function M.run_all(list, limit)
     parts[#parts + 1] = string.format("( timeout -k 5 %d %s >%s/out%d 2>&1; echo $? >%s/rc%d ) &",
       limit or 120, M.lua_cmd(script, job[2]), dir, i, dir, i)
   end
+  if after then parts[#parts + 1] = after end
   parts[#parts + 1] = "wait"
   M.sh(table.concat(parts, "\n"))
   local res = {}
