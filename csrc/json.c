@@ -20,28 +20,19 @@ static void json_setup(void) {
 #define ES_JSON_DUMP_FLAGS (JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(17))
 
 char *es_json_encode(const json_t *v, size_t *len, es_err *err) {
-    size_t n;
     char *out;
     json_setup();
-    /* A json_t built by the core or the binding is always writable (no NaN,
-     * no cycles), so jansson failing here means it could not allocate. */
-    n = json_dumpb(v, NULL, 0, ES_JSON_DUMP_FLAGS);
-    if (n == 0) {
-        es_err_set(err, ES_ENOMEM, "encode: out of memory");
-        return NULL;
-    }
-    out = es_malloc(n + 1);
+    /* json_dumps writes once into a buffer it allocates through es_malloc
+     * (json_setup), so its result is ours to return and es_free. The text
+     * has no NUL inside (U+0000 is written "\u0000"), so strlen is its size.
+     * A json_t built by the core or the binding is always writable (no NaN,
+     * no cycles): a NULL here means jansson could not allocate. */
+    out = json_dumps(v, ES_JSON_DUMP_FLAGS);
     if (!out) {
         es_err_set(err, ES_ENOMEM, "encode: out of memory");
         return NULL;
     }
-    if (json_dumpb(v, out, n, ES_JSON_DUMP_FLAGS) != n) {
-        es_free(out);
-        es_err_set(err, ES_ENOMEM, "encode: out of memory");
-        return NULL;
-    }
-    out[n] = '\0';
-    if (len) *len = n;
+    if (len) *len = strlen(out);
     return out;
 }
 
