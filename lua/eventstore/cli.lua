@@ -56,9 +56,11 @@ local function fail_store(where, err)
   fail(exit_for(err), (where and where .. ": " or "") .. tostring(err))
 end
 
--- A URL fit for messages: the password of a PostgreSQL URL masked.
+-- A URL fit for messages: the password of a PostgreSQL URL masked, in the
+-- user part or as a `password=` parameter.
 local function shown(url)
-  return (url:gsub("^(%a[%w+.-]*://[^:/@]*):[^@/]*@", "%1:***@"))
+  url = url:gsub("^(%a[%w+.-]*://[^:/@]*):[^@/]*@", "%1:***@")
+  return (url:gsub("([?&]password=)[^&]*", "%1***"))
 end
 
 -- Ctrl-C reaches Lua as the error "interrupted!" wherever it was running:
