@@ -359,6 +359,10 @@ end
 -- JSON Lines.
 local function read_append_input(args)
   local opts = { new_ids = args.new_ids }
+  if args.type and args.file then fail(EXIT.usage, "append: give --type or an input FILE, not both") end
+  if not args.type and (args.data or args.metadata or args.id) then
+    fail(EXIT.usage, "append: --data, --metadata and --id go with --type")
+  end
   if args.type then
     local v = { type = args.type }
     for _, f in ipairs({ "data", "metadata" }) do
