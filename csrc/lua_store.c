@@ -1,5 +1,6 @@
 /* lua_store.c: the eventstore.Store handle and its methods */
 /* SPDX-License-Identifier: MIT */
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -66,6 +67,15 @@ const char *lstore_checkstream(lua_State *L, int idx) {
     return s;
 }
 
+/* What is wrong with a value that should be an integer: its type, or, for a
+ * number, fractional or too large for an integer (beyond 2^53 on 5.1/LuaJIT). */
+static const char *what_number(lua_State *L, int idx) {
+    lua_Number n;
+    if (lua_type(L, idx) != LUA_TNUMBER) return luaL_typename(L, idx);
+    n = lua_tonumber(L, idx);
+    return n == floor(n) ? "a number out of the integer range" : "a fractional number";
+}
+
 /* Integer option `name` of the options table at idx, or def when absent. */
 static long long opt_int(lua_State *L, int idx, const char *name, long long def, long long min) {
     long long v = def;
@@ -74,7 +84,7 @@ static long long opt_int(lua_State *L, int idx, const char *name, long long def,
     if (!lua_isnil(L, -1)) {
         if (lua_type(L, -1) != LUA_TNUMBER || !compat_isintegral(L, -1))
             luaL_error(L, "option '%s' must be an integer, got %s", name,
-                       lua_type(L, -1) == LUA_TNUMBER ? "a fractional number" : luaL_typename(L, -1));
+                       what_number(L, -1));
         v = compat_tointeger(L, -1);
         if (v < min) luaL_error(L, "option '%s' must be >= %d", name, (int)min);
     }
@@ -440,7 +450,7 @@ static int64_t check_expected(lua_State *L, int idx) {
     }
     if (lua_type(L, -1) != LUA_TNUMBER || !compat_isintegral(L, -1))
         luaL_error(L, "append: option 'expected' must be an integer revision, got %s",
-                   lua_type(L, -1) == LUA_TNUMBER ? "a fractional number" : luaL_typename(L, -1));
+                   what_number(L, -1));
     v = compat_tointeger(L, -1);
     if (v < 0) luaL_error(L, "append: option 'expected' must be >= 0, got %d", (int)v);
     lua_pop(L, 1);
