@@ -210,7 +210,10 @@ static void check_event(lua_State *L, int idx, size_t i, es_event_text *in, lenc
     size_t n, off;
     if (!lua_istable(L, idx)) luaL_error(L, "append: event %d must be a table, got %s", (int)i, luaL_typename(L, idx));
     memset(in, 0, sizeof *in);
-    lua_getfield(L, idx, "type");
+    /* Raw reads: the pointers kept below must stay alive as values of the
+     * event table itself, which a computed __index value would not. */
+    lua_pushliteral(L, "type");
+    lua_rawget(L, idx);
     if (lua_type(L, -1) != LUA_TSTRING)
         luaL_error(L, "append: event %d has no type (a non-empty string)", (int)i);
     in->type = lua_tolstring(L, -1, &n);
@@ -219,7 +222,8 @@ static void check_event(lua_State *L, int idx, size_t i, es_event_text *in, lenc
     if (n > ES_MAX_TYPE_LEN) luaL_error(L, "append: event %d: type is longer than %d bytes", (int)i, ES_MAX_TYPE_LEN);
     if (!es_valid_utf8(in->type, n)) luaL_error(L, "append: event %d: type is not valid UTF-8", (int)i);
     lua_pop(L, 1);  /* the table keeps the string alive */
-    lua_getfield(L, idx, "id");
+    lua_pushliteral(L, "id");
+    lua_rawget(L, idx);
     if (lua_isnil(L, -1)) {
         in->id = NULL;
     } else {
