@@ -56,6 +56,15 @@ static int add_function(lua_State *L, int fns) {
     return id;
 }
 
+/* A rule's field or type name as a C string: an embedded NUL would cut
+ * the name short and make the rule act on another field, so it raises. */
+static const char *rule_name(lua_State *L, int idx, const char *what) {
+    size_t n;
+    const char *s = lua_tolstring(L, idx, &n);
+    if (strlen(s) != n) luaL_error(L, "reducer: %s contains a NUL byte", what);
+    return s;
+}
+
 /* One rule: a kind name, a function, or a table { kind_or_fn, from=, when=, scale= }
  * at idx, for the target field. */
 static void compile_rule(lua_State *L, int idx, const char *field, spec_list *sl, int scratch, int fns,
@@ -107,7 +116,7 @@ static void compile_rule(lua_State *L, int idx, const char *field, spec_list *sl
     lua_getfield(L, idx, "from");
     if (!lua_isnil(L, -1)) {
         if (lua_type(L, -1) != LUA_TSTRING) luaL_error(L, "reducer: field '%s': 'from' must be a string", field);
-        sp->from = lua_tostring(L, -1);
+        sp->from = rule_name(L, -1, "a 'from' field name");
         lua_rawseti(L, scratch, (int)lua_rawlen(L, scratch) + 1);
     } else {
         lua_pop(L, 1);
@@ -115,7 +124,7 @@ static void compile_rule(lua_State *L, int idx, const char *field, spec_list *sl
     lua_getfield(L, idx, "when");
     if (lua_type(L, -1) == LUA_TSTRING) {
         const char **w = lua_newuserdata(L, sizeof *w);
-        w[0] = lua_tostring(L, -2);
+        w[0] = rule_name(L, -2, "a 'when' type");
         sp->when = w;
         sp->nwhen = 1;
         lua_rawseti(L, scratch, (int)lua_rawlen(L, scratch) + 1);
@@ -129,7 +138,7 @@ static void compile_rule(lua_State *L, int idx, const char *field, spec_list *sl
             lua_rawgeti(L, -2, (int)i + 1);
             if (lua_type(L, -1) != LUA_TSTRING)
                 luaL_error(L, "reducer: field '%s': 'when' item %d is not a string", field, (int)i + 1);
-            w[i] = lua_tostring(L, -1);
+            w[i] = rule_name(L, -1, "a 'when' type");
             lua_pop(L, 1);
         }
         sp->when = w;
@@ -191,7 +200,7 @@ static int lreducer_new(lua_State *L) {
                 luaL_error(L, "reducer: [eventstore.TYPES] must name the field that lists event types");
             {
                 es_rule_spec *sp = spec_push(L, &sl, scratch);
-                sp->field = lua_tostring(L, -1);
+                sp->field = rule_name(L, -1, "the [eventstore.TYPES] field name");
                 sp->kind = ES_RULE_TYPES;
             }
             lua_pushvalue(L, -1);
@@ -202,7 +211,7 @@ static int lreducer_new(lua_State *L) {
         if (lua_type(L, -2) != LUA_TSTRING)
             luaL_error(L, "reducer: rule keys are field names (strings) or eventstore.TYPES, got %s",
                        luaL_typename(L, -2));
-        field = lua_tostring(L, -2);
+        field = rule_name(L, -2, "a field name");
         /* a list of rule tables, or one rule */
         if (lua_istable(L, -1) && lua_rawlen(L, -1) > 0) {
             lua_rawgeti(L, -1, 1);

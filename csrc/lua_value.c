@@ -50,8 +50,12 @@ int lconv_error(lconv *cv, const char *fmt, const char *detail) {
             continue;
         }
         if (p->key) {
+            /* up to a NUL byte: the message goes through a "%s" below */
+            size_t kl = p->keylen > 64 ? 64 : p->keylen;
+            const char *nul = memchr(p->key, '\0', kl);
             luaL_addchar(&b, '.');
-            luaL_addlstring(&b, p->key, p->keylen > 64 ? 64 : p->keylen);
+            luaL_addlstring(&b, p->key, nul ? (size_t)(nul - p->key) : kl);
+            if (nul) luaL_addstring(&b, "\\0...");
         } else {
             snprintf(num, sizeof num, "[%lld]", p->index);
             luaL_addstring(&b, num);
@@ -103,7 +107,8 @@ int lconv_table_kind(lconv *cv, int idx) {
             if (k > maxint) maxint = k;
         } else {
             lconv_error(cv, "%skeys must be strings or positive integers, found a %s key",
-                       kt == LUA_TNUMBER ? "non-integer number" : luaL_typename(L, -2));
+                       kt != LUA_TNUMBER ? luaL_typename(L, -2)
+                       : compat_isinteger(L, -2) ? "zero or negative integer" : "non-integer number");
         }
         lua_pop(L, 1);
     }
