@@ -168,7 +168,7 @@ describe("errors raised from C leak nothing #leak", function()
       r:fold(list)
     end },
     { "state: a custom rule raising mid-stream (an open cursor)", function()
-      store:state(s, eventstore.reducer({ x = function(acc, v)
+      store:state(s, eventstore.reducer({ x = function(_, v)
         if v == 2 then error("custom rule failed") end
         return v
       end }))
