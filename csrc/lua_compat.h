@@ -47,6 +47,17 @@ static inline void compat_setfuncs(lua_State *L, const luaL_Reg *l, int nup) {
     lua_pop(L, nup);
 }
 #define luaL_setfuncs(L, l, n) compat_setfuncs((L), (l), (n))
+/* PUC 5.1 has no luaL_testudata either (LuaJIT 2.1 does) */
+static inline void *compat_testudata(lua_State *L, int idx, const char *tname) {
+    void *p = lua_touserdata(L, idx);
+    int same;
+    if (!p || !lua_getmetatable(L, idx)) return NULL;
+    luaL_getmetatable(L, tname);
+    same = lua_rawequal(L, -1, -2);
+    lua_pop(L, 2);
+    return same ? p : NULL;
+}
+#define luaL_testudata(L, i, t) compat_testudata((L), (i), (t))
 #endif
 #ifndef luaL_newlib
 #define luaL_newlib(L, l) (lua_newtable(L), luaL_setfuncs((L), (l), 0))

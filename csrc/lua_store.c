@@ -325,6 +325,8 @@ static int lstore_listeners(lua_State *L) {
 
 /* ---- the committed events of an append, built on demand ---- */
 
+#define LCOMMITTED_MT "eventstore.Committed"
+
 typedef struct lcommitted {
     size_t count;
     int single;          /* the caller passed one event table, not a list */
@@ -345,10 +347,13 @@ static int committed_index(lua_State *L) {
     size_t i;
     int keys;
     if (lua_type(L, 2) != LUA_TSTRING || strcmp(lua_tostring(L, 2), "events") != 0) return 0;
-    lua_getmetatable(L, 1);                 /* 3 */
+    lua_settop(L, 2);
+    /* the metatable is reachable from Lua: check what it holds */
+    if (!lua_istable(L, 1) || !lua_getmetatable(L, 1)) return 0;   /* 3 */
     lua_rawgeti(L, 3, 1);                   /* 4: packed */
     lua_rawgeti(L, 3, 2);                   /* 5: the caller's events */
-    pc = lua_touserdata(L, 4);
+    pc = luaL_testudata(L, 4, LCOMMITTED_MT);
+    if (!pc || !lua_istable(L, 5)) return 0;
     pe = (const lcommitted_ev *)(pc + 1);
     t = (const char *)(pe + pc->count);
     keys = lvalue_push_event_keys(L);
@@ -407,6 +412,8 @@ static void pack_committed(lua_State *L, const es_append_result *res, int single
     text += strlen(res->events[0].stream) + 1;
     for (i = 0; i < n; i++) text += ES_UUID_LEN + 1 + strlen(res->events[i].type) + 1;
     pc = lua_newuserdata(L, sizeof *pc + n * sizeof *pe + text);
+    luaL_getmetatable(L, LCOMMITTED_MT);
+    lua_setmetatable(L, -2);
     pe = (lcommitted_ev *)(pc + 1);
     t = (char *)(pe + n);
     pc->count = n;
@@ -918,6 +925,8 @@ static const luaL_Reg lstore_methods[] = {
 /* Sets open and Store (the method table, so the Lua layer can add methods
  * to it) in the module table on top of the stack. */
 void lstore_setup(lua_State *L) {
+    luaL_newmetatable(L, LCOMMITTED_MT);
+    lua_pop(L, 1);
     luaL_newmetatable(L, LCURSOR_MT);
     lua_pushcfunction(L, lcursor_gc);
     lua_setfield(L, -2, "__gc");
