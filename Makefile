@@ -68,11 +68,14 @@ tests: $(TEST_BIN)
 test: deps build tests
 	@scripts/test.sh
 
-# Runs an example on an embedded SQLite file in a temporary folder.
+# Runs an example on an embedded SQLite file in a new temporary folder, and
+# keeps the store there so the CLI can look at it afterwards.
 demo: deps build
 	@d=$$(mktemp -d /tmp/eventstore-demo.XXXXXX); \
-	EVENTSTORE_DEMO_DB="$$d/demo.db" lua5.4 -e 'package.path="lua/?.lua;lua/?/init.lua;"..package.path package.cpath="$(OUT)/?.so;"..package.cpath' examples/demo.lua; \
-	rc=$$?; rm -rf "$$d"; exit $$rc
+	EVENTSTORE_DEMO_DB="$$d/demo.db" lua5.4 -e 'package.path="lua/?.lua;lua/?/init.lua;"..package.path package.cpath="$(OUT)/?.so;"..package.cpath' examples/demo.lua && \
+	echo && echo "the demo's store is $$d/demo.db; look at it with the CLI:" && \
+	echo "  bin/eventstore --url sqlite:$$d/demo.db read account-42" && \
+	echo "  bin/eventstore --url sqlite:$$d/demo.db stats"
 
 # The whole suite under AddressSanitizer + UBSan (a separate build folder).
 ASAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined

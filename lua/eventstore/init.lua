@@ -13,9 +13,11 @@ M.NO_STREAM = 0
 M.STREAM_EXISTS = "stream_exists"
 --- JSON null inside data (a Lua nil cannot sit in a table).
 M.null = core.null
+--- The module's version string.
 M.version = core.version
 --- Marks a table as a JSON array (also an empty one); returns it.
 M.array = core.array
+--- True when a table is marked as a JSON array (by `array()`, or read back as an empty array).
 M.is_array = core.is_array
 --- A new random (v4) UUID string.
 M.uuid = core.uuid
@@ -68,15 +70,15 @@ end
 local Store = core.Store
 local PAGE = 1000
 
---- Iterates events in order, any number of them, in pages of 1,000:
--- `for ev in store:each("account-1") do ... end` (one stream, by revision) or
--- `for ev in store:each(nil, { category = "account" }) do ... end` (all, by position).
--- Returns the 4 values of a generic for (the 4th closes it under Lua 5.4).
 local each_options = {
   from = true, to = true, backward = true, after = true, category = true, types = true,
   type = true, limit = true, page_size = true,
 }
 
+--- Iterates events in order, any number of them, in pages of 1,000:
+-- `for ev in store:each("account-1") do ... end` (one stream, by revision) or
+-- `for ev in store:each(nil, { category = "account" }) do ... end` (all, by position).
+-- Returns the 4 values of a generic for (the 4th closes it under Lua 5.4).
 function Store:each(stream, opts)
   if not self:is_open() then error("attempt to use a closed store", 2) end
   if stream ~= nil and type(stream) ~= "string" then
@@ -95,7 +97,7 @@ function Store:each(stream, opts)
   local backward = opts.backward and true or false
   local next_from, next_to = opts.from or 1, opts.to
   local after = opts.after or 0
-  local function fetch(self)
+  local function fetch()
     local want = page_size
     if limit then want = math.min(want, limit - seen) end
     if want <= 0 then return {} end
@@ -112,7 +114,6 @@ function Store:each(stream, opts)
     if not res then error(tostring(err), 0) end
     return res
   end
-  local state = { store = self }
   local closer = setmetatable({}, {
     __close = function() done = true; page = {} end,
   })
@@ -121,7 +122,7 @@ function Store:each(stream, opts)
     i = i + 1
     if i > #page then
       if #page > 0 and #page < page_size then done = true; return nil end
-      page, i = fetch(state.store), 1
+      page, i = fetch(), 1
       if #page == 0 then done = true; page = {}; return nil end
       local last = page[#page]
       next_from, next_to, after = last.revision + 1, last.revision - 1, last.position
