@@ -154,8 +154,10 @@ describe("read-only stores #readonly", function()
   end)
 
   after_each(function()
+    if not dir then return end
     procs.sh("umount " .. q(dir .. "/ro") .. " 2>/dev/null")
     procs.rmdir(dir)
+    dir = nil
   end)
 
   -- The file's content is unchanged: the same main file, and a WAL that is

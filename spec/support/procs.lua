@@ -16,9 +16,11 @@ function M.quote(s)
 end
 
 -- sh(cmd) -> exit code, output (stdout and stderr). Works on every Lua
--- (os.execute's results differ between 5.1 and 5.2+).
+-- (os.execute's results differ between 5.1 and 5.2+). The commands run
+-- without the sanitizer runtime a parent may preload (make asan): under it
+-- LeakSanitizer fails tools such as mktemp at exit.
 function M.sh(cmd)
-  local p = assert(io.popen("{ " .. cmd .. "\n} 2>&1; echo \"@rc=$?\"", "r"))
+  local p = assert(io.popen("unset LD_PRELOAD; { " .. cmd .. "\n} 2>&1; echo \"@rc=$?\"", "r"))
   local out = p:read("*a")
   p:close()
   local body, rc = out:match("^(.-)@rc=(%d+)\n?$")
