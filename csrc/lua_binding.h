@@ -83,6 +83,15 @@ void lstore_setup(lua_State *L);
 es_store *lstore_checkstore(lua_State *L, int idx);
 /* A valid stream name argument (raises naming the problem). */
 const char *lstore_checkstream(lua_State *L, int idx);
+/* Argument helpers shared by the Store methods: options must be a table;
+ * an option name not in names (NULL-terminated) raises; what is wrong with
+ * a value that should be an integer. */
+void lstore_checkopts(lua_State *L, int idx, const char *fname);
+void lstore_checknames(lua_State *L, int idx, const char *fname, const char *const *names);
+const char *lstore_whatnumber(lua_State *L, int idx);
+
+/* lua_append.c */
+void lappend_setup(lua_State *L);
 
 /* lua_reducer.c */
 void lreducer_setup(lua_State *L);

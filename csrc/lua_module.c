@@ -64,6 +64,7 @@ int luaopen_eventstore_core(lua_State *L) {
     lencode_setup(L);
     luaL_newlib(L, lmodule_funcs);
     lstore_setup(L);
+    lappend_setup(L);
     lreducer_setup(L);
     ljson_setup(L);
     lua_pushlightuserdata(L, NULL);

@@ -1,0 +1,363 @@
+/* lua_append.c: store:append, its committed events, and on_append listeners */
+/* SPDX-License-Identifier: MIT */
+#include <stdio.h>
+#include <string.h>
+
+#include "lua_binding.h"
+
+
+static const char *const append_event_keys[] = { "type", "data", "metadata", "id",
+    /* fields of a read event, so events read from one store can be appended to another */
+    "stream", "revision", "position", "timestamp", NULL };
+
+/* Fills in from the event table at idx; data/metadata are written as JSON
+ * text into b, with their lengths in in->data_len/metadata_len
+ * (turned into pointers once every event is written: b moves as it grows). */
+static void check_event(lua_State *L, int idx, size_t i, es_event_text *in, lencbuf *b) {
+    char what[64];
+    size_t n, off;
+    if (!lua_istable(L, idx)) luaL_error(L, "append: event %d must be a table, got %s", (int)i, luaL_typename(L, idx));
+    memset(in, 0, sizeof *in);
+    /* Raw reads: the pointers kept below must stay alive as values of the
+     * event table itself, which a computed __index value would not. */
+    lua_pushliteral(L, "type");
+    lua_rawget(L, idx);
+    if (lua_type(L, -1) != LUA_TSTRING)
+        luaL_error(L, "append: event %d has no type (a non-empty string)", (int)i);
+    in->type = lua_tolstring(L, -1, &n);
+    if (n == 0) luaL_error(L, "append: event %d has an empty type", (int)i);
+    if (strlen(in->type) != n) luaL_error(L, "append: event %d: type contains a NUL byte", (int)i);
+    if (n > ES_MAX_TYPE_LEN) luaL_error(L, "append: event %d: type is longer than %d bytes", (int)i, ES_MAX_TYPE_LEN);
+    if (!es_valid_utf8(in->type, n)) luaL_error(L, "append: event %d: type is not valid UTF-8", (int)i);
+    lua_pop(L, 1);  /* the table keeps the string alive */
+    lua_pushliteral(L, "id");
+    lua_rawget(L, idx);
+    if (lua_isnil(L, -1)) {
+        in->id = NULL;
+    } else {
+        if (lua_type(L, -1) != LUA_TSTRING || !es_valid_uuid(lua_tostring(L, -1)))
+            luaL_error(L, "append: event %d: id must be a UUID string", (int)i);
+        in->id = lua_tostring(L, -1);
+    }
+    lua_pop(L, 1);
+    lua_getfield(L, idx, "data");
+    snprintf(what, sizeof what, "append: event %d data", (int)i);
+    off = lencode_object(L, -1, b, what);
+    in->data_len = b->buf.len - off;
+    lua_pop(L, 1);
+    lua_getfield(L, idx, "metadata");
+    snprintf(what, sizeof what, "append: event %d metadata", (int)i);
+    off = lencode_object(L, -1, b, what);
+    in->metadata_len = b->buf.len - off;
+    lua_pop(L, 1);
+    lstore_checknames(L, idx, "append: event", append_event_keys);
+}
+
+/* The message of a raised value: its .message when it is a table with one. */
+static void push_message(lua_State *L, int idx) {
+    idx = lua_absindex(L, idx);
+    if (lua_istable(L, idx)) {
+        lua_getfield(L, idx, "message");
+        if (!lua_isnil(L, -1)) {
+            luaL_tolstring(L, -1, NULL);
+            lua_remove(L, -2);
+            return;
+        }
+        lua_pop(L, 1);
+    }
+    luaL_tolstring(L, idx, NULL);
+}
+
+/* After a commit that wrote events, with the store at 1 and the result on
+ * top: calls each on_append listener (the list in the store's uservalue)
+ * with the committed events, under lua_pcall. A listener error never undoes
+ * the commit nor stops the others; each is collected in
+ * res.publish_errors = { { code = "publish", message, listener, reason } }. */
+static void publish(lua_State *L) {
+    int res = lua_gettop(L), list, errs = 0;
+    size_t n, i;
+    compat_getuservalue(L, 1);
+    lua_getfield(L, -1, "listeners");
+    list = lua_gettop(L);
+    if (!lua_istable(L, list) || (n = lua_rawlen(L, list)) == 0) {
+        lua_settop(L, res);
+        return;
+    }
+    /* the list is replaced, never changed, by on_append: iterating it while
+     * a listener adds or removes listeners is safe */
+    for (i = 1; i <= n; i++) {
+        lua_rawgeti(L, list, (int)i);
+        lua_getfield(L, res, "events");
+        lua_pushvalue(L, 1);
+        if (lua_pcall(L, 2, 0, 0) == LUA_OK) continue;
+        if (!errs) {
+            lua_newtable(L);
+            lua_pushvalue(L, -1);
+            lua_setfield(L, res, "publish_errors");
+            lua_insert(L, -2);
+            errs = lua_gettop(L) - 1;
+        }
+        lua_createtable(L, 0, 4);
+        lua_pushliteral(L, "publish");
+        lua_setfield(L, -2, "code");
+        push_message(L, -2);
+        lua_setfield(L, -2, "message");
+        lua_rawgeti(L, list, (int)i);
+        lua_setfield(L, -2, "listener");
+        lua_pushvalue(L, -2);
+        lua_setfield(L, -2, "reason");
+        luaL_getmetatable(L, LERROR_MT);
+        lua_setmetatable(L, -2);
+        lua_rawseti(L, errs, (int)lua_rawlen(L, errs) + 1);
+        lua_pop(L, 1);
+    }
+    lua_settop(L, res);
+}
+
+/* store:_listeners() -> the uservalue's list of on_append listeners, which
+ * the Lua layer replaces (eventstore.publish). */
+static int lstore_listeners(lua_State *L) {
+    int set = !lua_isnoneornil(L, 2);
+    lstore_checkstore(L, 1);
+    if (set) luaL_checktype(L, 2, LUA_TTABLE);
+    lua_settop(L, 2);
+    compat_getuservalue(L, 1);                 /* 3 */
+    if (set) {
+        lua_pushvalue(L, 2);
+        lua_setfield(L, 3, "listeners");
+        return 0;
+    }
+    lua_getfield(L, 3, "listeners");
+    return 1;
+}
+
+/* ---- the committed events of an append, built on demand ---- */
+
+#define LCOMMITTED_MT "eventstore.Committed"
+
+typedef struct lcommitted {
+    size_t count;
+    int single;          /* the caller passed one event table, not a list */
+    size_t stream_off;   /* offsets into text: the stream, then per event id and type */
+} lcommitted;
+
+typedef struct lcommitted_ev {
+    int64_t revision, position, timestamp;
+    size_t id_off, type_off;
+} lcommitted_ev;
+
+/* __index(res, key): builds res.events once, with the caller's own data and
+ * metadata tables (no second conversion), and stores it in res. */
+static int committed_index(lua_State *L) {
+    const lcommitted *pc;
+    const lcommitted_ev *pe;
+    const char *t;
+    size_t i;
+    int keys;
+    if (lua_type(L, 2) != LUA_TSTRING || strcmp(lua_tostring(L, 2), "events") != 0) return 0;
+    lua_settop(L, 2);
+    /* the metatable is reachable from Lua: check what it holds */
+    if (!lua_istable(L, 1) || !lua_getmetatable(L, 1)) return 0;   /* 3 */
+    lua_rawgeti(L, 3, 1);                   /* 4: packed */
+    lua_rawgeti(L, 3, 2);                   /* 5: the caller's events */
+    pc = luaL_testudata(L, 4, LCOMMITTED_MT);
+    if (!pc || !lua_istable(L, 5)) return 0;
+    pe = (const lcommitted_ev *)(pc + 1);
+    t = (const char *)(pe + pc->count);
+    keys = lvalue_push_event_keys(L);
+    lua_createtable(L, (int)pc->count, 0);
+    for (i = 0; i < pc->count; i++) {
+        if (pc->single) lua_pushvalue(L, 5);
+        else lua_rawgeti(L, 5, (int)i + 1);
+        lua_createtable(L, 0, LVALUE_EVENT_KEYS);
+        lua_pushvalue(L, keys + 0);
+        lua_pushstring(L, t + pe[i].id_off);
+        lua_rawset(L, -3);
+        lua_pushvalue(L, keys + 1);
+        lua_pushstring(L, t + pc->stream_off);
+        lua_rawset(L, -3);
+        lua_pushvalue(L, keys + 2);
+        compat_pushinteger(L, pe[i].revision);
+        lua_rawset(L, -3);
+        lua_pushvalue(L, keys + 3);
+        compat_pushinteger(L, pe[i].position);
+        lua_rawset(L, -3);
+        lua_pushvalue(L, keys + 4);
+        lua_pushstring(L, t + pe[i].type_off);
+        lua_rawset(L, -3);
+        lua_pushvalue(L, keys + 7);
+        compat_pushinteger(L, pe[i].timestamp);
+        lua_rawset(L, -3);
+        lua_pushvalue(L, keys + 5);
+        lua_getfield(L, -3, "data");
+        if (lua_isnil(L, -1)) {
+            lua_pop(L, 1);
+            lua_newtable(L);
+        }
+        lua_rawset(L, -3);
+        lua_pushvalue(L, keys + 6);
+        lua_getfield(L, -3, "metadata");
+        if (lua_isnil(L, -1)) {
+            lua_pop(L, 1);
+            lua_newtable(L);
+        }
+        lua_rawset(L, -3);
+        lua_remove(L, -2);
+        lua_rawseti(L, -2, (int)i + 1);
+    }
+    lua_pushvalue(L, -1);
+    lua_setfield(L, 1, "events");           /* rawset: the metatable has no __newindex */
+    return 1;
+}
+
+/* With the result table on top and the caller's events at 3: sets a
+ * per-result metatable whose __index builds res.events. */
+static void pack_committed(lua_State *L, const es_append_result *res, int single) {
+    size_t n = res->count, i, text = 0;
+    lcommitted *pc;
+    lcommitted_ev *pe;
+    char *t;
+    text += strlen(res->events[0].stream) + 1;
+    for (i = 0; i < n; i++) text += ES_UUID_LEN + 1 + strlen(res->events[i].type) + 1;
+    pc = lua_newuserdata(L, sizeof *pc + n * sizeof *pe + text);
+    luaL_getmetatable(L, LCOMMITTED_MT);
+    lua_setmetatable(L, -2);
+    pe = (lcommitted_ev *)(pc + 1);
+    t = (char *)(pe + n);
+    pc->count = n;
+    pc->single = single;
+    pc->stream_off = 0;
+    text = strlen(res->events[0].stream) + 1;
+    memcpy(t, res->events[0].stream, text);
+    for (i = 0; i < n; i++) {
+        const es_event *ev = &res->events[i];
+        size_t tl = strlen(ev->type) + 1;
+        pe[i].revision = ev->revision;
+        pe[i].position = ev->position;
+        pe[i].timestamp = ev->timestamp;
+        pe[i].id_off = text;
+        memcpy(t + text, ev->id, ES_UUID_LEN + 1);
+        text += ES_UUID_LEN + 1;
+        pe[i].type_off = text;
+        memcpy(t + text, ev->type, tl);
+        text += tl;
+    }
+    lua_createtable(L, 2, 1);               /* the result's own metatable */
+    lua_insert(L, -2);
+    lua_rawseti(L, -2, 1);                  /* [1] = packed */
+    lua_pushvalue(L, 3);
+    lua_rawseti(L, -2, 2);                  /* [2] = the caller's events */
+    lua_pushcfunction(L, committed_index);
+    lua_setfield(L, -2, "__index");
+    lua_setmetatable(L, -2);
+}
+
+/* expected: nil/"any", "stream_exists", or an integer >= 0. */
+static int64_t check_expected(lua_State *L, int idx) {
+    long long v;
+    lua_getfield(L, idx, "expected");
+    if (lua_isnil(L, -1)) {
+        lua_pop(L, 1);
+        return ES_ANY;
+    }
+    if (lua_type(L, -1) == LUA_TSTRING) {
+        const char *s = lua_tostring(L, -1);
+        int64_t r = strcmp(s, "any") == 0 ? ES_ANY : strcmp(s, "stream_exists") == 0 ? ES_STREAM_EXISTS : -100;
+        if (r == -100) luaL_error(L, "append: option 'expected' must be a revision, ANY, NO_STREAM or STREAM_EXISTS, got \"%s\"", s);
+        lua_pop(L, 1);
+        return r;
+    }
+    if (lua_type(L, -1) != LUA_TNUMBER || !compat_isintegral(L, -1))
+        luaL_error(L, "append: option 'expected' must be an integer revision, got %s",
+                   lstore_whatnumber(L, -1));
+    v = compat_tointeger(L, -1);
+    if (v < 0) luaL_error(L, "append: option 'expected' must be >= 0, got %d", (int)v);
+    lua_pop(L, 1);
+    return (int64_t)v;
+}
+
+static int lstore_append(lua_State *L) {
+    static const char *const names[] = { "expected", NULL };
+    es_store *s = lstore_checkstore(L, 1);
+    const char *stream = lstore_checkstream(L, 2);
+    es_event_text *in;
+    es_append_result res;
+    es_err err;
+    lencbuf *buf;
+    size_t n, i;
+    int64_t expected = ES_ANY;
+    int single;
+
+    luaL_checktype(L, 3, LUA_TTABLE);
+    lstore_checkopts(L, 4, "append");
+    lstore_checknames(L, 4, "append", names);
+    if (lua_istable(L, 4)) expected = check_expected(L, 4);
+    /* One event (a table with a type, or with fields but no list items)
+     * or a list of them. */
+    lua_getfield(L, 3, "type");
+    single = !lua_isnil(L, -1);
+    lua_pop(L, 1);
+    if (!single && lua_rawlen(L, 3) == 0) {
+        lua_pushnil(L);
+        single = lua_next(L, 3) != 0;
+        if (single) lua_pop(L, 2);
+    }
+    n = single ? 1 : lua_rawlen(L, 3);
+    if (n == 0) luaL_argerror(L, 3, "no events (an event table or a non-empty list of them)");
+    if (n > (size_t)1 << 24) luaL_argerror(L, 3, "more than 16777216 events in one append");
+    lua_settop(L, 4);
+    in = lua_newuserdata(L, n * sizeof *in);             /* 5: scratch */
+    buf = lencode_newbuf(L);                             /* 6: the events' JSON texts */
+    if (single) {
+        check_event(L, 3, 1, &in[0], buf);
+    } else {
+        for (i = 0; i < n; i++) {
+            lua_rawgeti(L, 3, (int)i + 1);
+            /* the list keeps each event table alive after the pop */
+            check_event(L, lua_gettop(L), i + 1, &in[i], buf);
+            lua_pop(L, 1);
+        }
+    }
+    /* the texts lie back to back in event order: data, then metadata */
+    {
+        size_t off = 0;
+        for (i = 0; i < n; i++) {
+            in[i].data = buf->buf.data + off;
+            off += in[i].data_len;
+            in[i].metadata = buf->buf.data + off;
+            off += in[i].metadata_len;
+        }
+    }
+    es_err_clear(&err);
+    if (es_store_append_text(s, stream, in, n, expected, &res, &err) != ES_OK) return lerror_fail(L, &err);
+    lua_createtable(L, 0, 3);
+    compat_pushinteger(L, res.revision);
+    lua_setfield(L, -2, "revision");
+    compat_pushinteger(L, res.position);
+    lua_setfield(L, -2, "position");
+    compat_pushinteger(L, (long long)res.count);
+    lua_setfield(L, -2, "count");
+    if (res.idempotent) {
+        lua_pushboolean(L, 1);
+        lua_setfield(L, -2, "idempotent");
+    }
+    /* res.events is built when first read (on_append listeners read it):
+     * most callers never look, and building a table per event was a fifth
+     * of a batch append's time. What it needs is packed now, since
+     * res.events is borrowed only until the next call on the store. */
+    pack_committed(L, &res, single);
+    if (!res.idempotent) publish(L);
+    return 1;
+}
+
+/* Sets Store.append and Store._listeners in the module table on top. */
+void lappend_setup(lua_State *L) {
+    luaL_newmetatable(L, LCOMMITTED_MT);
+    lua_pop(L, 1);
+    lua_getfield(L, -1, "Store");
+    lua_pushcfunction(L, lstore_append);
+    lua_setfield(L, -2, "append");
+    lua_pushcfunction(L, lstore_listeners);
+    lua_setfield(L, -2, "_listeners");
+    lua_pop(L, 1);
+}
