@@ -6,35 +6,9 @@
 #include <string.h>
 #include <sqlite3.h>
 
-#include "../csrc/es_internal.h"
+#include "sqlite.h"
 
-#define SQLITE_MAX_PREFIX 63
 
-extern const es_backend es_sqlite_backend;
-
-/* Statement slots. Every statement is prepared once per connection, on
- * first use, and reset after each use. Slots from ST_READ_FWD on are handed
- * to cursors, which may stay open across other calls, so those carry an
- * "in use" flag. */
-enum {
-    ST_BEGIN, ST_COMMIT, ST_ROLLBACK,
-    ST_STREAM_REV, ST_ID_LOOKUP, ST_INSERT_EVENT, ST_NEW_STREAM, ST_INSERT_OUTBOX,
-    ST_STATS, ST_SNAP_SAVE, ST_SNAP_PRUNE, ST_SNAP_LOAD_ANY, ST_SNAP_LOAD_FP,
-    ST_CP_GET, ST_CP_SET, ST_DISPATCH, ST_HEAD,
-    ST_READ_FWD, ST_READ_BWD, ST_BY_ID, ST_STREAMS, ST_STREAMS_CAT, ST_OUTBOX, ST_OUTBOX_CAT,
-    ST_ALL,                       /* 8 variants: + 1 category, + 2 since, + 4 types */
-    ST__COUNT = ST_ALL + 8
-};
-
-#define ALL_CATEGORY 1
-#define ALL_SINCE    2
-#define ALL_TYPES    4
-
-/* Event rows always come in this column order (see cursor_row). */
-#define EVENT_COLS "position, id, stream, revision, type, data, metadata, timestamp"
-#define EVENT_COLS_E "e.position, e.id, e.stream, e.revision, e.type, e.data, e.metadata, e.timestamp"
-
-/* "{p}" stands for the validated table prefix. */
 static const char *const sql_templates[ST_ALL] = {
     [ST_BEGIN] = "BEGIN IMMEDIATE",
     [ST_COMMIT] = "COMMIT",
@@ -96,37 +70,13 @@ static const char *const sql_schema =
     "CREATE TABLE IF NOT EXISTS {p}checkpoints (name TEXT PRIMARY KEY, position INTEGER NOT NULL) WITHOUT ROWID;"
     "CREATE TABLE IF NOT EXISTS {p}outbox (position INTEGER PRIMARY KEY);";
 
-typedef struct sqlite_cursor sqlite_cursor;
-
-typedef struct sqlite_conn {
-    es_conn base;                      /* first: the store sees an es_conn */
-    sqlite3 *db;
-    int readonly;
-    int busy_timeout_ms;
-    char prefix[SQLITE_MAX_PREFIX + 1];
-    sqlite3_stmt *stmts[ST__COUNT];
-    unsigned char in_use[ST__COUNT];   /* held by an open cursor */
-    sqlite_cursor *cursors;            /* open cursors, so close can detach them */
-} sqlite_conn;
-
-struct sqlite_cursor {
-    es_cursor base;                    /* first: callers see an es_cursor */
-    sqlite_conn *conn;                 /* NULL once the connection closed under it */
-    sqlite_cursor *prev, *next;        /* links in conn->cursors */
-    sqlite3_stmt *st;                  /* NULL once exhausted or failed */
-    int slot;                          /* cached slot it borrows, or -1 if it owns st */
-    int streams_only;                  /* ES_Q_STREAMS rows: stream and revision */
-    int done;                          /* exhausted: next() keeps returning 0 */
-    es_event ev;                       /* the current row, pointing into st's columns */
-};
-
 /* Maps a SQLite result code to an ES_E... code and writes
  * "<what>: <sqlite's text>". The text is taken before any ROLLBACK, which
  * would replace it. */
 #if defined(__GNUC__)
 __attribute__((format(printf, 4, 5)))
 #endif
-static int sqlite_fail(sqlite_conn *c, int src, es_err *err, const char *fmt, ...) {
+int sqlite_fail(sqlite_conn *c, int src, es_err *err, const char *fmt, ...) {
     char what[300];
     const char *text;
     va_list ap;
@@ -190,7 +140,7 @@ static int sql_build(const sqlite_conn *c, int slot, es_buf *b) {
 }
 
 /* Prepares a slot's statement into *out; returns a SQLite code. */
-static int stmt_prepare(sqlite_conn *c, int slot, unsigned int flags, sqlite3_stmt **out) {
+int sqlite_stmt_prepare(sqlite_conn *c, int slot, unsigned int flags, sqlite3_stmt **out) {
     es_buf b = { NULL, 0, 0 };
     int src;
     *out = NULL;
@@ -205,9 +155,9 @@ static int stmt_prepare(sqlite_conn *c, int slot, unsigned int flags, sqlite3_st
 
 /* The cached statement of a slot, prepared on first use. Cursors take it
  * only through cursor_stmt, which marks it in use. */
-static int stmt_get(sqlite_conn *c, int slot, sqlite3_stmt **out) {
+int sqlite_stmt_get(sqlite_conn *c, int slot, sqlite3_stmt **out) {
     int src = SQLITE_OK;
-    if (!c->stmts[slot]) src = stmt_prepare(c, slot, SQLITE_PREPARE_PERSISTENT, &c->stmts[slot]);
+    if (!c->stmts[slot]) src = sqlite_stmt_prepare(c, slot, SQLITE_PREPARE_PERSISTENT, &c->stmts[slot]);
     *out = c->stmts[slot];
     return src;
 }
@@ -229,7 +179,7 @@ static int step_done(sqlite3_stmt *st) {
 /* Runs a statement that returns no rows (BEGIN, COMMIT, ROLLBACK). */
 static int exec_slot(sqlite_conn *c, int slot) {
     sqlite3_stmt *st;
-    int src = stmt_get(c, slot, &st);
+    int src = sqlite_stmt_get(c, slot, &st);
     return src != SQLITE_OK ? src : step_done(st);
 }
 
@@ -240,7 +190,7 @@ static void rollback(sqlite_conn *c) {
 }
 
 /* Copies an id in lower case, as store.c stores ids. */
-static void lower_id(const char *id, char out[ES_UUID_LEN + 1]) {
+void sqlite_lower_id(const char *id, char out[ES_UUID_LEN + 1]) {
     size_t i;
     for (i = 0; i < ES_UUID_LEN && id[i]; i++)
         out[i] = (id[i] >= 'A' && id[i] <= 'F') ? (char)(id[i] - 'A' + 'a') : id[i];
@@ -253,7 +203,7 @@ static int lookup_int64(sqlite_conn *c, int slot, const char *key, int64_t *out)
     sqlite3_stmt *st;
     int src;
     *out = 0;
-    if ((src = stmt_get(c, slot, &st)) != SQLITE_OK) return src;
+    if ((src = sqlite_stmt_get(c, slot, &st)) != SQLITE_OK) return src;
     if (key) sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
     src = sqlite3_step(st);
     if (src == SQLITE_ROW) *out = sqlite3_column_int64(st, 0);
@@ -268,7 +218,7 @@ static int id_lookup(sqlite_conn *c, const char *id, const char *stream, es_even
                      const char *op, es_err *err) {
     sqlite3_stmt *st;
     int src, found = 0;
-    if ((src = stmt_get(c, ST_ID_LOOKUP, &st)) != SQLITE_OK) return sqlite_fail(c, src, err, "%s", op);
+    if ((src = sqlite_stmt_get(c, ST_ID_LOOKUP, &st)) != SQLITE_OK) return sqlite_fail(c, src, err, "%s", op);
     sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
     src = sqlite3_step(st);
     if (src == SQLITE_ROW) {
@@ -343,7 +293,7 @@ static int append_locked(sqlite_conn *c, es_append_req *req, es_append_result *r
         if (req->events[i].data_len > (size_t)INT32_MAX || req->events[i].metadata_len > (size_t)INT32_MAX)
             return es_err_set(err, ES_EINVALID, "append to '%s': event %zu is too large", req->stream, i + 1);
 
-    if ((src = stmt_get(c, ST_INSERT_EVENT, &st)) != SQLITE_OK) goto fail;
+    if ((src = sqlite_stmt_get(c, ST_INSERT_EVENT, &st)) != SQLITE_OK) goto fail;
     for (i = 0; i < req->count; i++) {
         es_event *e = &req->events[i];
         e->revision = cur + 1 + (int64_t)i;
@@ -364,7 +314,7 @@ static int append_locked(sqlite_conn *c, es_append_req *req, es_append_result *r
         e->position = sqlite3_last_insert_rowid(c->db);
     }
     if (req->outbox) {
-        if ((src = stmt_get(c, ST_INSERT_OUTBOX, &st)) != SQLITE_OK) goto fail;
+        if ((src = sqlite_stmt_get(c, ST_INSERT_OUTBOX, &st)) != SQLITE_OK) goto fail;
         for (i = 0; i < req->count; i++) {
             sqlite3_bind_int64(st, 1, req->events[i].position);
             if ((src = step_done(st)) != SQLITE_OK) goto fail;
@@ -375,7 +325,7 @@ static int append_locked(sqlite_conn *c, es_append_req *req, es_append_result *r
      * touches one B-tree page fewer. The revision is max(revision) on the
      * unique (stream, revision) index. */
     if (cur == 0) {
-        if ((src = stmt_get(c, ST_NEW_STREAM, &st)) != SQLITE_OK) goto fail;
+        if ((src = sqlite_stmt_get(c, ST_NEW_STREAM, &st)) != SQLITE_OK) goto fail;
         sqlite3_bind_text(st, 1, req->stream, -1, SQLITE_STATIC);
         sqlite3_bind_text(st, 2, req->category, -1, SQLITE_STATIC);
         if ((src = step_done(st)) != SQLITE_OK) goto fail;
@@ -403,198 +353,6 @@ static int sqlite_backend__append(es_conn *conn, es_append_req *req, es_append_r
     return rc;
 }
 
-/* ---- cursors ---- */
-
-/* Gives the statement back: a borrowed cached one is reset for the next
- * user (which also ends its read transaction, so an idle exhausted cursor
- * never pins a WAL snapshot); an owned one is finalized. */
-static void cursor_release(sqlite_cursor *cur) {
-    if (!cur->st) return;
-    if (cur->slot >= 0) {
-        sqlite3_reset(cur->st);
-        sqlite3_clear_bindings(cur->st);
-        if (cur->conn) cur->conn->in_use[cur->slot] = 0;
-    } else {
-        sqlite3_finalize(cur->st);
-    }
-    cur->st = NULL;
-}
-
-/* Points ev at the current row's columns; they stay valid until the next
- * sqlite3_step/reset on st, which is exactly the borrowed-row contract. */
-static int cursor_row(sqlite_cursor *cur) {
-    sqlite3_stmt *st = cur->st;
-    es_event *ev = &cur->ev;
-    if (cur->streams_only) {
-        ev->stream = (const char *)sqlite3_column_text(st, 0);
-        ev->revision = sqlite3_column_int64(st, 1);
-        return ev->stream ? ES_OK : ES_ENOMEM;
-    }
-    ev->position = sqlite3_column_int64(st, 0);
-    ev->id = (const char *)sqlite3_column_text(st, 1);
-    ev->stream = (const char *)sqlite3_column_text(st, 2);
-    ev->revision = sqlite3_column_int64(st, 3);
-    ev->type = (const char *)sqlite3_column_text(st, 4);
-    ev->data = (const char *)sqlite3_column_text(st, 5);
-    ev->data_len = (size_t)sqlite3_column_bytes(st, 5);
-    ev->metadata = (const char *)sqlite3_column_text(st, 6);
-    ev->metadata_len = (size_t)sqlite3_column_bytes(st, 6);
-    ev->timestamp = sqlite3_column_int64(st, 7);
-    /* every column is NOT NULL, so NULL here means SQLite ran out of memory */
-    return (ev->id && ev->stream && ev->type && ev->data && ev->metadata) ? ES_OK : ES_ENOMEM;
-}
-
-static int sqlite_cursor__next(es_cursor *base, const es_event **ev, es_err *err) {
-    sqlite_cursor *cur = (sqlite_cursor *)base;
-    int src, rc;
-    *ev = NULL;
-    if (cur->done) return 0;
-    if (!cur->st) return es_err_set(err, ES_EINVALID, "read: the store was closed");
-    src = sqlite3_step(cur->st);
-    if (src == SQLITE_ROW) {
-        if (cursor_row(cur) == ES_OK) {
-            *ev = &cur->ev;
-            return 1;
-        }
-        rc = es_err_set(err, ES_ENOMEM, "read: out of memory");
-    } else if (src == SQLITE_DONE) {
-        cur->done = 1;
-        rc = 0;
-    } else {
-        rc = sqlite_fail(cur->conn, src, err, "read");
-    }
-    cursor_release(cur);
-    return rc;
-}
-
-static void sqlite_cursor__close(es_cursor *base) {
-    sqlite_cursor *cur = (sqlite_cursor *)base;
-    cursor_release(cur);
-    if (cur->conn) {
-        if (cur->prev) cur->prev->next = cur->next;
-        else cur->conn->cursors = cur->next;
-        if (cur->next) cur->next->prev = cur->prev;
-    }
-    es_free(cur);
-}
-
-/* Hands the cursor its statement: the cached one when free, else a fresh
- * one it owns (two cursors of the same shape can be open at once). */
-static int cursor_stmt(sqlite_conn *c, sqlite_cursor *cur, int slot) {
-    int src;
-    if (c->in_use[slot]) return stmt_prepare(c, slot, 0, &cur->st);   /* cur->slot stays -1 */
-    if ((src = stmt_get(c, slot, &cur->st)) == SQLITE_OK) {
-        c->in_use[slot] = 1;
-        cur->slot = slot;
-    }
-    return src;
-}
-
-/* Writes the type filter as a JSON array text for json_each(). */
-static int types_json(const es_query *q, es_buf *b) {
-    size_t i;
-    if (es_buf_add(b, "[", 1) != ES_OK) return ES_ENOMEM;
-    for (i = 0; i < q->ntypes; i++) {
-        const unsigned char *t = (const unsigned char *)q->types[i];
-        if (es_buf_add(b, i ? ",\"" : "\"", i ? 2 : 1) != ES_OK) return ES_ENOMEM;
-        for (; *t; t++) {
-            char esc[8];
-            int k = (*t == '"' || *t == '\\') ? snprintf(esc, sizeof esc, "\\%c", *t)
-                    : *t < 0x20 ? snprintf(esc, sizeof esc, "\\u%04x", (unsigned)*t) : 0;
-            if (es_buf_add(b, k ? esc : (const char *)t, k ? (size_t)k : 1) != ES_OK) return ES_ENOMEM;
-        }
-        if (es_buf_add(b, "\"", 1) != ES_OK) return ES_ENOMEM;
-    }
-    return es_buf_add(b, "]", 1);
-}
-
-/* Query strings are bound SQLITE_TRANSIENT: the cursor steps after read()
- * returns, and the query belongs to the caller. */
-static int cursor_bind(sqlite_cursor *cur, const es_query *q, int variant) {
-    sqlite3_stmt *st = cur->st;
-    sqlite3_int64 limit = q->limit > 0 ? q->limit : -1;
-    char id[ES_UUID_LEN + 1];
-    int src = SQLITE_OK;
-
-    switch (q->kind) {
-    case ES_Q_STREAM:
-        if ((src = sqlite3_bind_text(st, 1, q->stream, -1, SQLITE_TRANSIENT)) == SQLITE_OK &&
-            (src = sqlite3_bind_int64(st, 2, q->from)) == SQLITE_OK &&
-            (src = sqlite3_bind_int64(st, 3, q->to)) == SQLITE_OK)
-            src = sqlite3_bind_int64(st, 4, limit);
-        break;
-    case ES_Q_ID:
-        lower_id(q->id, id);
-        src = sqlite3_bind_text(st, 1, id, -1, SQLITE_TRANSIENT);
-        break;
-    case ES_Q_STREAMS:
-        if ((src = sqlite3_bind_int64(st, 1, limit)) == SQLITE_OK && q->category)
-            src = sqlite3_bind_text(st, 2, q->category, -1, SQLITE_TRANSIENT);
-        break;
-    case ES_Q_UNDISPATCHED:
-    case ES_Q_ALL:
-        if ((src = sqlite3_bind_int64(st, 1, q->after)) == SQLITE_OK &&
-            (src = sqlite3_bind_int64(st, 2, limit)) == SQLITE_OK && q->category)
-            src = sqlite3_bind_text(st, 3, q->category, -1, SQLITE_TRANSIENT);
-        if (src == SQLITE_OK && (variant & ALL_SINCE)) src = sqlite3_bind_int64(st, 4, q->since);
-        if (src == SQLITE_OK && (variant & ALL_TYPES)) {
-            es_buf b = { NULL, 0, 0 };
-            src = types_json(q, &b) == ES_OK
-                      ? sqlite3_bind_text(st, 5, b.data, (int)b.len, SQLITE_TRANSIENT) : SQLITE_NOMEM;
-            es_buf_free(&b);
-        }
-        break;
-    }
-    return src;
-}
-
-static int sqlite_backend__read(es_conn *conn, const es_query *q, es_cursor **out, es_err *err) {
-    sqlite_conn *c = (sqlite_conn *)conn;
-    sqlite_cursor *cur;
-    int slot, variant = 0, src;
-
-    *out = NULL;
-    switch (q->kind) {
-    case ES_Q_STREAM: slot = q->backward ? ST_READ_BWD : ST_READ_FWD; break;
-    case ES_Q_ID: slot = ST_BY_ID; break;
-    case ES_Q_STREAMS: slot = q->category ? ST_STREAMS_CAT : ST_STREAMS; break;
-    case ES_Q_UNDISPATCHED: slot = q->category ? ST_OUTBOX_CAT : ST_OUTBOX; break;
-    case ES_Q_ALL:
-        if (q->category) variant |= ALL_CATEGORY;
-        if (q->since != INT64_MIN) variant |= ALL_SINCE;
-        if (q->types && q->ntypes > 0) variant |= ALL_TYPES;
-        slot = ST_ALL + variant;
-        break;
-    default:
-        return es_err_set(err, ES_EINVALID, "read: unknown query kind %d", (int)q->kind);
-    }
-    if (!(cur = es_malloc(sizeof *cur))) return es_err_set(err, ES_ENOMEM, "read: out of memory");
-    memset(cur, 0, sizeof *cur);
-    cur->base.next = sqlite_cursor__next;
-    cur->base.close = sqlite_cursor__close;
-    cur->conn = c;
-    cur->slot = -1;
-    cur->streams_only = q->kind == ES_Q_STREAMS;
-    if (cur->streams_only) {
-        /* rows carry stream and revision only; the rest reads as empty */
-        cur->ev.id = cur->ev.type = "";
-        cur->ev.data = cur->ev.metadata = "{}";
-        cur->ev.data_len = cur->ev.metadata_len = 2;
-    }
-    if ((src = cursor_stmt(c, cur, slot)) != SQLITE_OK || (src = cursor_bind(cur, q, variant)) != SQLITE_OK) {
-        int rc = q->kind == ES_Q_STREAM ? sqlite_fail(c, src, err, "read '%s'", q->stream)
-                                        : sqlite_fail(c, src, err, "read");
-        cursor_release(cur);
-        es_free(cur);
-        return rc;
-    }
-    cur->next = c->cursors;
-    if (c->cursors) c->cursors->prev = cur;
-    c->cursors = cur;
-    *out = &cur->base;
-    return ES_OK;
-}
-
 /* ---- single-row calls ---- */
 
 static int sqlite_backend__revision(es_conn *conn, const char *stream, int64_t *out, es_err *err) {
@@ -607,7 +365,7 @@ static int sqlite_backend__stats(es_conn *conn, es_stats *out, es_err *err) {
     sqlite_conn *c = (sqlite_conn *)conn;
     sqlite3_stmt *st;
     int src;
-    if ((src = stmt_get(c, ST_STATS, &st)) != SQLITE_OK) return sqlite_fail(c, src, err, "stats");
+    if ((src = sqlite_stmt_get(c, ST_STATS, &st)) != SQLITE_OK) return sqlite_fail(c, src, err, "stats");
     src = sqlite3_step(st);
     if (src == SQLITE_ROW) {
         out->events = sqlite3_column_int64(st, 0);
@@ -633,7 +391,7 @@ static int sqlite_backend__save_snapshot(es_conn *conn, const es_snapshot *snap,
         return es_err_set(err, ES_EINVALID, "save_snapshot '%s': data is too large", snap->stream);
     if ((src = exec_slot(c, ST_BEGIN)) != SQLITE_OK)
         return sqlite_fail(c, src, err, "save_snapshot '%s'", snap->stream);
-    if ((src = stmt_get(c, ST_SNAP_SAVE, &st)) != SQLITE_OK) goto fail;
+    if ((src = sqlite_stmt_get(c, ST_SNAP_SAVE, &st)) != SQLITE_OK) goto fail;
     sqlite3_bind_text(st, 1, snap->stream, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 2, snap->revision);
     sqlite3_bind_text(st, 3, snap->fingerprint ? snap->fingerprint : "", -1, SQLITE_STATIC);
@@ -642,7 +400,7 @@ static int sqlite_backend__save_snapshot(es_conn *conn, const es_snapshot *snap,
     sqlite3_bind_int64(st, 6, snap->timestamp ? snap->timestamp : es_now_ms());
     if ((src = step_done(st)) != SQLITE_OK) goto fail;
     if (keep > 0) {
-        if ((src = stmt_get(c, ST_SNAP_PRUNE, &st)) != SQLITE_OK) goto fail;
+        if ((src = sqlite_stmt_get(c, ST_SNAP_PRUNE, &st)) != SQLITE_OK) goto fail;
         sqlite3_bind_text(st, 1, snap->stream, -1, SQLITE_STATIC);
         sqlite3_bind_int64(st, 2, keep);
         if ((src = step_done(st)) != SQLITE_OK) goto fail;
@@ -662,7 +420,7 @@ static int sqlite_backend__load_snapshot(es_conn *conn, const char *stream, int6
     int src, rc = ES_OK;
 
     memset(out, 0, sizeof *out);
-    if ((src = stmt_get(c, fingerprint ? ST_SNAP_LOAD_FP : ST_SNAP_LOAD_ANY, &st)) != SQLITE_OK)
+    if ((src = sqlite_stmt_get(c, fingerprint ? ST_SNAP_LOAD_FP : ST_SNAP_LOAD_ANY, &st)) != SQLITE_OK)
         return sqlite_fail(c, src, err, "snapshot '%s'", stream);
     sqlite3_bind_text(st, 1, stream, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 2, max_revision);
@@ -699,7 +457,7 @@ static int sqlite_backend__get_checkpoint(es_conn *conn, const char *name, int64
     sqlite3_stmt *st;
     int src;
     *out = 0;
-    if ((src = stmt_get(c, ST_CP_GET, &st)) != SQLITE_OK) return sqlite_fail(c, src, err, "checkpoint '%s'", name);
+    if ((src = sqlite_stmt_get(c, ST_CP_GET, &st)) != SQLITE_OK) return sqlite_fail(c, src, err, "checkpoint '%s'", name);
     sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
     src = sqlite3_step(st);
     if (src == SQLITE_ROW) *out = sqlite3_column_int64(st, 0);
@@ -720,7 +478,7 @@ static int sqlite_backend__set_checkpoint(es_conn *conn, const char *name, int64
     int src;
     if (c->readonly)
         return es_err_set(err, ES_EREADONLY, "checkpoint '%s': the store is read-only", name);
-    if ((src = stmt_get(c, ST_CP_SET, &st)) != SQLITE_OK)
+    if ((src = sqlite_stmt_get(c, ST_CP_SET, &st)) != SQLITE_OK)
         return sqlite_fail(c, src, err, "checkpoint '%s'", name);
     sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 2, position);
@@ -737,10 +495,10 @@ static int sqlite_backend__mark_dispatched(es_conn *conn, const char *id, es_err
     es_event row;
     int src, same, found;
 
-    lower_id(id, lid);
+    sqlite_lower_id(id, lid);
     if (c->readonly)
         return es_err_set(err, ES_EREADONLY, "mark_dispatched '%s': the store is read-only", lid);
-    if ((src = stmt_get(c, ST_DISPATCH, &st)) != SQLITE_OK)
+    if ((src = sqlite_stmt_get(c, ST_DISPATCH, &st)) != SQLITE_OK)
         return sqlite_fail(c, src, err, "mark_dispatched '%s'", lid);
     sqlite3_bind_text(st, 1, lid, -1, SQLITE_STATIC);
     if ((src = step_done(st)) != SQLITE_OK) return sqlite_fail(c, src, err, "mark_dispatched '%s'", lid);
