@@ -110,6 +110,9 @@ local rejected = {
     for _ in st:each(nil, { category = "a\0b" }) do end
   end, "nul" },
   { "an open option with a NUL byte", function() eventstore.open("memory:", { prefix = "es_\0x" }) end, "nul" },
+  { "an open URL with a NUL byte (a path cut short)", function()
+    eventstore.open("sqlite::memory:\0/etc/passwd")
+  end, "nul" },
   -- huge or extreme numbers where integers are expected
   { "a read limit of infinity", function(st, s) st:read(s, { limit = math.huge }) end, "limit" },
   { "a read_all after below zero", function(st) st:read_all({ after = -(2 ^ 62) }) end, "after" },

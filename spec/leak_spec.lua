@@ -8,8 +8,8 @@
 --   * Under make asan (LeakSanitizer) and make valgrind (memcheck, definite
 --     leaks are errors) any leak fails the run: that is the main check.
 --   * In a plain run the process's resident memory may not grow by more than
---     24 MB over the loop (each round handles at least 300 KB in C, so a leak
---     of what a round built shows as 45 MB or more), and the number of open
+--     24 MB over the loop (most rounds handle 300 KB or more in C, so a leak
+--     of what such a round built shows as 30 MB or more), and the number of open
 --     file descriptors may not grow at all (a database or socket left open).
 --     The RSS bound is skipped under a sanitizer or valgrind, whose own
 --     allocators hold freed memory back, and under LuaJIT, whose resident
