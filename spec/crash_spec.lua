@@ -134,6 +134,32 @@ echo "status=$?"]], procs.quote(ready), writer, procs.quote(ready), delay))
 end
 
 describe("crash safety #crash", function()
+  it("the checker itself catches a partial batch and a missing acknowledged batch", function()
+    local store = assert(eventstore.open("memory:"))
+    local function batch(stream, id, n, upto)
+      local list = {}
+      for i = 1, upto or n do
+        list[i] = { type = "Crashed" .. i, data = { batch = id, i = i, n = n }, metadata = { correlation_id = id } }
+      end
+      return assert(store:append(stream, list))
+    end
+    local r1 = batch("chk-1", "b1", 2)
+    local acked = { { stream = "chk-1", batch = "b1", first = 1, last = 2, position = r1.position } }
+    local events, unlogged = verify(store, "chk", acked)
+    assert.equals(2, events)
+    assert.equals(0, unlogged)
+    batch("chk-2", "b2", 3)
+    events, unlogged = verify(store, "chk", acked)
+    assert.equals(5, events)
+    assert.equals(1, unlogged)
+    acked[2] = { stream = "chk-3", batch = "b3", first = 1, last = 1, position = 99 }
+    assert.matches("acknowledged batch b3 of chk%-3 .* is missing", select(2, pcall(verify, store, "chk", acked)))
+    acked[2] = nil
+    batch("chk-3", "b4", 3, 2)
+    assert.matches("batch b4 is partly stored: 2 of 3", select(2, pcall(verify, store, "chk", acked)))
+    store:close()
+  end)
+
   it("SQLite file: " .. ROUNDS .. " SIGKILLs during appends lose no acknowledged batch, write no partial one",
     function()
       local dir = procs.tmpdir()
