@@ -12,6 +12,9 @@
 --   * each stream's revisions are 1..n without a gap, revision() agrees;
 --   * at most one batch per round is stored without a log line (killed
 --     between commit and the log write);
+--   * a snapshot (the writer saves some, at most 2 per stream) is never
+--     ahead of its stream and matches the event at its revision; the
+--     writer's checkpoint is never past the newest position;
 --   * SQLite: PRAGMA integrity_check says ok (the sqlite3 CLI).
 -- ES_CRASH_ROUNDS sets the rounds per backend: 3 in make test, 20 in
 -- make crash-test. EVENTSTORE_SEED replays a run.
@@ -69,7 +72,17 @@ local function verify(store, category, acked)
     end
     check(store:revision(stream) == #list, "%s: revision() is %d, %d events read", stream, store:revision(stream),
       #list)
+    local snap = store:snapshot(stream)
+    if snap then
+      check(snap.revision <= #list and snap.data.revision == snap.revision,
+        "%s: snapshot at revision %d (data says %s) with %d events stored", stream, snap.revision,
+        tostring(snap.data.revision), #list)
+      check(list[snap.revision].data.batch == snap.data.batch, "%s: snapshot %d names another batch", stream,
+        snap.revision)
+    end
   end
+  local cp = store:checkpoint(category .. "_writer")
+  check(cp <= store:stats().position, "checkpoint %d is past the newest position", cp)
   for id, b in pairs(batches) do
     check(b.count == b.n, "batch %s is partly stored: %d of %d events", id, b.count, b.n)
   end

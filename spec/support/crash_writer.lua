@@ -8,7 +8,10 @@
 -- line to LOG only after append returned (the acknowledged appends):
 --   <stream> <batch id> <first revision> <last revision> <last position>
 -- Every event carries data { batch, i, n, pad } so that a partly written
--- batch can be seen. READY is created once the store is open. Any failure
+-- batch can be seen. After about one append in four it also saves a
+-- snapshot { revision, batch } of that stream (at most 2 kept per stream)
+-- and stores the checkpoint CATEGORY_writer = the append's position.
+-- READY is created once the store is open. Any failure
 -- other than being killed goes to ERRFILE and exits 1. It stops by itself
 -- after 60 s (the test kills it long before).
 local url, category, nstreams, seed, logpath, readypath, errpath = ...
@@ -22,7 +25,7 @@ local function fail(msg)
   os.exit(1)
 end
 
-local store, err = eventstore.open(url)
+local store, err = eventstore.open(url, { max_snapshots = 2 })
 if not store then fail("open: " .. tostring(err)) end
 
 local state = seed % 2147483647
@@ -57,5 +60,13 @@ while os.time() < deadline do
   -- one write(2) per line: a kill lands before or after it, never inside
   log:write(string.format("%s %s %d %d %d\n", stream, batch, rev + 1, res.revision, res.position))
   log:flush()
+  -- now and then a snapshot (pruned to 2 per stream) and a checkpoint, so
+  -- that kills also land in those writes
+  if random(1, 4) == 1 then
+    local ok, serr = store:save_snapshot(stream, res.revision, { revision = res.revision, batch = batch }, 1)
+    if not ok then fail("save_snapshot: " .. tostring(serr)) end
+    ok, serr = store:checkpoint(category .. "_writer", res.position)
+    if not ok then fail("checkpoint: " .. tostring(serr)) end
+  end
 end
 os.exit(0)
