@@ -43,7 +43,8 @@ for t in "$@"; do
         regress)
             n=$(find "$corpus" -type f | wc -l)
             if [ "$n" -eq 0 ]; then echo "!! $corpus is empty"; rc=1; continue; fi
-            if ! "$bin/$t" -runs=0 -timeout=10 -rss_limit_mb=2048 "$corpus" >"$bin/$t.regress.log" 2>&1; then
+            mkdir -p "$bin/artifacts"
+            if ! "$bin/$t" -runs=0 -timeout=10 -rss_limit_mb=2048 -artifact_prefix="$bin/artifacts/$t-" "$corpus" >"$bin/$t.regress.log" 2>&1; then
                 tail -n 40 "$bin/$t.regress.log"
                 echo "!! fuzz-regress $t failed"
                 rc=1

@@ -7,6 +7,7 @@
 set -u
 cd "$(dirname "$0")/.."
 b=$1
+shift
 tmp=$(mktemp -d /tmp/eventstore-valgrind.XXXXXX)
 chmod 755 "$tmp"   # the postgres user keeps its data folder inside
 trap 'scripts/pg.sh stop "$tmp/pg" >/dev/null 2>&1; rm -rf "$tmp"' EXIT INT TERM
