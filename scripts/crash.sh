@@ -4,7 +4,7 @@
 # The SQLite file part and, on a throwaway PostgreSQL (scripts/pg.sh), the
 # PostgreSQL part. EVENTSTORE_SEED replays a run.
 set -u
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 tmp=$(mktemp -d /tmp/eventstore-crash.XXXXXX)
 chmod 755 "$tmp"   # the postgres user keeps its data folder inside
 trap 'scripts/pg.sh stop "$tmp/pg" >/dev/null 2>&1; rm -rf "$tmp"' EXIT INT TERM

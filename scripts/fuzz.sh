@@ -11,7 +11,7 @@
 # A crash found by `run` becomes a regression input: copy the artifact into
 # fuzz/corpus/<target>/ (named after what it found) and fix the bug.
 set -u
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 mode=${1:-}
 shift || true
 bin=build/fuzz
@@ -33,7 +33,7 @@ for t in "$@"; do
                     -print_final_stats=1 -artifact_prefix="$bin/artifacts/$t-" "$work" "$corpus" \
                     >"$bin/$t.log" 2>&1; then
                 tail -n 40 "$bin/$t.log"
-                echo "!! fuzz $t found a problem: $(ls "$bin/artifacts/$t-"* 2>/dev/null | tr '\n' ' ')"
+                echo "!! fuzz $t found a problem: $(find "$bin/artifacts" -name "$t-*" | tr '\n' ' ')"
                 rc=1
             else
                 grep -E '^(#[0-9]+.*DONE|stat::number_of_executed_units|stat::new_units_added)' "$bin/$t.log" | tr '\n' ' '

@@ -5,7 +5,7 @@
 # Child processes the specs start (crash writers, contention workers, the
 # CLI) run natively on build/5.4; only the busted process is checked.
 set -u
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 b=$1
 shift
 tmp=$(mktemp -d /tmp/eventstore-valgrind.XXXXXX)

@@ -1,5 +1,6 @@
 # reliability.sh (sourced by scripts/test.sh): the fuzz targets over their committed corpus
 # SPDX-License-Identifier: MIT
+# shellcheck shell=bash
 # The short crash round (3 SIGKILLs per backend), contention, disk full,
 # hostile input and leak specs run with the other busted specs; make
 # crash-test, make valgrind and make fuzz are the long runs (mk/reliability.mk).
