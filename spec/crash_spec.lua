@@ -107,7 +107,7 @@ local function integrity(path)
   assert.equals("ok", (out:gsub("%s+$", "")))
 end
 
-local function crash_rounds(url, category, sqlite_path)
+local function crash_rounds(url, category, sqlite_path, synchronous)
   local dir = procs.tmpdir()
   local logp, ready, errp = dir .. "/log", dir .. "/ready", dir .. "/err"
   local unlogged_max, events, kills = 0, 0, 0
@@ -115,7 +115,7 @@ local function crash_rounds(url, category, sqlite_path)
     for round = 1, ROUNDS do
       local delay = fx.random(0, 400) / 1000
       local writer = procs.lua_cmd("spec/support/crash_writer.lua",
-        { url, category, NSTREAMS, fx.random(1, 2147483646), logp, ready, errp })
+        { url, category, NSTREAMS, fx.random(1, 2147483646), logp, ready, errp, synchronous })
       local rc, out = procs.sh(string.format([[
 rm -f %s
 timeout -k 1 90 %s & pid=$!
@@ -183,6 +183,17 @@ describe("crash safety #crash", function()
       assert.equals(ROUNDS, kills)
       assert.is_true(events > 0, "the writer never appended")
     end)
+
+  it("SQLite file with synchronous = \"normal\": " .. ROUNDS .. " SIGKILLs lose no acknowledged batch", function()
+    -- NORMAL gives up durability on power loss, not on a process crash
+    local dir = procs.tmpdir()
+    local path = dir .. "/crash-normal.db"
+    local ok, kills, events = pcall(crash_rounds, "sqlite:" .. path, "crashn", path, "normal")
+    procs.rmdir(dir)
+    assert(ok, kills)
+    assert.equals(ROUNDS, kills)
+    assert.is_true(events > 0, "the writer never appended")
+  end)
 
   if pg_url then
     it("PostgreSQL: " .. ROUNDS .. " SIGKILLs of a client during appends lose no acknowledged batch #postgres",

@@ -1,7 +1,7 @@
 -- crash_writer: the child process of spec/crash_spec.lua, appending until it is killed
 -- SPDX-License-Identifier: MIT
 --
---   lua5.4 spec/support/crash_writer.lua URL CATEGORY NSTREAMS SEED LOG READY ERRFILE
+--   lua5.4 spec/support/crash_writer.lua URL CATEGORY NSTREAMS SEED LOG READY ERRFILE [SYNCHRONOUS]
 --
 -- Appends batches of 1 to 6 events to CATEGORY-1 .. CATEGORY-NSTREAMS, each
 -- with the exact expected revision it read from the store, and writes one
@@ -14,7 +14,7 @@
 -- READY is created once the store is open. Any failure
 -- other than being killed goes to ERRFILE and exits 1. It stops by itself
 -- after 60 s (the test kills it long before).
-local url, category, nstreams, seed, logpath, readypath, errpath = ...
+local url, category, nstreams, seed, logpath, readypath, errpath, synchronous = ...
 nstreams, seed = tonumber(nstreams), tonumber(seed)
 
 local eventstore = require("eventstore")
@@ -25,7 +25,7 @@ local function fail(msg)
   os.exit(1)
 end
 
-local store, err = eventstore.open(url, { max_snapshots = 2 })
+local store, err = eventstore.open(url, { max_snapshots = 2, synchronous = synchronous })
 if not store then fail("open: " .. tostring(err)) end
 
 local state = seed % 2147483647
