@@ -628,7 +628,10 @@ static int sqlite_backend__open(const char *uri, const es_options *opt, es_conn 
      * read-write: treat it as a read-only store rather than fail on use. */
     c->readonly = opt->readonly || sqlite3_db_readonly(c->db, "main") == 1;
     if (c->readonly && !memory && (src = exec_pragma(c, "PRAGMA schema_version")) != SQLITE_OK &&
-        ((src & 0xff) != SQLITE_READONLY || (src = open_immutable(c, path)) != SQLITE_OK))
+        /* a read-only mount answers CANTOPEN (no -shm can be made), a
+         * read-only file READONLY: both read the file as it is */
+        (((src & 0xff) != SQLITE_READONLY && (src & 0xff) != SQLITE_CANTOPEN) ||
+         (src = open_immutable(c, path)) != SQLITE_OK))
         goto fail;
     step = ": journal_mode";
     if (!c->readonly && !memory && (src = exec_pragma(c, "PRAGMA journal_mode = WAL")) != SQLITE_OK) goto fail;

@@ -35,7 +35,7 @@ static void check_event(lua_State *L, int idx, size_t i, es_event_text *in, lenc
     if (lua_isnil(L, -1)) {
         in->id = NULL;
     } else {
-        if (lua_type(L, -1) != LUA_TSTRING || !es_valid_uuid(lua_tostring(L, -1)))
+        if (lua_type(L, -1) != LUA_TSTRING || lua_rawlen(L, -1) != ES_UUID_LEN || !es_valid_uuid(lua_tostring(L, -1)))
             luaL_error(L, "append: event %d: id must be a UUID string", (int)i);
         in->id = lua_tostring(L, -1);
     }

@@ -258,6 +258,7 @@ static void opt_types(lua_State *L, int idx, es_query *q) {
     if (lua_type(L, -1) == LUA_TSTRING) {
         types = lua_newuserdata(L, sizeof *types);
         types[0] = lua_tostring(L, -2);
+        if (strlen(types[0]) != lua_rawlen(L, -2)) luaL_error(L, "option 'types': a type contains a NUL byte");
         q->types = types;
         q->ntypes = 1;
         return;
@@ -270,6 +271,8 @@ static void opt_types(lua_State *L, int idx, es_query *q) {
         lua_rawgeti(L, -2, (int)i + 1);
         if (lua_type(L, -1) != LUA_TSTRING) luaL_error(L, "option 'types': item %d is not a string", (int)i + 1);
         types[i] = lua_tostring(L, -1);   /* the list keeps it alive */
+        if (strlen(types[i]) != lua_rawlen(L, -1))
+            luaL_error(L, "option 'types': item %d contains a NUL byte", (int)i + 1);
         lua_pop(L, 1);
     }
     q->types = types;
@@ -370,7 +373,7 @@ static int lstore_event(lua_State *L) {
     es_query q;
     es_query_init(&q, ES_Q_ID);
     q.id = luaL_checkstring(L, 2);
-    if (!es_valid_uuid(q.id)) luaL_argerror(L, 2, "id is not a UUID");
+    if (lua_rawlen(L, 2) != ES_UUID_LEN || !es_valid_uuid(q.id)) luaL_argerror(L, 2, "id is not a UUID");
     return push_one(L, s, &q);
 }
 
@@ -487,10 +490,12 @@ static int lstore_snapshot(lua_State *L) {
  * store:checkpoint(name, position) -> true */
 static int lstore_checkpoint(lua_State *L) {
     es_store *s = lstore_check(L, 1);
-    const char *name = luaL_checkstring(L, 2);
+    size_t namelen;
+    const char *name = luaL_checklstring(L, 2, &namelen);
     int64_t pos;
     int found;
     es_err err;
+    if (strlen(name) != namelen) luaL_argerror(L, 2, "checkpoint name contains a NUL byte");
     es_err_clear(&err);
     if (lua_isnoneornil(L, 3)) {
         if (es_store_checkpoint(s, name, &pos, &found, &err) != ES_OK) return lerror_fail(L, &err);
@@ -514,7 +519,7 @@ static int lstore_mark_dispatched(lua_State *L) {
         lua_replace(L, 2);
     }
     id = luaL_checkstring(L, 2);
-    if (!es_valid_uuid(id)) luaL_argerror(L, 2, "event id is not a UUID");
+    if (lua_rawlen(L, 2) != ES_UUID_LEN || !es_valid_uuid(id)) luaL_argerror(L, 2, "event id is not a UUID");
     es_err_clear(&err);
     if (es_store_mark_dispatched(s, id, &err) != ES_OK) return lerror_fail(L, &err);
     lua_pushboolean(L, 1);
