@@ -16,8 +16,14 @@ out=$tmp/out
 LD_PRELOAD="$preload" stdbuf -oL lua5.4 /usr/bin/busted --cpath="$b/5.4/?.so" --run=default >"$out" 2>&1
 rc=$?
 cat "$out"
+line=$(grep -E '^[0-9]+ successes? / [0-9]+ failures? / [0-9]+ errors?' "$out" | tail -n 1)
+passed=$(sed -E 's/^([0-9]+) success.*/\1/' <<<"${line:-0 successes}")
+failed=$(( $(sed -E 's/.* ([0-9]+) failures?.*/\1/' <<<"${line:-x 0 failures}") + $(sed -E 's/.* ([0-9]+) errors?.*/\1/' <<<"${line:-x 0 errors}") ))
 if grep -qE 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$out"; then
     echo "asan: sanitizer report above"
-    exit 1
+    failed=$((failed + 1))
+    rc=1
 fi
+[ -n "$line" ] || { echo "asan: busted printed no summary"; failed=$((failed + 1)); rc=1; }
+echo "asan: $passed passed, $failed failed"
 exit $rc
