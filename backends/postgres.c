@@ -466,24 +466,15 @@ static void postgres_cursor__close(es_cursor *base) {
 static int postgres_backend__read(es_conn *conn, const es_query *q, es_cursor **out, es_err *err) {
     postgres_conn *c = (postgres_conn *)conn;
     postgres_cursor *cur;
-    int slot, variant = 0, rc;
+    int slot, variant, shape, rc;
     size_t i;
 
     *out = NULL;
-    switch (q->kind) {
-    case ES_Q_STREAM: slot = q->backward ? ST_READ_BWD : ST_READ_FWD; break;
-    case ES_Q_ID: slot = ST_BY_ID; break;
-    case ES_Q_STREAMS: slot = q->category ? ST_STREAMS_CAT : ST_STREAMS; break;
-    case ES_Q_UNDISPATCHED: slot = q->category ? ST_OUTBOX_CAT : ST_OUTBOX; break;
-    case ES_Q_ALL:
-        if (q->category) variant |= ALL_CATEGORY;
-        if (q->since != INT64_MIN) variant |= ALL_SINCE;
-        if (q->types && q->ntypes > 0) variant |= ALL_TYPES;
-        slot = ST_ALL + variant;
-        break;
-    default:
+    /* the read slots are laid out in es_query_shape's order */
+    if ((shape = es_query_shape(q)) < 0)
         return es_err_set(err, ES_EINVALID, "read: unknown query kind %d", (int)q->kind);
-    }
+    slot = ST_READ_FWD + shape;
+    variant = shape >= ES_QS_ALL ? shape - ES_QS_ALL : 0;
     if (!(cur = es_malloc(sizeof *cur))) return es_err_set(err, ES_ENOMEM, "read: out of memory");
     memset(cur, 0, sizeof *cur);
     cur->base.next = postgres_cursor__next;

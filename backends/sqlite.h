@@ -24,10 +24,12 @@ enum {
     ST_ALL,                       /* 8 variants: + 1 category, + 2 since, + 4 types */
     ST__COUNT = ST_ALL + 8
 };
+/* es_query_shape gives the offset from ST_READ_FWD */
+typedef char st_shape_order[(ST_ALL - ST_READ_FWD == ES_QS_ALL && ST_STREAMS_CAT - ST_READ_FWD == ES_QS_STREAMS_CAT) ? 1 : -1];
 
-#define ALL_CATEGORY 1
-#define ALL_SINCE    2
-#define ALL_TYPES    4
+#define ALL_CATEGORY ES_QS_ALL_CATEGORY
+#define ALL_SINCE    ES_QS_ALL_SINCE
+#define ALL_TYPES    ES_QS_ALL_TYPES
 
 /* Event rows always come in this column order (see cursor_row). */
 #define EVENT_COLS "position, id, stream, revision, type, data, metadata, timestamp"

@@ -18,6 +18,20 @@ int  es_buf_reserve(es_buf *b, size_t extra);
 int  es_buf_add(es_buf *b, const char *s, size_t n);
 void es_buf_free(es_buf *b);
 
+/* The statement a SQL backend runs for a query, as an offset its statement
+ * slots share: read forward, backward, by id, stream names (all or by
+ * category), outbox (all or by category), then ES_QS_ALL plus the
+ * ES_QS_ALL_* bits of the filters present. -1 for an unknown kind. */
+enum {
+    ES_QS_READ_FWD, ES_QS_READ_BWD, ES_QS_BY_ID, ES_QS_STREAMS, ES_QS_STREAMS_CAT,
+    ES_QS_OUTBOX, ES_QS_OUTBOX_CAT, ES_QS_ALL
+};
+#define ES_QS_ALL_CATEGORY 1
+#define ES_QS_ALL_SINCE    2
+#define ES_QS_ALL_TYPES    4
+#define ES_QS_COUNT (ES_QS_ALL + 8)
+int es_query_shape(const es_query *q);
+
 /* Matches a query's type filter (NULL/0 types = any). */
 int es_query_type_ok(const es_query *q, const char *type);
 /* Matches a stream against a category (NULL = any). */

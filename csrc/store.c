@@ -350,6 +350,23 @@ void es_cursor_close(es_cursor *cur) {
     if (cur) cur->close(cur);
 }
 
+int es_query_shape(const es_query *q) {
+    int variant = 0;
+    switch (q->kind) {
+    case ES_Q_STREAM: return q->backward ? ES_QS_READ_BWD : ES_QS_READ_FWD;
+    case ES_Q_ID: return ES_QS_BY_ID;
+    case ES_Q_STREAMS: return q->category ? ES_QS_STREAMS_CAT : ES_QS_STREAMS;
+    case ES_Q_UNDISPATCHED: return q->category ? ES_QS_OUTBOX_CAT : ES_QS_OUTBOX;
+    case ES_Q_ALL:
+        if (q->category) variant |= ES_QS_ALL_CATEGORY;
+        if (q->since != INT64_MIN) variant |= ES_QS_ALL_SINCE;
+        if (q->types && q->ntypes > 0) variant |= ES_QS_ALL_TYPES;
+        return ES_QS_ALL + variant;
+    default:
+        return -1;
+    }
+}
+
 int es_query_type_ok(const es_query *q, const char *type) {
     size_t i;
     if (!q->types || q->ntypes == 0) return 1;
