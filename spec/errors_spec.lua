@@ -140,39 +140,8 @@ local cases = {
     "self" },
 }
 
-local function check_cases(b)
-  describe("bad input on " .. b.name, function()
-    local store, path, s
-
-    before_each(function()
-      store, path = backends.open(b)
-      s = fx.stream()
-      assert(store:append(s, fx.events(3)))
-    end)
-
-    after_each(function()
-      if store then store:close() end
-      backends.remove(path)
-      store, path = nil, nil
-    end)
-
-    for _, case in ipairs(cases) do
-      local name, fn = case[1], case[2]
-      local patterns = { fx.unpack(case, 3) }
-      it("rejects " .. name .. " and changes nothing", function()
-        local before = fx.picture(store)
-        local bytes = path and fx.sqlite_bytes(path)
-        fx.raises(function() fn(store, s) end, fx.unpack(patterns))
-        if path then assert.is_true(fx.exactly(bytes, fx.sqlite_bytes(path))) end
-        assert.same(before, fx.picture(store))
-        assert.equals(4, assert(store:append(s, fx.event("After"), { expected = 3 })).revision)
-      end)
-    end
-  end)
-end
-
-check_cases(backends.get("memory:"))
-check_cases(backends.get("sqlite temp file"))
+fx.rejections("bad input", backends.get("memory:"), cases, " and changes nothing")
+fx.rejections("bad input", backends.get("sqlite temp file"), cases, " and changes nothing")
 
 describe("programmer errors", function()
   it("name the event's index in a batch", function()

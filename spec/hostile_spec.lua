@@ -145,40 +145,9 @@ local rejected = {
   end, "nested deeper than 1000" },
 }
 
-local function check_rejected(b)
-  describe("hostile input rejected on " .. b.name, function()
-    local store, path, s
-
-    before_each(function()
-      store, path = backends.open(b)
-      s = fx.stream()
-      assert(store:append(s, fx.events(3)))
-    end)
-
-    after_each(function()
-      if store then store:close() end
-      backends.remove(path)
-      store, path = nil, nil
-    end)
-
-    for _, case in ipairs(rejected) do
-      local name, fn = case[1], case[2]
-      local patterns = { fx.unpack(case, 3) }
-      it("rejects " .. name .. ", naming it, and writes nothing", function()
-        local before = fx.picture(store)
-        local bytes = path and fx.sqlite_bytes(path)
-        local msg = fx.raises(function() fn(store, s) end, fx.unpack(patterns))
-        assert.is_true(#msg < 2000, "an error message of " .. #msg .. " bytes")
-        if path then assert.is_true(fx.exactly(bytes, fx.sqlite_bytes(path))) end
-        assert.same(before, fx.picture(store))
-        assert.equals(4, assert(store:append(s, fx.event("After"), { expected = 3 })).revision)
-      end)
-    end
-  end)
-end
-
-check_rejected(backends.get("memory:"))
-check_rejected(backends.get("sqlite temp file"))
+fx.rejections("hostile input rejected", backends.get("memory:"), rejected, ", naming it, and writes nothing", 2000)
+fx.rejections("hostile input rejected", backends.get("sqlite temp file"), rejected,
+  ", naming it, and writes nothing", 2000)
 
 -- Names full of SQL, LIKE, printf and Lua-pattern syntax (all valid UTF-8).
 local nasty = {

@@ -267,4 +267,49 @@ function M.is_uuid(s)
     and s:match("^%x%x%x%x%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%x%x%x%x%x%x%x%x$") ~= nil
 end
 
+-- Runs each bad-input case { name, fn(store, stream), patterns... } on backend
+-- b, in a describe named title: the call must raise an error matching the
+-- patterns (at most max_message bytes long when given), and the store, and
+-- its SQLite file byte for byte, must be as it was; the stream still takes
+-- the next append at revision 4.
+function M.rejections(title, b, cases, verb, max_message)
+  local backends = require("spec.support.backends")
+  -- busted gives spec files these as globals, but not the modules they require
+  local busted = require("busted")
+  local describe, it, before_each, after_each = busted.describe, busted.it, busted.before_each,
+    busted.after_each
+  local assert = require("luassert")
+  describe(title .. " on " .. b.name, function()
+    local store, path, s
+
+    before_each(function()
+      store, path = backends.open(b)
+      s = M.stream()
+      assert(store:append(s, M.events(3)))
+    end)
+
+    after_each(function()
+      if store then store:close() end
+      backends.remove(path)
+      store, path = nil, nil
+    end)
+
+    for _, case in ipairs(cases) do
+      local name, fn = case[1], case[2]
+      local patterns = { M.unpack(case, 3) }
+      it("rejects " .. name .. verb, function()
+        local before = M.picture(store)
+        local bytes = path and M.sqlite_bytes(path)
+        local msg = M.raises(function() fn(store, s) end, M.unpack(patterns))
+        if max_message then
+          assert.is_true(#msg < max_message, "an error message of " .. #msg .. " bytes")
+        end
+        if path then assert.is_true(M.exactly(bytes, M.sqlite_bytes(path))) end
+        assert.same(before, M.picture(store))
+        assert.equals(4, assert(store:append(s, M.event("After"), { expected = 3 })).revision)
+      end)
+    end
+  end)
+end
+
 return M
