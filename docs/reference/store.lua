@@ -1,5 +1,6 @@
 --- The store handle that `eventstore.open` returns.
--- Its methods are implemented in C (`csrc/lua_store.c`, `csrc/lua_reducer.c`);
+-- Its methods are implemented in C (`csrc/lua_store.c`, `csrc/lua_append.c`,
+-- `csrc/lua_reducer.c`);
 -- the Lua layer adds `each` (`lua/eventstore/init.lua`), `subscribe`
 -- (`eventstore.subscription`), `on_append` and `dispatch` (`eventstore.publish`).
 -- Extend it through `eventstore.Store`.
@@ -23,7 +24,9 @@
 -- @string stream the stream name (non-empty UTF-8, at most 255 bytes)
 -- @tparam table events an event table or a non-empty list of them
 -- @tparam[opt] table opts `{ expected = eventstore.ANY | eventstore.NO_STREAM | eventstore.STREAM_EXISTS | revision }`
--- @treturn table `{ revision, position, count, events[, idempotent] }`; `events` are the committed events
+-- @treturn table `{ revision, position, count, events[, idempotent][, publish_errors] }`; `events`
+--   are the committed events (ids, revisions, positions, with your data tables), built when first read;
+--   `publish_errors` lists the `on_append` listeners that raised
 -- @return nil, err on a wrong expected revision (`err.code == "conflict"`, `err.expected`, `err.actual`) or a failure
 -- @usage local res = assert(store:append("account-42", { type = "Deposited", data = { amount = 10 } },
 --   { expected = 1 }))
@@ -111,8 +114,9 @@
 --- Reads or stores a named position (the checkpoint of a subscription).
 -- @function Store:checkpoint
 -- @string name the checkpoint name
--- @int[opt] position store this position; without it, read the stored one (0 when none)
--- @treturn int|boolean the position when reading, true when storing
+-- @int[opt] position store this position; without it, read the stored one
+-- @treturn int|boolean the position when reading (0 when none is stored), true when storing
+-- @treturn boolean when reading: whether a checkpoint is stored (tells a stored 0 from none)
 -- @return nil, err
 
 --- Events not yet marked as dispatched, in position order (open option `outbox = true`).
@@ -134,6 +138,11 @@
 -- @int after a position
 -- @int timeout_ms milliseconds
 -- @treturn boolean true when newer events exist, false on timeout
+-- @return nil, err
+
+--- The newest position in the store (0 when it is empty); cheaper than `stats()`.
+-- @function Store:position
+-- @treturn int the position
 -- @return nil, err
 
 --- True until the store is closed.
