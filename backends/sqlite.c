@@ -547,11 +547,44 @@ static int exec_pragma(sqlite_conn *c, const char *sql) {
     return src == SQLITE_DONE ? SQLITE_OK : src;
 }
 
+static int journal_is_wal(sqlite_conn *c) {
+    sqlite3_stmt *st;
+    int wal = 0;
+    if (sqlite3_prepare_v2(c->db, "PRAGMA journal_mode", -1, &st, NULL) != SQLITE_OK) return 0;
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        const unsigned char *m = sqlite3_column_text(st, 0);
+        wal = m && strcmp((const char *)m, "wal") == 0;
+    }
+    sqlite3_finalize(st);
+    return wal;
+}
+
+/* 1 when the store's tables are there already (the outbox table is the
+ * last one the schema creates), 0 when not, or a negative SQLite code. */
+static int schema_present(sqlite_conn *c) {
+    char name[SQLITE_MAX_PREFIX + 16];
+    sqlite3_stmt *st;
+    int src, found;
+    snprintf(name, sizeof name, "%soutbox", c->prefix);
+    src = sqlite3_prepare_v2(c->db, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1", -1, &st,
+                             NULL);
+    if (src != SQLITE_OK) return -src;
+    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+    src = sqlite3_step(st);
+    found = src == SQLITE_ROW;
+    sqlite3_finalize(st);
+    return (src == SQLITE_ROW || src == SQLITE_DONE) ? found : -src;
+}
+
 /* Creates the tables in one write transaction, so two processes opening a
- * new file at once both see either no schema or all of it. */
+ * new file at once both see either no schema or all of it. An existing
+ * store is only read here: opening must not wait for the write lock that
+ * busy writers keep taking. */
 static int create_schema(sqlite_conn *c) {
     es_buf b = { NULL, 0, 0 };
-    int src;
+    int src = schema_present(c);
+    if (src < 0) return -src;
+    if (src == 1) return SQLITE_OK;
     if (sql_expand(c, "BEGIN IMMEDIATE;", &b) != ES_OK || sql_expand(c, sql_schema, &b) != ES_OK ||
         sql_expand(c, "COMMIT;", &b) != ES_OK) {
         es_buf_free(&b);
@@ -634,7 +667,11 @@ static int sqlite_backend__open(const char *uri, const es_options *opt, es_conn 
          (src = open_immutable(c, path)) != SQLITE_OK))
         goto fail;
     step = ": journal_mode";
-    if (!c->readonly && !memory && (src = exec_pragma(c, "PRAGMA journal_mode = WAL")) != SQLITE_OK) goto fail;
+    /* WAL is a property of the file: set it only when it is not yet, since
+     * setting it needs a lock that busy writers may hold for long */
+    if (!c->readonly && !memory && !journal_is_wal(c) &&
+        (src = exec_pragma(c, "PRAGMA journal_mode = WAL")) != SQLITE_OK)
+        goto fail;
     step = ": synchronous";
     if ((src = exec_pragma(c, opt->synchronous_full ? "PRAGMA synchronous = FULL"
                                                     : "PRAGMA synchronous = NORMAL")) != SQLITE_OK)

@@ -252,6 +252,30 @@ static void pack_committed(lua_State *L, const es_append_result *res, int single
     lua_setmetatable(L, -2);
 }
 
+typedef struct encode_job {
+    es_event_text *in;
+    lencbuf *buf;
+    size_t n;
+    int single;
+} encode_job;
+
+/* Checks and writes every event; runs under lua_pcall with 1 = the job and
+ * 2 = the event or the list (whose tables keep the strings in alive). */
+static int encode_events(lua_State *L) {
+    encode_job *j = lua_touserdata(L, 1);
+    size_t i;
+    if (j->single) {
+        check_event(L, 2, 1, &j->in[0], j->buf);
+        return 0;
+    }
+    for (i = 0; i < j->n; i++) {
+        lua_rawgeti(L, 2, (int)i + 1);
+        check_event(L, lua_gettop(L), i + 1, &j->in[i], j->buf);
+        lua_pop(L, 1);
+    }
+    return 0;
+}
+
 /* expected: nil/"any", "stream_exists", or an integer >= 0. */
 static int64_t check_expected(lua_State *L, int idx) {
     long long v;
@@ -284,6 +308,7 @@ static int lstore_append(lua_State *L) {
     es_append_result res;
     es_err err;
     lencbuf *buf;
+    encode_job job;
     size_t n, i;
     int64_t expected = ES_ANY;
     int single;
@@ -308,15 +333,25 @@ static int lstore_append(lua_State *L) {
     lua_settop(L, 4);
     in = lua_newuserdata(L, n * sizeof *in);             /* 5: scratch */
     buf = lencode_newbuf(L);                             /* 6: the events' JSON texts */
-    if (single) {
-        check_event(L, 3, 1, &in[0], buf);
-    } else {
-        for (i = 0; i < n; i++) {
-            lua_rawgeti(L, 3, (int)i + 1);
-            /* the list keeps each event table alive after the pop */
-            check_event(L, lua_gettop(L), i + 1, &in[i], buf);
-            lua_pop(L, 1);
+    job.in = in;
+    job.buf = buf;
+    job.n = n;
+    job.single = single;
+    lua_pushcfunction(L, encode_events);
+    lua_pushlightuserdata(L, &job);
+    lua_pushvalue(L, 3);
+    if (lua_pcall(L, 2, 0, 0) != LUA_OK) {
+        /* a big batch refused late must not keep its text (C memory the
+         * collector does not count) until some later collection */
+        es_buf_free(&buf->buf);
+        /* raised in the protected call, the message has no position: give
+         * it the caller's, as a direct luaL_error would */
+        if (lua_type(L, -1) == LUA_TSTRING) {
+            luaL_where(L, 1);
+            lua_insert(L, -2);
+            lua_concat(L, 2);
         }
+        return lua_error(L);
     }
     /* the texts lie back to back in event order: data, then metadata */
     {

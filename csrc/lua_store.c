@@ -410,13 +410,17 @@ static int lstore_stats(lua_State *L) {
 
 /* ---- snapshots, checkpoints, outbox ---- */
 
+/* Writes the snapshot's data; runs under lua_pcall: 1 = buffer, 2 = data. */
+static int encode_snapshot(lua_State *L) {
+    lencode_object(L, 2, lua_touserdata(L, 1), "save_snapshot: data");
+    return 0;
+}
+
 static int lstore_save_snapshot(lua_State *L) {
     es_store *s = lstore_check(L, 1);
     es_snapshot snap;
-    ljson_box *box;
-    json_t *v;
+    lencbuf *buf;
     es_err err;
-    char *text;
     int rc;
     memset(&snap, 0, sizeof snap);
     snap.stream = (char *)lstore_checkstream(L, 2);
@@ -428,13 +432,27 @@ static int lstore_save_snapshot(lua_State *L) {
         luaL_argerror(L, 5, "version must be an integer");
     snap.version = lua_isnoneornil(L, 5) ? 0 : compat_tointeger(L, 5);
     lua_settop(L, 5);
-    box = lvalue_newbox(L);
-    v = lvalue_to_json(L, 4, box, "save_snapshot: data");
+    buf = lencode_newbuf(L);
+    lua_pushcfunction(L, encode_snapshot);
+    lua_pushlightuserdata(L, buf);
+    lua_pushvalue(L, 4);
+    if (lua_pcall(L, 2, 0, 0) != LUA_OK) {
+        /* a large value refused late frees its text now, not at some GC */
+        es_buf_free(&buf->buf);
+        /* raised in the protected call, the message has no position: give
+         * it the caller's, as a direct luaL_error would */
+        if (lua_type(L, -1) == LUA_TSTRING) {
+            luaL_where(L, 1);
+            lua_insert(L, -2);
+            lua_concat(L, 2);
+        }
+        return lua_error(L);
+    }
+    snap.data = buf->buf.data;
+    snap.data_len = buf->buf.len;
     es_err_clear(&err);
-    if (!(text = es_json_encode(v, &snap.data_len, &err))) return lerror_fail(L, &err);
-    snap.data = text;
     rc = es_store_save_snapshot(s, &snap, &err);
-    es_free(text);
+    es_buf_free(&buf->buf);
     if (rc != ES_OK) return lerror_fail(L, &err);
     lua_pushboolean(L, 1);
     return 1;
