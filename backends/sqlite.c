@@ -559,6 +559,28 @@ static int journal_is_wal(sqlite_conn *c) {
     return wal;
 }
 
+/* WAL is a property of the file: it is set only when it is not yet. Two
+ * processes creating a store at once may both find it not yet WAL; the one
+ * that loses then waits for an exclusive lock that the winner's open
+ * connection never gives up, so it waits in short steps and looks again:
+ * once the file is WAL there is nothing left to do. */
+static int ensure_wal(sqlite_conn *c) {
+    const int step_ms = 20;
+    int waited = 0, src;
+    sqlite3_busy_timeout(c->db, step_ms);
+    for (;;) {
+        if (journal_is_wal(c)) {
+            src = SQLITE_OK;
+            break;
+        }
+        src = exec_pragma(c, "PRAGMA journal_mode = WAL");
+        if ((src & 0xff) != SQLITE_BUSY && (src & 0xff) != SQLITE_LOCKED) break;
+        if ((waited += step_ms) >= c->busy_timeout_ms) break;
+    }
+    sqlite3_busy_timeout(c->db, c->busy_timeout_ms > 0 ? c->busy_timeout_ms : 0);
+    return src;
+}
+
 /* 1 when the store's tables are there already (the outbox table is the
  * last one the schema creates), 0 when not, or a negative SQLite code. */
 static int schema_present(sqlite_conn *c) {
@@ -667,11 +689,7 @@ static int sqlite_backend__open(const char *uri, const es_options *opt, es_conn 
          (src = open_immutable(c, path)) != SQLITE_OK))
         goto fail;
     step = ": journal_mode";
-    /* WAL is a property of the file: set it only when it is not yet, since
-     * setting it needs a lock that busy writers may hold for long */
-    if (!c->readonly && !memory && !journal_is_wal(c) &&
-        (src = exec_pragma(c, "PRAGMA journal_mode = WAL")) != SQLITE_OK)
-        goto fail;
+    if (!c->readonly && !memory && (src = ensure_wal(c)) != SQLITE_OK) goto fail;
     step = ": synchronous";
     if ((src = exec_pragma(c, opt->synchronous_full ? "PRAGMA synchronous = FULL"
                                                     : "PRAGMA synchronous = NORMAL")) != SQLITE_OK)
