@@ -85,22 +85,8 @@ end)
 
 for _, b in ipairs(backends.list) do
   describe("aggregate on " .. b.name, function()
-    if b.pending then
-      pending(b.pending)
-      return
-    end
-
-    local store, path
-
-    before_each(function()
-      store, path = backends.open(b)
-    end)
-
-    after_each(function()
-      if store then store:close() end
-      backends.remove(path)
-      store, path = nil, nil
-    end)
+    local store
+    if not backends.fresh(b, nil, function(s) store = s end) then return end
 
     for _, kind in ipairs(kinds) do
       describe("with " .. kind.name, function()

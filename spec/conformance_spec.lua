@@ -13,22 +13,8 @@ local ANY, NO_STREAM, STREAM_EXISTS = eventstore.ANY, eventstore.NO_STREAM, even
 
 for _, b in ipairs(backends.list) do
   describe("conformance on " .. b.name, function()
-    if b.pending then
-      pending(b.pending)
-      return
-    end
-
-    local store, path
-
-    before_each(function()
-      store, path = backends.open(b)
-    end)
-
-    after_each(function()
-      if store then store:close() end
-      backends.remove(path)
-      store, path = nil, nil
-    end)
+    local store
+    if not backends.fresh(b, nil, function(s) store = s end) then return end
 
     -- n events "Counted" with data { i = i } appended to stream s.
     local function seed(s, n, type)

@@ -39,16 +39,7 @@ for _, name in ipairs({ "memory:", "sqlite::memory:", "sqlite temp file" }) do
 
   describe("lifecycle on " .. name, function()
     local store, path
-
-    before_each(function()
-      store, path = backends.open(b)
-    end)
-
-    after_each(function()
-      if store then store:close() end
-      backends.remove(path)
-      store, path = nil, nil
-    end)
+    backends.fresh(b, nil, function(s, p) store, path = s, p end)
 
     it("close returns true, every time", function()
       assert.is_true(store:close())

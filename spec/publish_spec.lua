@@ -47,22 +47,8 @@ end)
 
 for _, b in ipairs(backends.list) do
   describe("publishing on " .. b.name, function()
-    if b.pending then
-      pending(b.pending)
-      return
-    end
-
     local store, path
-
-    before_each(function()
-      store, path = backends.open(b, { outbox = true })
-    end)
-
-    after_each(function()
-      if store then store:close() end
-      backends.remove(path)
-      store, path = nil, nil
-    end)
+    if not backends.fresh(b, { outbox = true }, function(s, p) store, path = s, p end) then return end
 
     describe("on_append", function()
       it("gets the committed events of each append once, after the commit", function()

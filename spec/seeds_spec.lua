@@ -13,22 +13,8 @@ end
 
 for _, b in ipairs(backends.list) do
   describe("seed use cases on " .. b.name, function()
-    if b.pending then
-      pending(b.pending)
-      return
-    end
-
-    local store, path
-
-    before_each(function()
-      store, path = backends.open(b, { snapshot_every = 0 })
-    end)
-
-    after_each(function()
-      if store then store:close() end
-      backends.remove(path)
-      store, path = nil, nil
-    end)
+    local store
+    if not backends.fresh(b, { snapshot_every = 0 }, function(s) store = s end) then return end
 
     describe("osiris", function()
       -- employee-<name> streams; "*" = "last" merges the fields, overtime sums

@@ -54,22 +54,8 @@ end)
 
 for _, b in ipairs(backends.list) do
   describe("subscription on " .. b.name, function()
-    if b.pending then
-      pending(b.pending)
-      return
-    end
-
     local store, path
-
-    before_each(function()
-      store, path = backends.open(b)
-    end)
-
-    after_each(function()
-      if store then store:close() end
-      backends.remove(path)
-      store, path = nil, nil
-    end)
+    if not backends.fresh(b, nil, function(s, p) store, path = s, p end) then return end
 
     it("delivers a category's events in global order and stores the checkpoint", function()
       local cat = fx.category("acct")

@@ -35,16 +35,7 @@ for _, name in ipairs({ "memory:", "sqlite::memory:", "sqlite temp file" }) do
 
   describe("values on " .. name, function()
     local store, path
-
-    before_each(function()
-      store, path = backends.open(b)
-    end)
-
-    after_each(function()
-      if store then store:close() end
-      backends.remove(path)
-      store, path = nil, nil
-    end)
+    backends.fresh(b, nil, function(s, p) store, path = s, p end)
 
     -- Appends data (and metadata) and returns what reads back, by read and by id.
     local function round_trip(data, metadata)

@@ -72,4 +72,28 @@ function M.open(b, opts)
   return store, path
 end
 
+-- Inside a describe: marks it pending (and returns false) when b cannot run
+-- here; otherwise opens a fresh store of b (with opts) before every test,
+-- hands it to set(store, path), and closes and removes it after the test.
+function M.fresh(b, opts, set)
+  -- busted gives spec files these as globals, but not the modules they require
+  local busted = require("busted")
+  if b.pending then
+    busted.pending(b.pending)
+    return false
+  end
+  local store, path
+  busted.before_each(function()
+    store, path = M.open(b, opts)
+    set(store, path)
+  end)
+  busted.after_each(function()
+    if store then store:close() end
+    M.remove(path)
+    store, path = nil, nil
+    set(nil, nil)
+  end)
+  return true
+end
+
 return M
