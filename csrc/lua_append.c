@@ -366,12 +366,9 @@ static int lstore_append(lua_State *L) {
     es_err_clear(&err);
     if (es_store_append_text(s, stream, in, n, expected, &res, &err) != ES_OK) return lerror_fail(L, &err);
     lua_createtable(L, 0, 3);
-    compat_pushinteger(L, res.revision);
-    lua_setfield(L, -2, "revision");
-    compat_pushinteger(L, res.position);
-    lua_setfield(L, -2, "position");
-    compat_pushinteger(L, (long long)res.count);
-    lua_setfield(L, -2, "count");
+    lfield_int(L, "revision", res.revision);
+    lfield_int(L, "position", res.position);
+    lfield_int(L, "count", (long long)res.count);
     if (res.idempotent) {
         lua_pushboolean(L, 1);
         lua_setfield(L, -2, "idempotent");

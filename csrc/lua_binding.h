@@ -16,6 +16,16 @@
 /* Deepest table nesting converted to JSON (cycles are caught before). */
 #define LVALUE_MAX_DEPTH 1000
 
+/* Sets t[k] = v in the table on top of the stack. */
+static inline void lfield_int(lua_State *L, const char *k, long long v) {
+    compat_pushinteger(L, v);
+    lua_setfield(L, -2, k);
+}
+static inline void lfield_str(lua_State *L, const char *k, const char *v) {
+    lua_pushstring(L, v);
+    lua_setfield(L, -2, k);
+}
+
 /* lua_error.c: pushes the error table for err; raises for programmer
  * errors (ES_EINVALID, ES_ENOMEM, ES_ENOTSUP) instead. */
 void lerror_push(lua_State *L, const es_err *err);

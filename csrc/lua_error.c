@@ -4,18 +4,15 @@
 
 void lerror_push(lua_State *L, const es_err *err) {
     lua_createtable(L, 0, 4);
-    lua_pushstring(L, es_errname(err->code));
-    lua_setfield(L, -2, "code");
-    lua_pushstring(L, err->msg);
-    lua_setfield(L, -2, "message");
+    lfield_str(L, "code", es_errname(err->code));
+    lfield_str(L, "message", err->msg);
     if (err->code == ES_ECONFLICT && (err->expected || err->actual)) {
         /* the C sentinels read back as the Lua constants */
         if (err->expected == ES_STREAM_EXISTS) lua_pushliteral(L, "stream_exists");
         else if (err->expected == ES_ANY) lua_pushliteral(L, "any");
         else compat_pushinteger(L, err->expected);
         lua_setfield(L, -2, "expected");
-        compat_pushinteger(L, err->actual);
-        lua_setfield(L, -2, "actual");
+        lfield_int(L, "actual", err->actual);
     }
     luaL_getmetatable(L, LERROR_MT);
     lua_setmetatable(L, -2);

@@ -395,16 +395,11 @@ static int lstore_stats(lua_State *L) {
     es_err_clear(&err);
     if (es_store_stats(s, &st, &err) != ES_OK) return lerror_fail(L, &err);
     lua_createtable(L, 0, 5);
-    compat_pushinteger(L, st.events);
-    lua_setfield(L, -2, "events");
-    compat_pushinteger(L, st.streams);
-    lua_setfield(L, -2, "streams");
-    compat_pushinteger(L, st.snapshots);
-    lua_setfield(L, -2, "snapshots");
-    compat_pushinteger(L, st.position);
-    lua_setfield(L, -2, "position");
-    lua_pushstring(L, st.backend);
-    lua_setfield(L, -2, "backend");
+    lfield_int(L, "events", st.events);
+    lfield_int(L, "streams", st.streams);
+    lfield_int(L, "snapshots", st.snapshots);
+    lfield_int(L, "position", st.position);
+    lfield_str(L, "backend", st.backend);
     return 1;
 }
 
@@ -489,14 +484,10 @@ static int lstore_snapshot(lua_State *L) {
         }
         box->root = v;
         lua_createtable(L, 0, 5);
-        lua_pushstring(L, out.stream);
-        lua_setfield(L, -2, "stream");
-        compat_pushinteger(L, out.revision);
-        lua_setfield(L, -2, "revision");
-        compat_pushinteger(L, out.version);
-        lua_setfield(L, -2, "version");
-        compat_pushinteger(L, out.timestamp);
-        lua_setfield(L, -2, "timestamp");
+        lfield_str(L, "stream", out.stream);
+        lfield_int(L, "revision", out.revision);
+        lfield_int(L, "version", out.version);
+        lfield_int(L, "timestamp", out.timestamp);
         es_snapshot_clear(&out);
         lvalue_push_json(L, v);
         lua_setfield(L, -2, "data");
