@@ -64,9 +64,10 @@ ljson_box *lvalue_newbox(lua_State *L);
  * raises naming `what` (e.g. "event 2 data") on a value JSON cannot hold. */
 json_t *lvalue_to_json(lua_State *L, int idx, ljson_box *box, const char *what);
 void lvalue_push_json(lua_State *L, const json_t *v);
-/* Decodes a stored JSON text and pushes it; box holds the tree meanwhile. */
-void lvalue_push_text(lua_State *L, const char *text, size_t len, ljson_box *box);
-void lvalue_push_event(lua_State *L, const es_event *ev, ljson_box *box);
+/* Decodes a stored JSON text straight into Lua values and pushes them
+ * (raises on a malformed text; holds nothing a raise could leak). */
+void lvalue_push_text(lua_State *L, const char *text, size_t len);
+void lvalue_push_event(lua_State *L, const es_event *ev);
 /* For many events: push the field names once (returns the index of the
  * first), then push each event with them. */
 #define LVALUE_EVENT_KEYS 8

@@ -271,10 +271,7 @@ static int lcall_trampoline(lua_State *L) {
     if (lua_istable(L, 3)) {
         lua_pushvalue(L, 3);
     } else if (c->ev && c->ev->id) {
-        ljson_box *b = lvalue_newbox(L);
-        int top = lua_gettop(L);
-        lvalue_push_event(L, c->ev, b);
-        lua_remove(L, top);
+        lvalue_push_event(L, c->ev);
     } else {
         lua_createtable(L, 0, 1);
         if (c->ev && c->ev->type) {

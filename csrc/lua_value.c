@@ -542,9 +542,8 @@ static void jvalue(jparse *jp) {
     }
 }
 
-void lvalue_push_text(lua_State *L, const char *text, size_t len, ljson_box *box) {
+void lvalue_push_text(lua_State *L, const char *text, size_t len) {
     jparse jp;
-    (void)box;
     jp.L = L;
     jp.p = text;
     jp.end = text + len;
@@ -588,19 +587,18 @@ void lvalue_push_event_k(lua_State *L, const es_event *ev, int keys) {
     lua_pushstring(L, ev->type);
     lua_rawset(L, -3);
     lua_pushvalue(L, keys + 5);
-    lvalue_push_text(L, ev->data, ev->data_len, NULL);
+    lvalue_push_text(L, ev->data, ev->data_len);
     lua_rawset(L, -3);
     lua_pushvalue(L, keys + 6);
-    lvalue_push_text(L, ev->metadata, ev->metadata_len, NULL);
+    lvalue_push_text(L, ev->metadata, ev->metadata_len);
     lua_rawset(L, -3);
     lua_pushvalue(L, keys + 7);
     compat_pushinteger(L, ev->timestamp);
     lua_rawset(L, -3);
 }
 
-void lvalue_push_event(lua_State *L, const es_event *ev, ljson_box *box) {
+void lvalue_push_event(lua_State *L, const es_event *ev) {
     int keys = lvalue_push_event_keys(L);
-    (void)box;
     lvalue_push_event_k(L, ev, keys);
     lua_replace(L, keys);
     lua_pop(L, LVALUE_EVENT_KEYS - 1);
