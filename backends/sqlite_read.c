@@ -19,6 +19,15 @@ static void cursor_release(sqlite_cursor *cur) {
     cur->st = NULL;
 }
 
+/* A JSON text column without the copy sqlite3_column_text makes to add a
+ * NUL; NULL only when SQLite ran out of memory (an empty text is ""). */
+static const char *json_column(sqlite3_stmt *st, int col, size_t *len) {
+    const char *p = (const char *)sqlite3_column_blob(st, col);
+    *len = (size_t)sqlite3_column_bytes(st, col);
+    if (p) return p;
+    return *len == 0 && sqlite3_errcode(sqlite3_db_handle(st)) != SQLITE_NOMEM ? "" : NULL;
+}
+
 /* Points ev at the current row's columns; they stay valid until the next
  * sqlite3_step/reset on st, which is exactly the borrowed-row contract. */
 static int cursor_row(sqlite_cursor *cur) {
@@ -34,13 +43,14 @@ static int cursor_row(sqlite_cursor *cur) {
     ev->stream = (const char *)sqlite3_column_text(st, 2);
     ev->revision = sqlite3_column_int64(st, 3);
     ev->type = (const char *)sqlite3_column_text(st, 4);
-    ev->data = (const char *)sqlite3_column_text(st, 5);
-    ev->data_len = (size_t)sqlite3_column_bytes(st, 5);
-    ev->metadata = (const char *)sqlite3_column_text(st, 6);
-    ev->metadata_len = (size_t)sqlite3_column_bytes(st, 6);
+    /* data and metadata carry their lengths: as blobs they come straight
+     * from the page (or the map) instead of a NUL-terminated copy */
+    if (!(ev->data = json_column(st, 5, &ev->data_len)) ||
+        !(ev->metadata = json_column(st, 6, &ev->metadata_len)))
+        return ES_ENOMEM;
     ev->timestamp = sqlite3_column_int64(st, 7);
     /* every column is NOT NULL, so NULL here means SQLite ran out of memory */
-    return (ev->id && ev->stream && ev->type && ev->data && ev->metadata) ? ES_OK : ES_ENOMEM;
+    return (ev->id && ev->stream && ev->type) ? ES_OK : ES_ENOMEM;
 }
 
 static int sqlite_cursor__next(es_cursor *base, const es_event **ev, es_err *err) {

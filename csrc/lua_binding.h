@@ -42,12 +42,22 @@ typedef struct lconv_path {
     const void *table;      /* the table entered at this level (cycle check) */
 } lconv_path;
 
+/* Levels kept inside the lconv itself; a deeper value moves the path into
+ * a userdata that replaces the nil lconv_init pushed (so a conversion of
+ * ordinary data allocates nothing for its path). */
+#define LCONV_INLINE 32
+
 typedef struct lconv {
     lua_State *L;
     const char *what;
-    lconv_path path[LVALUE_MAX_DEPTH + 1];
-    int depth;
+    lconv_path *path;       /* inline, or the deep userdata */
+    int depth, cap, anchor;
+    lconv_path inline_path[LCONV_INLINE + 1];
 } lconv;
+
+/* Starts a conversion: pushes the anchor slot (a nil) that the caller pops
+ * once the conversion is done. */
+void lconv_init(lconv *cv, lua_State *L, const char *what);
 
 /* Raises "<what><path>: <fmt with detail>"; fmt has two %s: path, detail. */
 int lconv_error(lconv *cv, const char *fmt, const char *detail);

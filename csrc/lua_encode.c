@@ -185,7 +185,7 @@ static void enc_value(enc *e, int idx) {
 }
 
 size_t lencode_object(lua_State *L, int idx, lencbuf *b, const char *what) {
-    enc *e;
+    enc encoder, *e = &encoder;
     size_t start = b->buf.len;
     idx = lua_absindex(L, idx);
     if (lua_isnoneornil(L, idx)) {
@@ -193,11 +193,7 @@ size_t lencode_object(lua_State *L, int idx, lencbuf *b, const char *what) {
         return start;
     }
     if (!lua_istable(L, idx)) luaL_error(L, "%s must be a table, got %s", what, luaL_typename(L, idx));
-    /* the path is one entry per level: keep it off the C stack */
-    e = lua_newuserdata(L, sizeof *e);
-    e->cv.L = L;
-    e->cv.what = what;
-    e->cv.depth = 0;
+    lconv_init(&e->cv, L, what);
     e->out = &b->buf;
     if (lconv_table_kind(&e->cv, idx)) luaL_error(L, "%s must be an object, not an array", what);
     enc_table(e, idx);
@@ -206,13 +202,10 @@ size_t lencode_object(lua_State *L, int idx, lencbuf *b, const char *what) {
 }
 
 size_t lencode_value(lua_State *L, int idx, lencbuf *b, const char *what) {
-    enc *e;
+    enc encoder, *e = &encoder;
     size_t start = b->buf.len;
     idx = lua_absindex(L, idx);
-    e = lua_newuserdata(L, sizeof *e);
-    e->cv.L = L;
-    e->cv.what = what;
-    e->cv.depth = 0;
+    lconv_init(&e->cv, L, what);
     e->out = &b->buf;
     enc_value(e, idx);
     lua_pop(L, 1);

@@ -118,6 +118,16 @@ int lconv_table_kind(lconv *cv, int idx) {
     return nint || marked;
 }
 
+void lconv_init(lconv *cv, lua_State *L, const char *what) {
+    cv->L = L;
+    cv->what = what;
+    cv->depth = 0;
+    cv->path = cv->inline_path;
+    cv->cap = LCONV_INLINE;
+    lua_pushnil(L);
+    cv->anchor = lua_gettop(L);
+}
+
 /* Enters the table at idx: checks depth and cycles, pushes a path level. */
 lconv_path *lconv_enter(lconv *cv, int idx) {
     const void *tp = lua_topointer(cv->L, idx);
@@ -125,6 +135,15 @@ lconv_path *lconv_enter(lconv *cv, int idx) {
     int i;
     if (cv->depth >= LVALUE_MAX_DEPTH)
         lconv_error(cv, "%stables nested deeper than %s levels", "1000");
+    if (cv->depth >= cv->cap) {
+        /* the push and the replace leave the stack as it was, so a caller
+         * in the middle of lua_next keeps its key on top */
+        lconv_path *deep = lua_newuserdata(cv->L, (LVALUE_MAX_DEPTH + 1) * sizeof *deep);
+        memcpy(deep, cv->path, (size_t)(cv->depth + 1) * sizeof *deep);
+        lua_replace(cv->L, cv->anchor);
+        cv->path = deep;
+        cv->cap = LVALUE_MAX_DEPTH;
+    }
     for (i = 1; i <= cv->depth; i++)
         if (cv->path[i].table == tp) lconv_error(cv, "%scyclic table (it contains itself)%s", "");
     p = &cv->path[++cv->depth];
@@ -217,7 +236,7 @@ static void conv_fill(lconv *cv, int idx, json_t *v) {
 }
 
 json_t *lvalue_to_json(lua_State *L, int idx, ljson_box *box, const char *what) {
-    lconv *cv;
+    lconv conv, *cv = &conv;
     json_t *v;
     idx = lua_absindex(L, idx);
     if (lua_isnoneornil(L, idx)) {
@@ -232,11 +251,7 @@ json_t *lvalue_to_json(lua_State *L, int idx, ljson_box *box, const char *what) 
     }
     if (!lua_istable(L, idx))
         luaL_error(L, "%s must be a table, got %s", what, luaL_typename(L, idx));
-    /* The path is big (one entry per level): keep it off the C stack. */
-    cv = lua_newuserdata(L, sizeof *cv);
-    cv->L = L;
-    cv->what = what;
-    cv->depth = 0;
+    lconv_init(cv, L, what);
     v = conv_make(cv, idx);
     /* A box whose root is an array holds many values (one per event). */
     if (box->root && json_is_array(box->root)) {
@@ -251,13 +266,10 @@ json_t *lvalue_to_json(lua_State *L, int idx, ljson_box *box, const char *what) 
 }
 
 json_t *lvalue_to_json_any(lua_State *L, int idx, ljson_box *box, const char *what) {
-    lconv *cv;
+    lconv conv, *cv = &conv;
     json_t *v;
     idx = lua_absindex(L, idx);
-    cv = lua_newuserdata(L, sizeof *cv);
-    cv->L = L;
-    cv->what = what;
-    cv->depth = 0;
+    lconv_init(cv, L, what);
     v = conv_make(cv, idx);
     box_set(box, v);
     if (lua_type(L, idx) == LUA_TTABLE) conv_fill(cv, idx, v);
