@@ -32,6 +32,8 @@ static const char *const sql_templates[ST_ALL] = {
                         "ORDER BY revision DESC LIMIT 1",
     [ST_CP_GET] = "SELECT position FROM {p}checkpoints WHERE name = ?1",
     [ST_HEAD] = "SELECT coalesce(max(position), 0) FROM {p}events",
+    [ST_LAST_TS] = "SELECT coalesce((SELECT timestamp FROM {p}events ORDER BY position DESC LIMIT 1), 0)",
+    [ST_TS_AT] = "SELECT position, timestamp FROM {p}events WHERE position >= ?1 ORDER BY position LIMIT 1",
     [ST_CP_SET] = "INSERT INTO {p}checkpoints (name, position) VALUES (?1, ?2) "
                   "ON CONFLICT (name) DO UPDATE SET position = excluded.position",
     [ST_DISPATCH] = "DELETE FROM {p}outbox WHERE position = (SELECT position FROM {p}events WHERE id = ?1)",
@@ -60,7 +62,6 @@ static const char *const sql_schema =
     " stream TEXT NOT NULL, category TEXT NOT NULL, revision INTEGER NOT NULL, type TEXT NOT NULL,"
     " data TEXT NOT NULL, metadata TEXT NOT NULL, timestamp INTEGER NOT NULL, UNIQUE (stream, revision));"
     "CREATE INDEX IF NOT EXISTS {p}events_category ON {p}events (category, position);"
-    "CREATE INDEX IF NOT EXISTS {p}events_timestamp ON {p}events (timestamp);"
     "CREATE TABLE IF NOT EXISTS {p}streams (stream TEXT PRIMARY KEY, category TEXT NOT NULL) WITHOUT ROWID;"
     "CREATE INDEX IF NOT EXISTS {p}streams_category ON {p}streams (category, stream);"
     "CREATE TABLE IF NOT EXISTS {p}snapshots (stream TEXT NOT NULL, revision INTEGER NOT NULL,"
@@ -120,10 +121,12 @@ static int sql_expand(const sqlite_conn *c, const char *tmpl, es_buf *b) {
 
 /* The text of a slot. The ES_Q_ALL variants add one condition per filter
  * so that each shape is its own cached statement and the planner sees plain
- * conditions: category = ? uses the (category, position) index; `since`
- * starts the position range at the first position stored at or after that
- * time, found in the timestamp index (a minimum over the range, not the
- * first entry: clocks may step back), so old events are never walked. */
+ * conditions: category = ? uses the (category, position) index. The `since`
+ * variant serves stores with a timestamp index (made before timestamps were
+ * kept from going down): it starts the position range at the first
+ * position stored at or after that time, found in the index (a minimum over
+ * the range: their clocks may have stepped back). Other stores never use
+ * it: sqlite_read.c finds the start by a binary search over positions. */
 static int sql_build(const sqlite_conn *c, int slot, es_buf *b) {
     int v;
     if (slot < ST_ALL) return sql_expand(c, sql_templates[slot], b);
@@ -199,7 +202,7 @@ void sqlite_lower_id(const char *id, char out[ES_UUID_LEN + 1]) {
 
 /* One integer looked up by one text key (a stream's revision, a
  * checkpoint); 0 when there is no row. Returns a SQLite code. */
-static int lookup_int64(sqlite_conn *c, int slot, const char *key, int64_t *out) {
+int sqlite_lookup_int64(sqlite_conn *c, int slot, const char *key, int64_t *out) {
     sqlite3_stmt *st;
     int src;
     *out = 0;
@@ -267,7 +270,7 @@ static int append_check_ids(sqlite_conn *c, es_append_req *req, es_append_result
         return es_err_set(err, ES_ECONFLICT, "%s: event id %s already stored", op, req->events[0].id);
     /* as for a fresh append: the stream's revision now, which later appends
      * may have moved past the batch */
-    if ((src = lookup_int64(c, ST_STREAM_REV, req->stream, &res->revision)) != SQLITE_OK)
+    if ((src = sqlite_lookup_int64(c, ST_STREAM_REV, req->stream, &res->revision)) != SQLITE_OK)
         return sqlite_fail(c, src, err, "%s", op);
     res->position = req->events[req->count - 1].position;
     res->idempotent = 1;
@@ -279,14 +282,20 @@ static int append_check_ids(sqlite_conn *c, es_append_req *req, es_append_result
  * writer can slip in between and positions follow commit order. */
 static int append_locked(sqlite_conn *c, es_append_req *req, es_append_result *res, es_err *err) {
     sqlite3_stmt *st;
-    int64_t cur = 0, n = (int64_t)req->count;
+    int64_t cur = 0, last_ts = 0, n = (int64_t)req->count;
     size_t i;
     int src, rc;
 
     if (req->ids_given && (rc = append_check_ids(c, req, res, err)) != 1) return rc;
-    if ((src = lookup_int64(c, ST_STREAM_REV, req->stream, &cur)) != SQLITE_OK) goto fail;
+    if ((src = sqlite_lookup_int64(c, ST_STREAM_REV, req->stream, &cur)) != SQLITE_OK) goto fail;
 
     if ((rc = es_expected_check(req, cur, err)) != ES_OK) return rc;
+    /* Timestamps never go down along positions, even when the clock steps
+     * back: `since` then finds its first event by a binary search over
+     * positions, and no timestamp index is written on every append. */
+    if ((src = sqlite_lookup_int64(c, ST_LAST_TS, NULL, &last_ts)) != SQLITE_OK) goto fail;
+    for (i = 0; i < req->count; i++)
+        if (req->events[i].timestamp < last_ts) req->events[i].timestamp = last_ts;
     if (n > INT64_MAX - cur)
         return es_err_set(err, ES_EINVALID, "append to '%s': revision would overflow", req->stream);
     for (i = 0; i < req->count; i++)
@@ -357,7 +366,7 @@ static int sqlite_backend__append(es_conn *conn, es_append_req *req, es_append_r
 
 static int sqlite_backend__revision(es_conn *conn, const char *stream, int64_t *out, es_err *err) {
     sqlite_conn *c = (sqlite_conn *)conn;
-    int src = lookup_int64(c, ST_STREAM_REV, stream, out);
+    int src = sqlite_lookup_int64(c, ST_STREAM_REV, stream, out);
     return src == SQLITE_OK ? ES_OK : sqlite_fail(c, src, err, "revision '%s'", stream);
 }
 
@@ -468,7 +477,7 @@ static int sqlite_backend__get_checkpoint(es_conn *conn, const char *name, int64
 
 static int sqlite_backend__head(es_conn *conn, int64_t *out, es_err *err) {
     sqlite_conn *c = (sqlite_conn *)conn;
-    int src = lookup_int64(c, ST_HEAD, NULL, out);
+    int src = sqlite_lookup_int64(c, ST_HEAD, NULL, out);
     return src == SQLITE_OK ? ES_OK : sqlite_fail(c, src, err, "head");
 }
 
@@ -581,17 +590,18 @@ static int ensure_wal(sqlite_conn *c) {
     return src;
 }
 
-/* 1 when the store's tables are there already (the outbox table is the
- * last one the schema creates), 0 when not, or a negative SQLite code. */
-static int schema_present(sqlite_conn *c) {
-    char name[SQLITE_MAX_PREFIX + 16];
+/* 1 when the store has the table or index <prefix><suffix>, 0 when not,
+ * or a negative SQLite code. */
+static int object_present(sqlite_conn *c, const char *type, const char *suffix) {
+    char name[SQLITE_MAX_PREFIX + 32];
     sqlite3_stmt *st;
     int src, found;
-    snprintf(name, sizeof name, "%soutbox", c->prefix);
-    src = sqlite3_prepare_v2(c->db, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1", -1, &st,
+    snprintf(name, sizeof name, "%s%s", c->prefix, suffix);
+    src = sqlite3_prepare_v2(c->db, "SELECT 1 FROM sqlite_master WHERE type = ?2 AND name = ?1", -1, &st,
                              NULL);
     if (src != SQLITE_OK) return -src;
     sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, type, -1, SQLITE_STATIC);
     src = sqlite3_step(st);
     found = src == SQLITE_ROW;
     sqlite3_finalize(st);
@@ -604,7 +614,8 @@ static int schema_present(sqlite_conn *c) {
  * busy writers keep taking. */
 static int create_schema(sqlite_conn *c) {
     es_buf b = { NULL, 0, 0 };
-    int src = schema_present(c);
+    /* the outbox table is the last one the schema creates */
+    int src = object_present(c, "table", "outbox");
     if (src < 0) return -src;
     if (src == 1) return SQLITE_OK;
     if (sql_expand(c, "BEGIN IMMEDIATE;", &b) != ES_OK || sql_expand(c, sql_schema, &b) != ES_OK ||
@@ -718,6 +729,12 @@ static int sqlite_backend__open(const char *uri, const es_options *opt, es_conn 
     }
     step = ": create schema";
     if (opt->create && !c->readonly && (src = create_schema(c)) != SQLITE_OK) goto fail;
+    if ((src = object_present(c, "index", "events_timestamp")) < 0) {
+        src = -src;
+        goto fail;
+    }
+    c->ts_index = src;
+    src = SQLITE_OK;
     *out = &c->base;
     return ES_OK;
 fail:

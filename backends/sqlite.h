@@ -19,7 +19,7 @@ enum {
     ST_BEGIN, ST_COMMIT, ST_ROLLBACK,
     ST_STREAM_REV, ST_ID_LOOKUP, ST_INSERT_EVENT, ST_NEW_STREAM, ST_INSERT_OUTBOX,
     ST_STATS, ST_SNAP_SAVE, ST_SNAP_PRUNE, ST_SNAP_LOAD_ANY, ST_SNAP_LOAD_FP,
-    ST_CP_GET, ST_CP_SET, ST_DISPATCH, ST_HEAD,
+    ST_CP_GET, ST_CP_SET, ST_DISPATCH, ST_HEAD, ST_LAST_TS, ST_TS_AT,
     ST_READ_FWD, ST_READ_BWD, ST_BY_ID, ST_STREAMS, ST_STREAMS_CAT, ST_OUTBOX, ST_OUTBOX_CAT,
     ST_ALL,                       /* 8 variants: + 1 category, + 2 since, + 4 types */
     ST__COUNT = ST_ALL + 8
@@ -42,6 +42,7 @@ typedef struct sqlite_conn {
     es_conn base;                      /* first: the store sees an es_conn */
     sqlite3 *db;
     int readonly;
+    int ts_index;                      /* a store made before 2026-11-28 has a timestamp index */
     int busy_timeout_ms;
     char prefix[SQLITE_MAX_PREFIX + 1];
     sqlite3_stmt *stmts[ST__COUNT];
@@ -67,6 +68,7 @@ int sqlite_fail(sqlite_conn *c, int src, es_err *err, const char *fmt, ...)
 #endif
     ;
 int sqlite_stmt_get(sqlite_conn *c, int slot, sqlite3_stmt **out);
+int sqlite_lookup_int64(sqlite_conn *c, int slot, const char *key, int64_t *out);
 int sqlite_stmt_prepare(sqlite_conn *c, int slot, unsigned int flags, sqlite3_stmt **out);
 void sqlite_lower_id(const char *id, char out[ES_UUID_LEN + 1]);
 

@@ -157,12 +157,52 @@ static int cursor_bind(sqlite_cursor *cur, const es_query *q, int variant) {
     return src;
 }
 
+/* The first position past `after` whose timestamp is at or after since
+ * (head + 1 when there is none). Appends keep timestamps from going down
+ * along positions, so a binary search over positions finds it in
+ * log2(events) point reads, with no index on the timestamp. A position in
+ * [mid, row) is never stored, so hi = mid keeps the answer right. */
+static int since_start(sqlite_conn *c, int64_t since, int64_t after, int64_t *out, es_err *err) {
+    sqlite3_stmt *st;
+    int64_t lo = after < 0 ? 1 : after + 1, hi;
+    int src;
+    if ((src = sqlite_lookup_int64(c, ST_HEAD, NULL, &hi)) != SQLITE_OK) return sqlite_fail(c, src, err, "read");
+    hi++;
+    if ((src = sqlite_stmt_get(c, ST_TS_AT, &st)) != SQLITE_OK) return sqlite_fail(c, src, err, "read");
+    while (lo < hi) {
+        int64_t mid = lo + (hi - lo) / 2;
+        sqlite3_bind_int64(st, 1, mid);
+        src = sqlite3_step(st);
+        if (src == SQLITE_ROW) {
+            int64_t pos = sqlite3_column_int64(st, 0);
+            if (sqlite3_column_int64(st, 1) >= since) hi = mid;
+            else lo = pos + 1;
+        } else if (src == SQLITE_DONE) {
+            hi = mid;
+        }
+        sqlite3_reset(st);
+        if (src != SQLITE_ROW && src != SQLITE_DONE) return sqlite_fail(c, src, err, "read");
+    }
+    *out = lo;
+    return ES_OK;
+}
+
 int sqlite_backend__read(es_conn *conn, const es_query *q, es_cursor **out, es_err *err) {
     sqlite_conn *c = (sqlite_conn *)conn;
     sqlite_cursor *cur;
+    es_query local;
     int slot, variant, shape, src;
 
     *out = NULL;
+    if (q->kind == ES_Q_ALL && q->since != INT64_MIN && !c->ts_index) {
+        int64_t start = 0;
+        int rc = since_start(c, q->since, q->after, &start, err);
+        if (rc != ES_OK) return rc;
+        local = *q;
+        local.since = INT64_MIN;
+        if (start - 1 > local.after) local.after = start - 1;
+        q = &local;
+    }
     /* the read slots are laid out in es_query_shape's order */
     if ((shape = es_query_shape(q)) < 0)
         return es_err_set(err, ES_EINVALID, "read: unknown query kind %d", (int)q->kind);
