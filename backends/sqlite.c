@@ -126,15 +126,17 @@ static int sql_expand(const sqlite_conn *c, const char *tmpl, es_buf *b) {
  * kept from going down): it starts the position range at the first
  * position stored at or after that time, found in the index (a minimum over
  * the range: their clocks may have stepped back). Other stores never use
- * it: sqlite_read.c finds the start by a binary search over positions. */
+ * only the filter: sqlite_read.c starts `after` at the first position a
+ * binary search finds, and the filter keeps a tampered older row out. */
 static int sql_build(const sqlite_conn *c, int slot, es_buf *b) {
     int v;
     if (slot < ST_ALL) return sql_expand(c, sql_templates[slot], b);
     v = slot - ST_ALL;
     if (sql_expand(c, "SELECT " EVENT_COLS " FROM {p}events WHERE position > ", b) != ES_OK ||
-        sql_expand(c, (v & ALL_SINCE) ? "max(?1, (SELECT min(position) FROM {p}events INDEXED BY "
-                                        "{p}events_timestamp WHERE timestamp >= ?4) - 1) AND timestamp >= ?4"
-                                      : "?1", b) != ES_OK)
+        sql_expand(c, !(v & ALL_SINCE) ? "?1"
+                      : c->ts_index ? "max(?1, (SELECT min(position) FROM {p}events INDEXED BY "
+                                      "{p}events_timestamp WHERE timestamp >= ?4) - 1) AND timestamp >= ?4"
+                                    : "?1 AND timestamp >= ?4", b) != ES_OK)
         return ES_ENOMEM;
     if ((v & ALL_CATEGORY) && sql_expand(c, " AND category = ?3", b) != ES_OK) return ES_ENOMEM;
     if ((v & ALL_TYPES) && sql_expand(c, " AND type IN (SELECT value FROM json_each(?5))", b) != ES_OK)
@@ -706,8 +708,8 @@ static int sqlite_backend__open(const char *uri, const es_options *opt, es_conn 
                                                     : "PRAGMA synchronous = NORMAL")) != SQLITE_OK)
         goto fail;
     /* An append writes a WAL frame per B-tree page it touches (the events,
-     * their ids, the (stream, revision), category and timestamp indexes,
-     * the streams table). Checkpointing every 10,000 frames instead of
+     * their ids, the (stream, revision) and category indexes; the streams
+     * table for a new stream). Checkpointing every 10,000 frames instead of
      * 1,000 lets repeated frames of the same hot pages collapse into one
      * write-back and cuts the checkpoints' fsyncs tenfold; the WAL file is
      * truncated back to 64 MB after a checkpoint. A 32 MB page cache keeps

@@ -199,7 +199,6 @@ int sqlite_backend__read(es_conn *conn, const es_query *q, es_cursor **out, es_e
         int rc = since_start(c, q->since, q->after, &start, err);
         if (rc != ES_OK) return rc;
         local = *q;
-        local.since = INT64_MIN;
         if (start - 1 > local.after) local.after = start - 1;
         q = &local;
     }
