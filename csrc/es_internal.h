@@ -34,6 +34,11 @@ int es_query_shape(const es_query *q);
 
 /* Matches a query's type filter (NULL/0 types = any). */
 int es_query_type_ok(const es_query *q, const char *type);
+/* A JSON number's text (already checked against JSON's grammar) as a
+ * correctly rounded double, whatever the C locale. 0 when the text is too
+ * long or the value overflows a double. */
+int es_json_real(const char *s, size_t n, double *out);
+
 /* Matches a stream against a category (NULL = any). */
 int es_category_ok(const char *category, const char *stream);
 

@@ -1,5 +1,10 @@
 /* json.c: exact JSON encoding and decoding of values through jansson */
 /* SPDX-License-Identifier: MIT */
+#include <errno.h>
+#include <locale.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "es_internal.h"
@@ -43,4 +48,66 @@ json_t *es_json_decode(const char *text, size_t len, es_err *err) {
     v = json_loadb(text, len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &je);
     if (!v) es_err_set(err, ES_EINVALID, "decode: %s at position %d", je.text, je.position);
     return v;
+}
+
+/* Most numbers people store (at most 15-16 significant digits, a small
+ * exponent) take an exact path: m and 10^|e| are both exact doubles when
+ * m <= 2^53 and |e| <= 22, so m * 10^e (or m / 10^-e) is one correctly
+ * rounded operation (Clinger's fast path), the value strtod gives. The
+ * rest goes through strtod, with the locale's decimal point put in. */
+static const double pow10_exact[] = { 1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11,
+                                      1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22 };
+
+static int real_fast(const char *s, size_t n, double *out) {
+    const char *p = s, *end = s + n;
+    uint64_t m = 0;
+    int digits = 0, neg = 0, e = 0, eneg = 0, ex = 0;
+    double d;
+    if (p < end && *p == '-') neg = 1, p++;
+    for (; p < end && *p >= '0' && *p <= '9'; p++) {
+        if (m == 0 && *p == '0') continue;
+        if (++digits > 19) return 0;
+        m = m * 10 + (uint64_t)(*p - '0');
+    }
+    if (p < end && *p == '.')
+        for (p++; p < end && *p >= '0' && *p <= '9'; p++) {
+            e--;
+            if (m == 0 && *p == '0') continue;
+            if (++digits > 19) return 0;
+            m = m * 10 + (uint64_t)(*p - '0');
+        }
+    if (p < end && (*p == 'e' || *p == 'E')) {
+        p++;
+        if (p < end && (*p == '+' || *p == '-')) eneg = *p++ == '-';
+        for (; p < end && *p >= '0' && *p <= '9'; p++) {
+            if (ex > 10000) return 0;
+            ex = ex * 10 + (*p - '0');
+        }
+        e += eneg ? -ex : ex;
+    }
+    if (p != end || m > ((uint64_t)1 << 53)) return 0;
+    d = (double)m;
+    if (m != 0) {
+        if (e < -22 || e > 22) return 0;
+        d = e < 0 ? d / pow10_exact[-e] : d * pow10_exact[e];
+    }
+    *out = neg ? -d : d;
+    return 1;
+}
+
+int es_json_real(const char *s, size_t n, double *out) {
+    char buf[128], *tail, *dot;
+    const char *dp;
+    double d;
+    if (real_fast(s, n, out)) return 1;
+    if (n >= sizeof buf) return 0;
+    memcpy(buf, s, n);
+    buf[n] = '\0';
+    dp = localeconv()->decimal_point;
+    if (dp[0] != '.' && (dot = strchr(buf, '.'))) *dot = dp[0];
+    errno = 0;
+    d = strtod(buf, &tail);
+    if ((d == HUGE_VAL || d == -HUGE_VAL) && errno == ERANGE) return 0;
+    *out = d;
+    return 1;
 }

@@ -441,8 +441,8 @@ static void jstring(jparse *jp) {
 }
 
 /* Integers without fraction or exponent that fit int64 stay integers;
- * everything else is a double through strtod (correctly rounded, so the 17
- * digits es_json_encode writes give back every bit). */
+ * everything else is a correctly rounded double (es_json_real), so the 17
+ * digits es_json_encode writes give back every bit. */
 static void jnumber(jparse *jp) {
     const char *start = jp->p;
     int is_int = 1, neg = 0;
@@ -476,12 +476,9 @@ static void jnumber(jparse *jp) {
         return;
     }
     {
-        char tmp[128];
-        size_t n = (size_t)(jp->p - start);
-        if (n >= sizeof tmp) jfail(jp, "number too long");
-        memcpy(tmp, start, n);
-        tmp[n] = '\0';
-        lua_pushnumber(jp->L, (lua_Number)strtod(tmp, NULL));
+        double d;
+        if (!es_json_real(start, (size_t)(jp->p - start), &d)) jfail(jp, "number too long or too large");
+        lua_pushnumber(jp->L, (lua_Number)d);
     }
 }
 

@@ -163,10 +163,8 @@ static int parse_string(const char *s, size_t n, int escaped, int key, json_t **
 }
 
 /* As jansson: an integer outside int64 and a real that overflows are
- * errors; strtod wants the locale's decimal point. */
+ * errors. */
 static int parse_number(const char *s, size_t n, int real, json_t **out) {
-    char buf[64], *tail;
-    const char *dp = localeconv()->decimal_point;
     double d;
     if (!real) {
         int neg = *s == '-';
@@ -179,13 +177,7 @@ static int parse_number(const char *s, size_t n, int real, json_t **out) {
         }
         return !out || (*out = json_integer(v)) != NULL;
     }
-    if (n >= sizeof buf) return 0;
-    memcpy(buf, s, n);
-    buf[n] = '\0';
-    if (dp[0] != '.' && (tail = strchr(buf, '.'))) *tail = dp[0];
-    errno = 0;
-    d = strtod(buf, &tail);
-    if (*tail || ((d == HUGE_VAL || d == -HUGE_VAL) && errno == ERANGE)) return 0;
+    if (!es_json_real(s, n, &d)) return 0;
     return !out || (*out = json_real(d)) != NULL;
 }
 
