@@ -58,6 +58,7 @@ struct sqlite_cursor {
     int slot;                          /* cached slot it borrows, or -1 if it owns st */
     int streams_only;                  /* ES_Q_STREAMS rows: stream and revision */
     int done;                          /* exhausted: next() keeps returning 0 */
+    const char *lean_stream;           /* a lean ES_Q_STREAM read: the stream, others skipped */
     es_event ev;                       /* the current row, pointing into st's columns */
 };
 

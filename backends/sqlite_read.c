@@ -39,6 +39,13 @@ static int cursor_row(sqlite_cursor *cur) {
         return ev->stream ? ES_OK : ES_ENOMEM;
     }
     ev->position = sqlite3_column_int64(st, 0);
+    if (cur->lean_stream) {
+        /* state(): id, metadata and timestamp stay as cursor setup left them */
+        ev->revision = sqlite3_column_int64(st, 3);
+        ev->type = (const char *)sqlite3_column_text(st, 4);
+        if (!(ev->data = json_column(st, 5, &ev->data_len)) || !ev->type) return ES_ENOMEM;
+        return ES_OK;
+    }
     ev->id = (const char *)sqlite3_column_text(st, 1);
     ev->stream = (const char *)sqlite3_column_text(st, 2);
     ev->revision = sqlite3_column_int64(st, 3);
@@ -214,6 +221,12 @@ int sqlite_backend__read(es_conn *conn, const es_query *q, es_cursor **out, es_e
     cur->conn = c;
     cur->slot = -1;
     cur->streams_only = q->kind == ES_Q_STREAMS;
+    if (q->lean && q->kind == ES_Q_STREAM) {
+        cur->lean_stream = cur->ev.stream = q->stream;
+        cur->ev.id = "";
+        cur->ev.metadata = "{}";
+        cur->ev.metadata_len = 2;
+    }
     if (cur->streams_only) {
         /* rows carry stream and revision only; the rest reads as empty */
         cur->ev.id = cur->ev.type = "";

@@ -759,6 +759,13 @@ int es_fold_wants(const es_fold_pass *p, const char *key, size_t klen) {
     return (e && e->id >= 0) || (p->star_ok && (!e || !e->target));
 }
 
+int es_fold_star_last(const es_fold_pass *p, const char *key, size_t klen) {
+    const name_ent *e;
+    if (!p->star_ok || p->r->star.kind != ES_RULE_LAST) return 0;
+    e = member_ent(p->r, key, klen);
+    return !e || (e->id < 0 && !e->target);
+}
+
 /* In an owning pass v is a new reference: kept in its slot until
  * es_fold_end, or released here. */
 static int pass_member(es_fold_pass *p, const char *k, size_t kl, const json_t *v) {

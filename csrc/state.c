@@ -24,6 +24,8 @@
 typedef struct member {
     const char *key;
     size_t klen;
+    const char *val;        /* a "*" = last member: its checked value text */
+    size_t vlen;
 } member;
 
 static const char *skip_ws(const char *p, const char *end) {
@@ -164,18 +166,24 @@ static int parse_string(const char *s, size_t n, int escaped, int key, json_t **
 
 /* As jansson: an integer outside int64 and a real that overflows are
  * errors. */
+static int parse_int(const char *s, size_t n, int64_t *out) {
+    int neg = *s == '-';
+    int64_t v = 0;
+    size_t i;
+    for (i = (size_t)neg; i < n; i++) {
+        int dig = s[i] - '0';
+        if (neg ? v < (INT64_MIN + dig) / 10 : v > (INT64_MAX - dig) / 10) return 0;
+        v = neg ? v * 10 - dig : v * 10 + dig;
+    }
+    *out = v;
+    return 1;
+}
+
 static int parse_number(const char *s, size_t n, int real, json_t **out) {
     double d;
     if (!real) {
-        int neg = *s == '-';
-        int64_t v = 0;
-        size_t i;
-        for (i = (size_t)neg; i < n; i++) {
-            int dig = s[i] - '0';
-            if (neg ? v < (INT64_MIN + dig) / 10 : v > (INT64_MAX - dig) / 10) return 0;
-            v = neg ? v * 10 - dig : v * 10 + dig;
-        }
-        return !out || (*out = json_integer(v)) != NULL;
+        int64_t v;
+        return parse_int(s, n, &v) && (!out || (*out = json_integer(v)) != NULL);
     }
     if (!es_json_real(s, n, &d)) return 0;
     return !out || (*out = json_real(d)) != NULL;
@@ -279,6 +287,20 @@ static int scan_members(const es_fold_pass *fp, const char *p, const char *end, 
         *count = n + 1;
         fold = es_fold_wants(fp, m[n].key, m[n].klen);
         if (where) want = json_object_getn(where, m[n].key, m[n].klen);
+        m[n].val = NULL;
+        if (fold && !want && es_fold_star_last(fp, m[n].key, m[n].klen)) {
+            /* checked now, set after every member is checked (fold_last) */
+            m[n].val = p;
+            if (!(p = parse_value(p, end, 2, NULL))) return 0;
+            m[n].vlen = (size_t)(p - m[n].val);
+            n++;
+            p = skip_ws(p, end);
+            if (p < end && *p == ',') {
+                p = skip_ws(p + 1, end);
+                continue;
+            }
+            return p < end && *p == '}' && skip_ws(p + 1, end) == end;
+        }
         if (!(p = parse_value(p, end, 2, fold || want ? &vals[n] : NULL))) return 0;
         if (want && json_equal(vals[n], want)) ++*matched;
         if (!fold) {
@@ -293,6 +315,33 @@ static int scan_members(const es_fold_pass *fp, const char *p, const char *end, 
         }
         return p < end && *p == '}' && skip_ws(p + 1, end) == end;
     }
+}
+
+/* A "*" = last member, whose text scan_members checked: a string or a
+ * number replaces the state's value of the same kind in place when the
+ * state holds the only reference to it (no new json_t, no object update);
+ * anything else is decoded and fed as usual. */
+static int fold_last(es_fold_pass *p, const member *m) {
+    json_t *acc = json_object_getn(p->state, m->key, m->klen), *v;
+    const char *t = m->val;
+    size_t n = m->vlen;
+    if (acc && acc->refcount == 1) {
+        if (*t == '"' && json_is_string(acc) && !memchr(t + 1, '\\', n - 2)) {
+            if (json_string_setn_nocheck(acc, t + 1, n - 2) == 0) return ES_OK;
+        } else if ((*t == '-' || is_digit(*t)) && (json_is_integer(acc) || json_is_real(acc))) {
+            int real;
+            int64_t i;
+            scan_number(t, t + n, &real);
+            if (!real && json_is_integer(acc) && parse_int(t, n, &i)) return json_integer_set(acc, i), ES_OK;
+            if (real && json_is_real(acc)) {
+                double d;
+                if (es_json_real(t, n, &d)) return json_real_set(acc, d), ES_OK;
+            }
+        }
+    }
+    if (!parse_value(t, t + n, 2, &v) || !v)
+        return es_err_set(p->err, ES_ENOMEM, "fold: out of memory");
+    return es_fold_member(p, m->key, m->klen, v);
 }
 
 /* The whole data object through es_json_decode (texts the scanner leaves). */
@@ -329,8 +378,10 @@ static int fold_text(const es_reducer *r, json_t *state, const es_event *ev, con
         es_fold_end(&p, 0);
         return ok ? 1 : fold_decoded(r, state, ev, where, fn, ud, err);
     }
-    for (i = 0; i < n && rc == ES_OK; i++)
-        if (vals[i]) rc = es_fold_member(&p, m[i].key, m[i].klen, vals[i]);
+    for (i = 0; i < n && rc == ES_OK; i++) {
+        if (m[i].val) rc = fold_last(&p, &m[i]);
+        else if (vals[i]) rc = es_fold_member(&p, m[i].key, m[i].klen, vals[i]);
+    }
     while (i < n) json_decref(vals[i++]);
     end_rc = es_fold_end(&p, rc == ES_OK);
     return rc != ES_OK ? rc : end_rc;
@@ -438,6 +489,8 @@ int es_store_state(es_store *s, const char *stream, const es_reducer *r, const j
     es_query_init(&q, ES_Q_STREAM);
     q.stream = stream;
     q.from = snap_rev + 1;
+    /* a custom rule is handed the whole event */
+    q.lean = !fn || !es_reducer_has_custom(r);
     if ((rc = es_store_read(s, &q, &cur, err)) != ES_OK) goto fail;
     rc = es_reducer_fold_cursor(r, state, cur, NULL, fn, ud, &count, &rev, NULL, err);
     es_cursor_close(cur);

@@ -84,7 +84,17 @@ int es_valid_utf8(const char *str, size_t n) {
     const unsigned char *s = (const unsigned char *)str, *end = s + n;
     while (s < end) {
         unsigned c = *s;
-        if (c < 0x80) { s++; continue; }
+        if (c < 0x80) {
+            /* ASCII runs, 8 bytes at a time (memcpy: no alignment needed) */
+            uint64_t w;
+            s++;
+            while (end - s >= 8) {
+                memcpy(&w, s, 8);
+                if (w & 0x8080808080808080ULL) break;
+                s += 8;
+            }
+            continue;
+        }
         if (c >= 0xC2 && c <= 0xDF) {
             if (end - s < 2 || (s[1] & 0xC0) != 0x80) return 0;
             s += 2;
