@@ -473,7 +473,7 @@ static int postgres_backend__read(es_conn *conn, const es_query *q, es_cursor **
     /* the read slots are laid out in es_query_shape's order */
     if ((shape = es_query_shape(q)) < 0)
         return es_err_set(err, ES_EINVALID, "read: unknown query kind %d", (int)q->kind);
-    slot = ST_READ_FWD + shape;
+    slot = q->lean && shape == ES_QS_READ_FWD ? ST_READ_LEAN : ST_READ_FWD + shape;
     variant = shape >= ES_QS_ALL ? shape - ES_QS_ALL : 0;
     if (!(cur = es_malloc(sizeof *cur))) return es_err_set(err, ES_ENOMEM, "read: out of memory");
     memset(cur, 0, sizeof *cur);

@@ -17,7 +17,8 @@ enum {
     ST_APPEND, ST_REVISION, ST_STATS, ST_HEAD, ST_SNAP_SAVE, ST_SNAP_LOAD, ST_CP_GET, ST_CP_SET, ST_DISPATCH,
     ST_READ_FWD, ST_READ_BWD, ST_BY_ID, ST_STREAMS, ST_STREAMS_CAT, ST_OUTBOX, ST_OUTBOX_CAT,
     ST_ALL,                       /* 8 variants: + 1 category, + 2 since, + 4 types */
-    ST__COUNT = ST_ALL + 8
+    ST_READ_LEAN = ST_ALL + 8,    /* ST_READ_FWD's columns, without id and metadata */
+    ST__COUNT
 };
 /* es_query_shape gives the offset from ST_READ_FWD */
 typedef char st_shape_order[(ST_ALL - ST_READ_FWD == ES_QS_ALL && ST_STREAMS_CAT - ST_READ_FWD == ES_QS_STREAMS_CAT) ? 1 : -1];

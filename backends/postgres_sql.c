@@ -201,6 +201,12 @@ int es_pg_sql_statement(const es_pg_names *c, int slot, es_buf *b) {
     int v, n = 3;
     char cond[64];
     if (slot < ST_ALL) return sql_expand(c, sql_templates[slot], b);
+    /* state() folds revision, type and data: the same columns, with the
+     * stream given back and id/metadata left out of the transfer */
+    if (slot == ST_READ_LEAN)
+        return sql_expand(c, "SELECT e.position, '', $1::text, e.revision, e.type, e.data, '{}', 0::bigint "
+                             "FROM @events\" e WHERE e.stream = $1::text AND e.revision BETWEEN $2::bigint "
+                             "AND $3::bigint ORDER BY e.revision LIMIT $4::bigint", b);
     v = slot - ST_ALL;
     if (sql_expand(c, "SELECT " EVENT_COLS " FROM @events\" e WHERE e.position > $1::bigint", b) != ES_OK)
         return ES_ENOMEM;
