@@ -39,6 +39,11 @@ int es_query_type_ok(const es_query *q, const char *type);
  * long or the value overflows a double. */
 int es_json_real(const char *s, size_t n, double *out);
 
+/* A finite double as JSON text that reads back to the same bits, with a
+ * "." or an exponent (so it reads back as a real), whatever the locale;
+ * out has room for 48 bytes. Returns the length (no NUL is counted). */
+size_t es_json_format_real(double d, char out[48]);
+
 /* Matches a stream against a category (NULL = any). */
 int es_category_ok(const char *category, const char *stream);
 

@@ -4,6 +4,7 @@
 #include <locale.h>
 #include <math.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -110,4 +111,65 @@ int es_json_real(const char *s, size_t n, double *out) {
     if ((d == HUGE_VAL || d == -HUGE_VAL) && errno == ERANGE) return 0;
     *out = d;
     return 1;
+}
+
+/* A real with at most 15 decimals whose digits fit 2^53, written exactly:
+ * m = |d| * 10^k is an integer and m / 10^k gives |d| back (both exact
+ * doubles, one correctly rounded division: what a reader's correctly
+ * rounded strtod makes of the text). 0 when d is not such a number. */
+static size_t format_fixed(double d, char out[48]) {
+    char tmp[48], *p = tmp + sizeof tmp;
+    double a = fabs(d);
+    uint64_t m;
+    int k, i;
+    size_t n;
+    if (a == 0) {
+        n = signbit(d) ? 4 : 3;
+        memcpy(out, signbit(d) ? "-0.0" : "0.0", n);
+        return n;
+    }
+    if (a >= 9007199254740992.0 || a < 1e-6) return 0;
+    for (k = 0; k <= 15; k++) {
+        double t = a * pow10_exact[k];
+        if (t >= 9007199254740992.0) return 0;
+        if (t == floor(t) && t / pow10_exact[k] == a) break;
+    }
+    if (k > 15) return 0;
+    m = (uint64_t)(a * pow10_exact[k]);
+    /* the digits of m, a "." k from the right, at least one digit before it */
+    if (k == 0) *--p = '0';
+    for (i = 0; i < k; i++) {
+        *--p = (char)('0' + m % 10);
+        m /= 10;
+    }
+    *--p = '.';
+    do {
+        *--p = (char)('0' + m % 10);
+        m /= 10;
+    } while (m);
+    if (d < 0) *--p = '-';
+    n = (size_t)(tmp + sizeof tmp - p);
+    memcpy(out, p, n);
+    return n;
+}
+
+size_t es_json_format_real(double d, char out[48]) {
+    const char *dp;
+    char *dot;
+    double back;
+    int prec, n = 0;
+    size_t fixed = format_fixed(d, out);
+    if (fixed) return fixed;
+    dp = localeconv()->decimal_point;
+    /* the shortest of %.15g, %.16g and %.17g that reads back to d */
+    for (prec = 15; prec <= 17; prec++) {
+        n = snprintf(out, 40, "%.*g", prec, d);
+        if (dp[0] != '.' && (dot = strchr(out, dp[0]))) *dot = '.';
+        if (prec == 17 || (es_json_real(out, (size_t)n, &back) && back == d)) break;
+    }
+    if (!memchr(out, '.', (size_t)n) && !memchr(out, 'e', (size_t)n)) {
+        out[n++] = '.';
+        out[n++] = '0';
+    }
+    return (size_t)n;
 }

@@ -14,7 +14,6 @@ static const char *const append_event_keys[] = { "type", "data", "metadata", "id
  * text into b, with their lengths in in->data_len/metadata_len
  * (turned into pointers once every event is written: b moves as it grows). */
 static void check_event(lua_State *L, int idx, size_t i, es_event_text *in, lencbuf *b) {
-    char what[64];
     size_t n, off;
     if (!lua_istable(L, idx)) luaL_error(L, "append: event %d must be a table, got %s", (int)i, luaL_typename(L, idx));
     memset(in, 0, sizeof *in);
@@ -41,13 +40,11 @@ static void check_event(lua_State *L, int idx, size_t i, es_event_text *in, lenc
     }
     lua_pop(L, 1);
     lua_getfield(L, idx, "data");
-    snprintf(what, sizeof what, "append: event %d data", (int)i);
-    off = lencode_object(L, -1, b, what);
+    off = lencode_object_at(L, -1, b, "append: event %d data", (int)i);
     in->data_len = b->buf.len - off;
     lua_pop(L, 1);
     lua_getfield(L, idx, "metadata");
-    snprintf(what, sizeof what, "append: event %d metadata", (int)i);
-    off = lencode_object(L, -1, b, what);
+    off = lencode_object_at(L, -1, b, "append: event %d metadata", (int)i);
     in->metadata_len = b->buf.len - off;
     lua_pop(L, 1);
     lstore_checknames(L, idx, "append: event", append_event_keys);

@@ -49,7 +49,8 @@ typedef struct lconv_path {
 
 typedef struct lconv {
     lua_State *L;
-    const char *what;
+    const char *what;       /* with what_index >= 0: a format taking it as %d */
+    int what_index;
     lconv_path *path;       /* inline, or the deep userdata */
     int depth, cap, anchor;
     lconv_path inline_path[LCONV_INLINE + 1];
@@ -58,6 +59,8 @@ typedef struct lconv {
 /* Starts a conversion: pushes the anchor slot (a nil) that the caller pops
  * once the conversion is done. */
 void lconv_init(lconv *cv, lua_State *L, const char *what);
+/* cv->what as text (formatted with what_index into buf when it has one). */
+const char *lconv_what(const lconv *cv, char *buf, size_t size);
 
 /* Raises "<what><path>: <fmt with detail>"; fmt has two %s: path, detail. */
 int lconv_error(lconv *cv, const char *fmt, const char *detail);
@@ -95,6 +98,9 @@ lencbuf *lencode_newbuf(lua_State *L);
 /* Append the text of the table at idx (nil = {}) or of any value; return
  * the offset where it starts (the buffer may move as it grows). */
 size_t lencode_object(lua_State *L, int idx, lencbuf *b, const char *what);
+/* The same, with what a format given index (%d), formatted only for an
+ * error: "append: event %d data" costs nothing per event. */
+size_t lencode_object_at(lua_State *L, int idx, lencbuf *b, const char *what, int index);
 size_t lencode_value(lua_State *L, int idx, lencbuf *b, const char *what);
 void lencode_setup(lua_State *L);
 

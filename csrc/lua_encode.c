@@ -98,21 +98,13 @@ static void put_integer(enc *e, long long v) {
     put(e, p, (size_t)(tmp + sizeof tmp - p));
 }
 
-/* The shortest of %.15g, %.16g and %.17g that reads back to d. */
 static void put_real(enc *e, double d) {
-    char tmp[40];
-    int prec, n = 0;
+    char tmp[48];
+    size_t n;
     if (isnan(d)) lconv_error(&e->cv, "%sNaN cannot be stored%s", "");
     if (isinf(d)) lconv_error(&e->cv, "%sinfinity cannot be stored%s", "");
-    for (prec = 15; prec <= 17; prec++) {
-        n = snprintf(tmp, sizeof tmp, "%.*g", prec, d);
-        if (prec == 17 || strtod(tmp, NULL) == d) break;
-    }
-    if (!memchr(tmp, '.', (size_t)n) && !memchr(tmp, 'e', (size_t)n) && !memchr(tmp, 'n', (size_t)n)) {
-        tmp[n++] = '.';
-        tmp[n++] = '0';
-    }
-    put(e, tmp, (size_t)n);
+    n = es_json_format_real(d, tmp);
+    put(e, tmp, n);
 }
 
 static void enc_value(enc *e, int idx);
@@ -185,17 +177,25 @@ static void enc_value(enc *e, int idx) {
 }
 
 size_t lencode_object(lua_State *L, int idx, lencbuf *b, const char *what) {
+    return lencode_object_at(L, idx, b, what, -1);
+}
+
+size_t lencode_object_at(lua_State *L, int idx, lencbuf *b, const char *what, int index) {
     enc encoder, *e = &encoder;
     size_t start = b->buf.len;
+    char buf[128];
     idx = lua_absindex(L, idx);
     if (lua_isnoneornil(L, idx)) {
         if (es_buf_add(&b->buf, "{}", 2) != ES_OK) luaL_error(L, "not enough memory");
         return start;
     }
-    if (!lua_istable(L, idx)) luaL_error(L, "%s must be a table, got %s", what, luaL_typename(L, idx));
     lconv_init(&e->cv, L, what);
+    e->cv.what_index = index;
+    if (!lua_istable(L, idx))
+        luaL_error(L, "%s must be a table, got %s", lconv_what(&e->cv, buf, sizeof buf), luaL_typename(L, idx));
     e->out = &b->buf;
-    if (lconv_table_kind(&e->cv, idx)) luaL_error(L, "%s must be an object, not an array", what);
+    if (lconv_table_kind(&e->cv, idx))
+        luaL_error(L, "%s must be an object, not an array", lconv_what(&e->cv, buf, sizeof buf));
     enc_table(e, idx);
     lua_pop(L, 1);
     return start;

@@ -40,7 +40,7 @@ int lconv_error(lconv *cv, const char *fmt, const char *detail) {
     char num[32];
     lua_State *L = cv->L;
     luaL_buffinit(L, &b);
-    luaL_addstring(&b, cv->what);
+    luaL_addstring(&b, lconv_what(cv, num, sizeof num));
     for (i = 1; i <= cv->depth; i++) {
         const lconv_path *p = &cv->path[i];
         /* a deep path shows its first and last levels only */
@@ -118,9 +118,16 @@ int lconv_table_kind(lconv *cv, int idx) {
     return nint || marked;
 }
 
+const char *lconv_what(const lconv *cv, char *buf, size_t size) {
+    if (cv->what_index < 0) return cv->what;
+    snprintf(buf, size, cv->what, cv->what_index);
+    return buf;
+}
+
 void lconv_init(lconv *cv, lua_State *L, const char *what) {
     cv->L = L;
     cv->what = what;
+    cv->what_index = -1;
     cv->depth = 0;
     cv->path = cv->inline_path;
     cv->cap = LCONV_INLINE;

@@ -907,6 +907,16 @@ static void test_json_real(void) {
         want = strtod(t, NULL);
         CHECK(es_json_real(t, strlen(t), &got) && memcmp(&got, &want, sizeof got) == 0,
               "es_json_real(%s) = %.17g, strtod says %.17g", t, got, want);
+        if (isfinite(want)) {
+            /* and written back: the same bits, read as a real */
+            char out[48];
+            double back = 0;
+            size_t n = es_json_format_real(want, out);
+            out[n] = '\0';
+            CHECK(n < 48 && (strchr(out, '.') || strchr(out, 'e')) && es_json_real(out, n, &back) &&
+                      memcmp(&back, &want, sizeof back) == 0,
+                  "es_json_format_real(%.17g) = %s reads back as %.17g", want, out, back);
+        }
     }
     {
         double d;
