@@ -51,7 +51,9 @@ describe("sqlite timestamps and since()", function()
     for i = 1, n do assert(store:append("s-" .. (i % 3), { type = "T", data = { i = i } })) end
     store:close()
     local parts = {}
-    for pos = 1, n do parts[#parts + 1] = string.format("UPDATE es_events SET timestamp = %d WHERE position = %d;", times[pos], pos) end
+    for pos = 1, n do
+      parts[#parts + 1] = string.format("UPDATE es_events SET timestamp = %d WHERE position = %d;", times[pos], pos)
+    end
     sql(path, "BEGIN;" .. table.concat(parts) .. "COMMIT;")
     return assert(eventstore.open("sqlite:" .. path))
   end
