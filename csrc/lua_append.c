@@ -150,6 +150,7 @@ static int committed_index(lua_State *L) {
     const lcommitted_ev *pe;
     const char *t;
     size_t i;
+    lvalue_reader r;
     int keys;
     if (lua_type(L, 2) != LUA_TSTRING || strcmp(lua_tostring(L, 2), "events") != 0) return 0;
     lua_settop(L, 2);
@@ -161,7 +162,8 @@ static int committed_index(lua_State *L) {
     if (!pc || !lua_istable(L, 5)) return 0;
     pe = (const lcommitted_ev *)(pc + 1);
     t = (const char *)(pe + pc->count);
-    keys = lvalue_push_event_keys(L);
+    lvalue_reader_init(L, &r);
+    keys = r.keys;
     lua_createtable(L, (int)pc->count, 0);
     for (i = 0; i < pc->count; i++) {
         if (pc->single) lua_pushvalue(L, 5);

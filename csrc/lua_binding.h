@@ -81,11 +81,22 @@ void lvalue_push_json(lua_State *L, const json_t *v);
  * (raises on a malformed text; holds nothing a raise could leak). */
 void lvalue_push_text(lua_State *L, const char *text, size_t len);
 void lvalue_push_event(lua_State *L, const es_event *ev);
-/* For many events: push the field names once (returns the index of the
- * first), then push each event with them. */
+/* For many events: a reader pushes the field names once and keeps a small
+ * cache of the strings events repeat (object keys, stream, type) in stack
+ * slots, so each is interned once per read instead of once per event (an
+ * interning lookup misses the cache when the Lua state holds many strings).
+ * lvalue_reader_init pushes keys + slots; they stay until the caller pops. */
 #define LVALUE_EVENT_KEYS 8
-int  lvalue_push_event_keys(lua_State *L);
-void lvalue_push_event_k(lua_State *L, const es_event *ev, int keys);
+#define LVALUE_CACHE 16
+typedef struct lvalue_reader {
+    int keys;                        /* stack index of the field names */
+    int slots;                       /* stack index of the LVALUE_CACHE slots */
+    struct { const char *s; size_t len; } c[LVALUE_CACHE];   /* s: the slot's bytes */
+} lvalue_reader;
+void lvalue_reader_init(lua_State *L, lvalue_reader *r);
+void lvalue_push_event_r(lua_State *L, const es_event *ev, lvalue_reader *r);
+/* Pushes s[0..len) through the reader's cache. */
+void lvalue_push_cached(lua_State *L, lvalue_reader *r, const char *s, size_t len);
 void lvalue_setup(lua_State *L);
 
 /* Converts any Lua value (a table, a string, a number, ...) into the box's root. */

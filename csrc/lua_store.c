@@ -203,9 +203,10 @@ static int push_query(lua_State *L, es_store *s, const es_query *q, int names_on
     lcursor *c;
     es_err err;
     const es_event *ev;
-    int rc, i = 0, keys;
+    int rc, i = 0;
+    lvalue_reader r;
 
-    keys = lvalue_push_event_keys(L);
+    lvalue_reader_init(L, &r);
     c = lua_newuserdata(L, sizeof *c);
     c->cur = NULL;
     luaL_getmetatable(L, LCURSOR_MT);
@@ -215,7 +216,7 @@ static int push_query(lua_State *L, es_store *s, const es_query *q, int names_on
     if ((rc = es_store_read(s, q, &c->cur, &err)) != ES_OK) return lerror_fail(L, &err);
     while ((rc = es_cursor_next(c->cur, &ev, &err)) == 1) {
         if (names_only) lua_pushstring(L, ev->stream);
-        else lvalue_push_event_k(L, ev, keys);
+        else lvalue_push_event_r(L, ev, &r);
         lua_rawseti(L, -2, ++i);
     }
     es_cursor_close(c->cur);

@@ -348,6 +348,7 @@ typedef struct jparse {
     lua_State *L;
     const char *p, *end;
     int depth;
+    lvalue_reader *r;       /* NULL: keys are pushed uncached */
 } jparse;
 
 static int jfail(jparse *jp, const char *what) {
@@ -489,6 +490,20 @@ static void jnumber(jparse *jp) {
     }
 }
 
+/* An object key: without escapes it goes through the reader's cache. */
+static void jkey(jparse *jp) {
+    const char *q = jp->p;
+    if (jp->r) {
+        while (q < jp->end && *q != '"' && *q != '\\' && (unsigned char)*q >= 0x20) q++;
+        if (q < jp->end && *q == '"') {
+            lvalue_push_cached(jp->L, jp->r, jp->p, (size_t)(q - jp->p));
+            jp->p = q + 1;
+            return;
+        }
+    }
+    jstring(jp);
+}
+
 static void jvalue(jparse *jp);
 
 static void jcontainer(jparse *jp, char open) {
@@ -515,7 +530,7 @@ static void jcontainer(jparse *jp, char open) {
         if (open == '{') {
             if (jp->p >= jp->end || *jp->p != '"') jfail(jp, "expected a key");
             jp->p++;
-            jstring(jp);
+            jkey(jp);
             jspace(jp);
             if (jp->p >= jp->end || *jp->p != ':') jfail(jp, "expected ':'");
             jp->p++;
@@ -558,40 +573,65 @@ static void jvalue(jparse *jp) {
     }
 }
 
-void lvalue_push_text(lua_State *L, const char *text, size_t len) {
+static void push_text_r(lua_State *L, const char *text, size_t len, lvalue_reader *r) {
     jparse jp;
     jp.L = L;
     jp.p = text;
     jp.end = text + len;
     jp.depth = 0;
+    jp.r = r;
     jspace(&jp);
     jvalue(&jp);
     jspace(&jp);
     if (jp.p != jp.end) jfail(&jp, "text after the value");
 }
 
+void lvalue_push_text(lua_State *L, const char *text, size_t len) { push_text_r(L, text, len, NULL); }
+
 /* The field names of an event, pushed once per read so that each event's
  * fields are set with lua_pushvalue + lua_rawset: lua_setfield would look
- * each name up in Lua's string cache (a strcmp) for every field of every
- * event. */
+ * each name up in Lua's string cache for every field of every event. */
 static const char *const event_keys[LVALUE_EVENT_KEYS] = {
     "id", "stream", "revision", "position", "type", "data", "metadata", "timestamp"
 };
 
-int lvalue_push_event_keys(lua_State *L) {
+void lvalue_reader_init(lua_State *L, lvalue_reader *r) {
     int i;
-    luaL_checkstack(L, LVALUE_EVENT_KEYS + 8, "reading events");
+    luaL_checkstack(L, LVALUE_EVENT_KEYS + LVALUE_CACHE + 8, "reading events");
+    r->keys = lua_gettop(L) + 1;
     for (i = 0; i < LVALUE_EVENT_KEYS; i++) lua_pushstring(L, event_keys[i]);
-    return lua_gettop(L) - LVALUE_EVENT_KEYS + 1;
+    r->slots = lua_gettop(L) + 1;
+    for (i = 0; i < LVALUE_CACHE; i++) {
+        lua_pushnil(L);
+        r->c[i].s = NULL;
+        r->c[i].len = 0;
+    }
 }
 
-void lvalue_push_event_k(lua_State *L, const es_event *ev, int keys) {
+/* Direct-mapped on length and the first and last bytes: a hit costs one
+ * memcmp, a miss replaces the slot. */
+void lvalue_push_cached(lua_State *L, lvalue_reader *r, const char *s, size_t len) {
+    unsigned h = (unsigned)len * 7u + (len ? (unsigned char)s[0] * 3u + (unsigned char)s[len - 1] : 0u);
+    int i = (int)(h % LVALUE_CACHE);
+    if (r->c[i].s && r->c[i].len == len && memcmp(r->c[i].s, s, len) == 0) {
+        lua_pushvalue(L, r->slots + i);
+        return;
+    }
+    lua_pushlstring(L, s, len);
+    lua_pushvalue(L, -1);
+    lua_replace(L, r->slots + i);
+    r->c[i].s = lua_tostring(L, r->slots + i);
+    r->c[i].len = len;
+}
+
+void lvalue_push_event_r(lua_State *L, const es_event *ev, lvalue_reader *r) {
+    int keys = r->keys;
     lua_createtable(L, 0, LVALUE_EVENT_KEYS);
     lua_pushvalue(L, keys + 0);
     lua_pushstring(L, ev->id);
     lua_rawset(L, -3);
     lua_pushvalue(L, keys + 1);
-    lua_pushstring(L, ev->stream);
+    lvalue_push_cached(L, r, ev->stream, strlen(ev->stream));
     lua_rawset(L, -3);
     lua_pushvalue(L, keys + 2);
     compat_pushinteger(L, ev->revision);
@@ -600,13 +640,13 @@ void lvalue_push_event_k(lua_State *L, const es_event *ev, int keys) {
     compat_pushinteger(L, ev->position);
     lua_rawset(L, -3);
     lua_pushvalue(L, keys + 4);
-    lua_pushstring(L, ev->type);
+    lvalue_push_cached(L, r, ev->type, strlen(ev->type));
     lua_rawset(L, -3);
     lua_pushvalue(L, keys + 5);
-    lvalue_push_text(L, ev->data, ev->data_len);
+    push_text_r(L, ev->data, ev->data_len, r);
     lua_rawset(L, -3);
     lua_pushvalue(L, keys + 6);
-    lvalue_push_text(L, ev->metadata, ev->metadata_len);
+    push_text_r(L, ev->metadata, ev->metadata_len, r);
     lua_rawset(L, -3);
     lua_pushvalue(L, keys + 7);
     compat_pushinteger(L, ev->timestamp);
@@ -614,10 +654,12 @@ void lvalue_push_event_k(lua_State *L, const es_event *ev, int keys) {
 }
 
 void lvalue_push_event(lua_State *L, const es_event *ev) {
-    int keys = lvalue_push_event_keys(L);
-    lvalue_push_event_k(L, ev, keys);
-    lua_replace(L, keys);
-    lua_pop(L, LVALUE_EVENT_KEYS - 1);
+    lvalue_reader r;
+    int top = lua_gettop(L);
+    lvalue_reader_init(L, &r);
+    lvalue_push_event_r(L, ev, &r);
+    lua_replace(L, top + 1);
+    lua_settop(L, top + 1);
 }
 
 void lvalue_setup(lua_State *L) {
