@@ -755,15 +755,14 @@ static const name_ent *member_ent(const es_reducer *r, const char *k, size_t kl)
 }
 
 int es_fold_wants(const es_fold_pass *p, const char *key, size_t klen) {
-    const name_ent *e = member_ent(p->r, key, klen);
-    return (e && e->id >= 0) || (p->star_ok && (!e || !e->target));
+    return es_fold_member_kind(p, key, klen) != ES_FOLD_SKIP;
 }
 
-int es_fold_star_last(const es_fold_pass *p, const char *key, size_t klen) {
-    const name_ent *e;
-    if (!p->star_ok || p->r->star.kind != ES_RULE_LAST) return 0;
-    e = member_ent(p->r, key, klen);
-    return !e || (e->id < 0 && !e->target);
+int es_fold_member_kind(const es_fold_pass *p, const char *key, size_t klen) {
+    const name_ent *e = member_ent(p->r, key, klen);
+    if (e && e->id >= 0) return ES_FOLD_VALUE;
+    if (!p->star_ok || (e && e->target)) return ES_FOLD_SKIP;
+    return p->r->star.kind == ES_RULE_LAST ? ES_FOLD_STAR_LAST : ES_FOLD_VALUE;
 }
 
 /* In an owning pass v is a new reference: kept in its slot until

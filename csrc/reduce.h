@@ -154,7 +154,7 @@ int es_reducer_fold_json(const es_reducer *r, json_t *state, const char *type,
  *                   the pass needs no es_fold_end
  *   es_fold_wants   1 when the reducer reads the member's value (0: skip it)
  *   es_fold_member  feeds one member, taking the reference to v
- *   es_fold_star_last  the member is a plain copy into the state
+ *   es_fold_member_kind  es_fold_wants, or ES_FOLD_STAR_LAST for a plain copy
  *   es_fold_end     with ok: applies the named rules; always releases the
  *                   pass; returns the first error
  * Members must be fed in data order, each key once.
@@ -175,10 +175,12 @@ int es_fold_begin(es_fold_pass *p, const es_reducer *r, json_t *state, const es_
                   es_custom_fn fn, void *ud, es_err *err);
 int es_fold_wants(const es_fold_pass *p, const char *key, size_t klen);
 int es_fold_member(es_fold_pass *p, const char *key, size_t klen, json_t *v);
-/* 1 when the member's value only ever goes through a "*" = last rule
- * (no rule reads or targets it): the caller may then set state[key] in
- * place instead of feeding a new value (state.c's text path does). */
-int es_fold_star_last(const es_fold_pass *p, const char *key, size_t klen);
+/* es_fold_wants in one lookup, telling also whether the member's value
+ * only ever goes through a "*" = last rule (no rule reads or targets it):
+ * the caller may then set state[key] in place instead of feeding a new
+ * value (state.c's text path does). */
+enum { ES_FOLD_SKIP, ES_FOLD_VALUE, ES_FOLD_STAR_LAST };
+int es_fold_member_kind(const es_fold_pass *p, const char *key, size_t klen);
 int es_fold_end(es_fold_pass *p, int ok);
 
 /* A filter over decoded event data: keep events whose data has every field

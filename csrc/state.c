@@ -280,15 +280,17 @@ static int scan_members(const es_fold_pass *fp, const char *p, const char *end, 
         m[n].klen = (size_t)(p - m[n].key - 1);
         if (!es_valid_utf8(m[n].key, m[n].klen)) return 0;
         for (i = 0; i < n; i++)
-            if (m[i].klen == m[n].klen && memcmp(m[i].key, m[n].key, m[n].klen) == 0) return 0;
+            if (m[i].klen == m[n].klen && m[i].key[0] == m[n].key[0] &&
+                memcmp(m[i].key, m[n].key, m[n].klen) == 0)
+                return 0;
         p = skip_ws(p, end);
         if (p == end || *p++ != ':') return 0;
         p = skip_ws(p, end);
         *count = n + 1;
-        fold = es_fold_wants(fp, m[n].key, m[n].klen);
+        fold = es_fold_member_kind(fp, m[n].key, m[n].klen);
         if (where) want = json_object_getn(where, m[n].key, m[n].klen);
         m[n].val = NULL;
-        if (fold && !want && es_fold_star_last(fp, m[n].key, m[n].klen)) {
+        if (fold == ES_FOLD_STAR_LAST && !want) {
             /* checked now, set after every member is checked (fold_last) */
             m[n].val = p;
             if (!(p = parse_value(p, end, 2, NULL))) return 0;
