@@ -13,13 +13,25 @@ typedef struct mem_stream {
     size_t count, cap;
 } mem_stream;
 
-/* An event owns one block: id, type, data and metadata texts back to back. */
+/* An event's id, type, data and metadata texts lie back to back in the
+ * store's arena. */
 typedef struct mem_event {
     es_event ev;
     mem_stream *st;
-    char *block;
     int dispatched;
 } mem_event;
+
+/* Events are never freed one by one (the store is append-only and goes
+ * away at close), so their texts are cut from 1 MB chunks instead of one
+ * malloc each: a store of a million events is a few hundred chunks, not a
+ * million blocks for malloc to search around. */
+#define ARENA_CHUNK (1u << 20)
+typedef struct mem_arena {
+    char **chunks;
+    size_t n, cap;
+    char *cur;
+    size_t left;
+} mem_arena;
 
 typedef struct mem_snap {
     es_snapshot s;
@@ -57,6 +69,7 @@ typedef struct memory_conn {
     size_t nsnaps, capsnaps;
     mem_checkpoint *cps;
     size_t ncps;
+    mem_arena arena;
 } memory_conn;
 
 typedef struct memory_cursor {
@@ -174,6 +187,26 @@ static int grow(void **p, size_t *cap, size_t need, size_t size) {
     return ES_OK;
 }
 
+/* n bytes from the arena (8-byte aligned), NULL when out of memory. */
+static char *arena_alloc(mem_arena *a, size_t n) {
+    char *r;
+    n = (n + 7) & ~(size_t)7;
+    if (n > a->left) {
+        size_t size = n > ARENA_CHUNK ? n : ARENA_CHUNK;
+        char *chunk;
+        if (grow((void **)&a->chunks, &a->cap, a->n + 1, sizeof *a->chunks) != ES_OK ||
+            !(chunk = es_malloc(size)))
+            return NULL;
+        a->chunks[a->n++] = chunk;
+        a->cur = chunk;
+        a->left = size;
+    }
+    r = a->cur;
+    a->cur += n;
+    a->left -= n;
+    return r;
+}
+
 static int memory_backend__open(const char *uri, const es_options *opt, es_conn **out, es_err *err) {
     memory_conn *c;
     *out = NULL;
@@ -189,7 +222,8 @@ static int memory_backend__open(const char *uri, const es_options *opt, es_conn 
 static void memory_backend__close(es_conn *base) {
     memory_conn *c = (memory_conn *)base;
     size_t i;
-    for (i = 0; i < c->nev; i++) es_free(c->ev[i].block);
+    for (i = 0; i < c->arena.n; i++) es_free(c->arena.chunks[i]);
+    es_free(c->arena.chunks);
     es_free(c->ev);
     for (i = 0; i < c->streams.cap; i++) {
         mem_stream *st = c->streams.slot[i];
@@ -281,14 +315,11 @@ static int memory_backend__append(es_conn *base, es_append_req *req, es_append_r
     for (i = 0; i < req->count; i++) {
         const es_event *in = &req->events[i];
         size_t idl = strlen(in->id) + 1, tl = strlen(in->type) + 1;
-        char *b = es_malloc(idl + tl + in->data_len + 1 + in->metadata_len + 1);
-        if (!b) {
-            while (i-- > 0) es_free(c->ev[c->nev + i].block);
-            goto nomem;
-        }
+        /* on failure the bytes already cut stay unused in the arena */
+        char *b = arena_alloc(&c->arena, idl + tl + in->data_len + 1 + in->metadata_len + 1);
+        if (!b) goto nomem;
         mem_event *e = &c->ev[c->nev + i];
         memset(e, 0, sizeof *e);
-        e->block = b;
         e->st = st;
         memcpy(b, in->id, idl);
         e->ev.id = b;
