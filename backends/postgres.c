@@ -43,6 +43,8 @@ struct postgres_cursor {
     int64_t lo, hi;                    /* ES_Q_STREAM: revisions; ES_Q_ALL/UNDISPATCHED: lo = after */
     int64_t since;
     char *stream, *category, *id;      /* owned copies of the query's strings */
+    char *fp;                          /* ST_STATE_FIRST: the snapshot's fingerprint */
+    int snap_row;                      /* the current page starts with the snapshot row */
     es_buf types;                      /* the type filter as a binary text[] */
     es_buf last;                       /* ES_Q_STREAMS: the last name seen (keyset) */
     es_event ev;
@@ -380,6 +382,14 @@ static int cursor_fetch(postgres_cursor *cur, es_err *err) {
     }
     switch (cur->kind) {
     case ES_Q_STREAM:
+        if (cur->slot == ST_STATE_FIRST) {
+            snprintf(nums[0], sizeof nums[0], "%lld", (long long)page);
+            vals[0] = cur->stream;
+            vals[1] = cur->fp;
+            vals[2] = nums[0];
+            n = 3;
+            break;
+        }
         snprintf(nums[0], sizeof nums[0], "%lld", (long long)cur->lo);
         snprintf(nums[1], sizeof nums[1], "%lld", (long long)cur->hi);
         snprintf(nums[2], sizeof nums[2], "%lld", (long long)page);
@@ -421,7 +431,15 @@ static int cursor_fetch(postgres_cursor *cur, es_err *err) {
                      cur->kind == ES_Q_STREAM ? cur->stream : NULL)) != ES_OK)
         return rc;
     cur->nrows = PQntuples(cur->res);
-    if (cur->kind == ES_Q_ID || cur->nrows < page) cur->done = 1;
+    cur->snap_row = 0;
+    if (cur->slot == ST_STATE_FIRST) {
+        /* the snapshot row (position 0) is not an event: read_state takes
+         * it, next() starts after it; later pages are plain lean reads */
+        cur->snap_row = cur->nrows > 0 && col_i64(cur->res, 0, 0) == 0;
+        cur->row = cur->snap_row;
+        cur->slot = ST_READ_LEAN;
+    }
+    if (cur->kind == ES_Q_ID || cur->nrows - cur->snap_row < page) cur->done = 1;
     return ES_OK;
 }
 
@@ -456,6 +474,7 @@ static void postgres_cursor__close(es_cursor *base) {
     es_free(cur->stream);
     es_free(cur->category);
     es_free(cur->id);
+    es_free(cur->fp);
     es_buf_free(&cur->types);
     es_buf_free(&cur->last);
     es_free(cur);
@@ -463,8 +482,10 @@ static void postgres_cursor__close(es_cursor *base) {
 
 /* The query's strings belong to the caller and later pages are fetched
  * after read() returns, so the cursor keeps its own copies. */
-static int postgres_backend__read(es_conn *conn, const es_query *q, es_cursor **out, es_err *err) {
-    postgres_conn *c = (postgres_conn *)conn;
+/* A cursor for q, its first page fetched. first_slot (0: the query's own)
+ * and fp serve read_state. */
+static int cursor_new(postgres_conn *c, const es_query *q, int first_slot, const char *fp, es_cursor **out,
+                      es_err *err) {
     postgres_cursor *cur;
     int slot, variant, shape, rc;
     size_t i;
@@ -473,7 +494,7 @@ static int postgres_backend__read(es_conn *conn, const es_query *q, es_cursor **
     /* the read slots are laid out in es_query_shape's order */
     if ((shape = es_query_shape(q)) < 0)
         return es_err_set(err, ES_EINVALID, "read: unknown query kind %d", (int)q->kind);
-    slot = q->lean && shape == ES_QS_READ_FWD ? ST_READ_LEAN : ST_READ_FWD + shape;
+    slot = first_slot ? first_slot : q->lean && shape == ES_QS_READ_FWD ? ST_READ_LEAN : ST_READ_FWD + shape;
     variant = shape >= ES_QS_ALL ? shape - ES_QS_ALL : 0;
     if (!(cur = es_malloc(sizeof *cur))) return es_err_set(err, ES_ENOMEM, "read: out of memory");
     memset(cur, 0, sizeof *cur);
@@ -492,7 +513,7 @@ static int postgres_backend__read(es_conn *conn, const es_query *q, es_cursor **
         cur->ev.data = cur->ev.metadata = "{}";
         cur->ev.data_len = cur->ev.metadata_len = 2;
     }
-    if ((q->kind == ES_Q_STREAM && !(cur->stream = es_strdup(q->stream))) ||
+    if ((fp && !(cur->fp = es_strdup(fp))) || (q->kind == ES_Q_STREAM && !(cur->stream = es_strdup(q->stream))) ||
         (q->kind == ES_Q_ID && !(cur->id = es_strdup(q->id))) ||
         (q->category && q->kind != ES_Q_STREAM && q->kind != ES_Q_ID && !(cur->category = es_strdup(q->category))))
         goto nomem;
@@ -515,6 +536,10 @@ static int postgres_backend__read(es_conn *conn, const es_query *q, es_cursor **
 nomem:
     postgres_cursor__close(&cur->base);
     return es_err_set(err, ES_ENOMEM, "read: out of memory");
+}
+
+static int postgres_backend__read(es_conn *conn, const es_query *q, es_cursor **out, es_err *err) {
+    return cursor_new((postgres_conn *)conn, q, 0, NULL, out, err);
 }
 
 /* ---- single-row calls ---- */
@@ -585,6 +610,39 @@ static int postgres_backend__save_snapshot(es_conn *conn, const es_snapshot *sna
     if ((rc = pg_run(c, ST_SNAP_SAVE, 7, vals, lens, formats, &r, err, "save_snapshot", snap->stream)) != ES_OK)
         return rc;
     PQclear(r);
+    return ES_OK;
+}
+
+/* state(): the snapshot and the first page of events after it in one
+ * statement (ST_STATE_FIRST), then lean pages as a read would fetch. */
+static int postgres_backend__read_state(es_conn *conn, const char *stream, const char *fingerprint,
+                                        es_snapshot *snap, es_cursor **out, es_err *err) {
+    postgres_conn *c = (postgres_conn *)conn;
+    postgres_cursor *cur;
+    es_cursor *base;
+    es_query q;
+    int rc;
+    memset(snap, 0, sizeof *snap);
+    *out = NULL;
+    es_query_init(&q, ES_Q_STREAM);
+    q.stream = stream;
+    q.lean = 1;
+    /* built as a lean read, switched to the combined first statement
+     * before its first fetch */
+    if ((rc = cursor_new(c, &q, ST_STATE_FIRST, fingerprint, &base, err)) != ES_OK) return rc;
+    cur = (postgres_cursor *)base;
+    if (cur->snap_row) {
+        const PGresult *r = cur->res;
+        snap->revision = col_i64(r, 0, 3);
+        snap->data_len = (size_t)PQgetlength(r, 0, 5);
+        if (!(snap->stream = es_strdup(stream)) || !(snap->fingerprint = es_strdup(fingerprint)) ||
+            !(snap->data = es_strndup(PQgetvalue(r, 0, 5), snap->data_len))) {
+            es_snapshot_clear(snap);
+            postgres_cursor__close(base);
+            return es_err_set(err, ES_ENOMEM, "state '%s': out of memory", stream);
+        }
+    }
+    *out = base;
     return ES_OK;
 }
 
@@ -832,5 +890,6 @@ const es_backend es_postgres_backend = {
     .mark_dispatched = postgres_backend__mark_dispatched,
     .wait = postgres_backend__wait,
     .head = postgres_backend__head,
+    .read_state = postgres_backend__read_state,
     /* version 1 ends here */
 };

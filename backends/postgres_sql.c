@@ -207,6 +207,16 @@ int es_pg_sql_statement(const es_pg_names *c, int slot, es_buf *b) {
         return sql_expand(c, "SELECT e.position, '', $1::text, e.revision, e.type, e.data, '{}', 0::bigint "
                              "FROM @events\" e WHERE e.stream = $1::text AND e.revision BETWEEN $2::bigint "
                              "AND $3::bigint ORDER BY e.revision LIMIT $4::bigint", b);
+    /* $1 stream, $2 fingerprint, $3 page: the newest snapshot as a row with
+     * position 0 (events start at 1), then the events after it */
+    if (slot == ST_STATE_FIRST)
+        return sql_expand(c, "WITH s AS (SELECT n.revision, n.data FROM @snapshots\" n WHERE n.stream = $1::text "
+                             "AND n.fingerprint = $2::text ORDER BY n.revision DESC, n.\"timestamp\" DESC LIMIT 1) "
+                             "SELECT 0::bigint, '', $1::text, s.revision, '', s.data, '{}', 0::bigint FROM s "
+                             "UNION ALL (SELECT e.position, '', $1::text, e.revision, e.type, e.data, '{}', 0::bigint "
+                             "FROM @events\" e WHERE e.stream = $1::text AND e.revision > "
+                             "coalesce((SELECT s.revision FROM s), 0) ORDER BY e.revision LIMIT $3::bigint) "
+                             "ORDER BY 1", b);
     v = slot - ST_ALL;
     if (sql_expand(c, "SELECT " EVENT_COLS " FROM @events\" e WHERE e.position > $1::bigint", b) != ES_OK)
         return ES_ENOMEM;

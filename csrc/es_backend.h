@@ -5,7 +5,7 @@
 
 #include "eventstore.h"
 
-#define ES_BACKEND_VERSION 1
+#define ES_BACKEND_VERSION 2
 
 typedef struct es_backend es_backend;
 
@@ -81,6 +81,14 @@ struct es_backend {
     /* The newest position (0 for an empty store), cheaper than stats. */
     int  (*head)(es_conn *c, int64_t *out, es_err *err);
     /* version 1 ends here; later versions append below, never insert */
+
+    /* version 2: optional (NULL, or a version 1 backend: store.c loads the
+     * snapshot, then reads). For state(): the newest snapshot of the stream
+     * with this fingerprint (snap->data NULL when there is none; owned as
+     * load_snapshot's) and a lean cursor (es_query.lean) over the stream's
+     * events after it, in one round trip to a server. */
+    int  (*read_state)(es_conn *c, const char *stream, const char *fingerprint, es_snapshot *snap,
+                       es_cursor **out, es_err *err);
 };
 
 /* Step 2 of the append rules: ES_OK when the stream's revision cur meets

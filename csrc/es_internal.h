@@ -44,6 +44,10 @@ int es_json_real(const char *s, size_t n, double *out);
  * out has room for 48 bytes. Returns the length (no NUL is counted). */
 size_t es_json_format_real(double d, char out[48]);
 
+/* The backend's read_state (es_backend.h), or ES_ENOTSUP when it has none. */
+int es_store_read_state(es_store *s, const char *stream, const char *fingerprint, es_snapshot *snap,
+                        es_cursor **out, es_err *err);
+
 /* Matches a stream against a category (NULL = any). */
 int es_category_ok(const char *category, const char *stream);
 

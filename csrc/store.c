@@ -413,6 +413,18 @@ int es_store_load_snapshot(es_store *s, const char *stream, int64_t max_revision
     return s->conn->be->load_snapshot(s->conn, stream, max_revision, fingerprint, out, err);
 }
 
+int es_store_read_state(es_store *s, const char *stream, const char *fingerprint, es_snapshot *snap,
+                        es_cursor **out, es_err *err) {
+    int rc;
+    const es_backend *be = s->conn->be;
+    memset(snap, 0, sizeof *snap);
+    *out = NULL;
+    if ((rc = check_stream("state", stream, err)) != ES_OK) return rc;
+    if (be->version < 2 || !be->read_state)
+        return es_err_set(err, ES_ENOTSUP, "state: no combined read on the %s backend", be->scheme);
+    return be->read_state(s->conn, stream, fingerprint, snap, out, err);
+}
+
 static int check_name(const char *op, const char *name, es_err *err) {
     size_t n;
     if (!name || !(n = strlen(name))) return es_err_set(err, ES_EINVALID, "%s: name is empty", op);
