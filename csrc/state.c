@@ -295,19 +295,13 @@ static int scan_members(const es_fold_pass *fp, const char *p, const char *end, 
             m[n].val = p;
             if (!(p = parse_value(p, end, 2, NULL))) return 0;
             m[n].vlen = (size_t)(p - m[n].val);
-            n++;
-            p = skip_ws(p, end);
-            if (p < end && *p == ',') {
-                p = skip_ws(p + 1, end);
-                continue;
+        } else {
+            if (!(p = parse_value(p, end, 2, fold || want ? &vals[n] : NULL))) return 0;
+            if (want && json_equal(vals[n], want)) ++*matched;
+            if (!fold) {
+                json_decref(vals[n]);
+                vals[n] = NULL;
             }
-            return p < end && *p == '}' && skip_ws(p + 1, end) == end;
-        }
-        if (!(p = parse_value(p, end, 2, fold || want ? &vals[n] : NULL))) return 0;
-        if (want && json_equal(vals[n], want)) ++*matched;
-        if (!fold) {
-            json_decref(vals[n]);
-            vals[n] = NULL;
         }
         n++;
         p = skip_ws(p, end);

@@ -148,56 +148,6 @@ for _, b in ipairs(backends.list) do
         assert.is_nil(store:snapshot(s))
       end)
 
-      -- Built-in rules only: state() may read the snapshot and the events
-      -- after it in one statement (PostgreSQL does), then page on. A
-      -- snapshot row folded as an event, or a page lost, breaks the sums.
-      it("state() with built-in rules starts at its snapshot and pages through the rest", function()
-        local store = open({ snapshot_every = 1500 })
-        local s = fx.stream()
-        local rules = eventstore.reducer({ ["*"] = "last", qty = "sum", one = "sum" })
-        local function batch(first, n)
-          local list = {}
-          for i = 1, n do
-            local k = first + i - 1
-            list[i] = ev("Added", { qty = k, one = 1, tag = "t" .. k })
-          end
-          return list
-        end
-        for first = 1, 2600, 200 do assert(store:append(s, batch(first, math.min(200, 2601 - first)))) end
-        local st, rev = store:state(s, rules)
-        assert.same({ qty = sum_to(2600), one = 2600, tag = "t2600" }, st)
-        assert.equals(2600, rev)
-        assert.equals(2600, store:snapshot(s).revision)
-        -- 1,200 more: more than a page of events after the snapshot
-        for first = 2601, 3800, 300 do assert(store:append(s, batch(first, 300))) end
-        st, rev = store:state(s, rules)
-        assert.same({ qty = sum_to(3800), one = 3800, tag = "t3800" }, st)
-        assert.equals(3800, rev)
-        assert.same(rules:fold(store:read(s), {}), st)
-        -- and a stream without events or snapshot
-        st, rev = store:state(fx.stream(), rules)
-        assert.same({}, st)
-        assert.equals(0, rev)
-      end)
-
-      if b.backend == "postgres" then
-        it("a snapshot whose text is not an object is skipped: state() folds from the first event", function()
-          local store = open({ snapshot_every = 3 })
-          local s = fx.stream()
-          local rules = eventstore.reducer({ qty = "sum" })
-          assert(store:append(s, { ev("Added", { qty = 1 }), ev("Added", { qty = 2 }), ev("Added", { qty = 3 }) }))
-          assert.same({ qty = 6 }, (store:state(s, rules)))
-          assert.equals(3, store:snapshot(s).revision)
-          local rc, out = procs.sh("psql " .. procs.quote(b.url) .. " -qAt -c " ..
-            procs.quote("UPDATE es_snapshots SET data = '[1, 2]' WHERE stream = '" .. s .. "'"))
-          assert(rc == 0, "psql failed: " .. out)
-          assert(store:append(s, { ev("Added", { qty = 4 }) }))
-          local st, rev = store:state(s, rules)
-          assert.same({ qty = 10 }, st)
-          assert.equals(4, rev)
-        end)
-      end
-
       local it_durable = (b.file or b.shared) and it or function() end
 
       it_durable("survive closing and opening the store again", function()
