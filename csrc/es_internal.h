@@ -39,6 +39,11 @@ int es_query_type_ok(const es_query *q, const char *type);
  * long or the value overflows a double. */
 int es_json_real(const char *s, size_t n, double *out);
 
+/* The first byte in [p, end) that ends a plain run of JSON string content:
+ * a quote, a backslash or a control byte (end when there is none). Reads 8
+ * bytes at a time. */
+const char *es_json_plain(const char *p, const char *end);
+
 /* A finite double as JSON text that reads back to the same bits, with a
  * "." or an exponent (so it reads back as a real), whatever the locale;
  * out has room for 48 bytes. Returns the length (no NUL is counted). */

@@ -173,3 +173,20 @@ size_t es_json_format_real(double d, char out[48]) {
     }
     return (size_t)n;
 }
+
+const char *es_json_plain(const char *q, const char *end) {
+    const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
+    while (end - q >= 8) {
+        uint64_t w, quote, bslash, hit;
+        memcpy(&w, q, 8);
+        quote = w ^ (ones * '"');
+        bslash = w ^ (ones * '\\');
+        /* a zero byte in quote or bslash, or a byte below 0x20 in w (each
+         * test may also flag a later byte: the loop below finds the first) */
+        hit = ((quote - ones) & ~quote) | ((bslash - ones) & ~bslash) | ((w - ones * 0x20) & ~w);
+        if (hit & highs) break;
+        q += 8;
+    }
+    while (q < end && *q != '"' && *q != '\\' && (unsigned char)*q >= 0x20) q++;
+    return q;
+}

@@ -392,26 +392,8 @@ static void jutf8(luaL_Buffer *b, unsigned cp) {
 }
 
 /* jp->p is just past the opening quote; pushes the string. */
-/* Skips plain string bytes 8 at a time: stops at the first word holding a
- * quote, a backslash or a control byte (the bytewise loop then finds it). */
-static const char *jplain(const char *q, const char *end) {
-    const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
-    while (end - q >= 8) {
-        uint64_t w, quote, bslash, ctl;
-        memcpy(&w, q, 8);
-        quote = w ^ (ones * '"');
-        bslash = w ^ (ones * '\\');
-        ctl = (quote - ones) & ~quote;
-        ctl |= (bslash - ones) & ~bslash;
-        ctl |= (w - ones * 0x20) & ~w;
-        if (ctl & highs) break;
-        q += 8;
-    }
-    return q;
-}
-
 static void jstring(jparse *jp) {
-    const char *start = jp->p, *q = jplain(jp->p, jp->end);
+    const char *start = jp->p, *q = es_json_plain(jp->p, jp->end);
     luaL_Buffer b;
     while (q < jp->end && *q != '"' && *q != '\\') {
         if ((unsigned char)*q < 0x20) jfail(jp, "control character in a string");

@@ -35,7 +35,7 @@ static const char *skip_ws(const char *p, const char *end) {
 
 /* p at the opening quote; returns the end of the string, NULL if none. */
 static const char *scan_string(const char *p, const char *end, int *escaped) {
-    for (p++; p < end; p++) {
+    for (p = es_json_plain(p + 1, end); p < end; p++) {
         unsigned char ch = (unsigned char)*p;
         if (ch == '"') return p + 1;
         if (ch < 0x20) return NULL;
