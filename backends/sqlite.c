@@ -131,6 +131,15 @@ static int sql_expand(const sqlite_conn *c, const char *tmpl, es_buf *b) {
 static int sql_build(const sqlite_conn *c, int slot, es_buf *b) {
     int v;
     if (slot < ST_ALL) return sql_expand(c, sql_templates[slot], b);
+    if (slot == ST_INSERT_EVENTS) {
+        int k;
+        if (sql_expand(c, "INSERT INTO {p}events (id, stream, category, revision, type, data, metadata, "
+                          "timestamp) VALUES (?,?,?,?,?,?,?,?)", b) != ES_OK)
+            return ES_ENOMEM;
+        for (k = 1; k < INSERT_ROWS; k++)
+            if (es_buf_add(b, ",(?,?,?,?,?,?,?,?)", 18) != ES_OK) return ES_ENOMEM;
+        return ES_OK;
+    }
     v = slot - ST_ALL;
     if (sql_expand(c, "SELECT " EVENT_COLS " FROM {p}events WHERE position > ", b) != ES_OK ||
         sql_expand(c, !(v & ALL_SINCE) ? "?1"
@@ -279,6 +288,36 @@ static int append_check_ids(sqlite_conn *c, es_append_req *req, es_append_result
     return ES_OK;
 }
 
+/* Binds e at row k (0-based) of an insert statement. */
+static void bind_event(sqlite3_stmt *st, int k, const es_append_req *req, const es_event *e) {
+    int b = k * 8;
+    sqlite3_bind_text(st, b + 1, e->id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, b + 2, req->stream, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, b + 3, req->category, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, b + 4, e->revision);
+    sqlite3_bind_text(st, b + 5, e->type, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, b + 6, e->data, (int)e->data_len, SQLITE_STATIC);
+    sqlite3_bind_text(st, b + 7, e->metadata, (int)e->metadata_len, SQLITE_STATIC);
+    sqlite3_bind_int64(st, b + 8, e->timestamp);
+}
+
+/* Inserts events [i, i + INSERT_ROWS) in one statement. Under the write
+ * lock rowids are max + 1 per row, so the rows got last - INSERT_ROWS + 1
+ * .. last. A constraint error backs out this statement only (the
+ * transaction stays): the caller then inserts them row by row, which names
+ * the id at fault. Returns a SQLite code. */
+static int insert_rows(sqlite_conn *c, es_append_req *req, size_t i) {
+    sqlite3_stmt *st;
+    int64_t last;
+    int src, k;
+    if ((src = sqlite_stmt_get(c, ST_INSERT_EVENTS, &st)) != SQLITE_OK) return src;
+    for (k = 0; k < INSERT_ROWS; k++) bind_event(st, k, req, &req->events[i + (size_t)k]);
+    if ((src = step_done(st)) != SQLITE_OK) return src;
+    last = sqlite3_last_insert_rowid(c->db);
+    for (k = 0; k < INSERT_ROWS; k++) req->events[i + (size_t)k].position = last - (INSERT_ROWS - 1) + k;
+    return SQLITE_OK;
+}
+
 /* Rules 2-4 of es_backend.h, inside the BEGIN IMMEDIATE transaction: the
  * write lock is held from the revision read to the commit, so no other
  * writer can slip in between and positions follow commit order. */
@@ -304,18 +343,17 @@ static int append_locked(sqlite_conn *c, es_append_req *req, es_append_result *r
         if (req->events[i].data_len > (size_t)INT32_MAX || req->events[i].metadata_len > (size_t)INT32_MAX)
             return es_err_set(err, ES_EINVALID, "append to '%s': event %zu is too large", req->stream, i + 1);
 
+    for (i = 0; i < req->count; i++) req->events[i].revision = cur + 1 + (int64_t)i;
+    /* whole groups of INSERT_ROWS in one statement each, the rest row by row */
+    for (i = 0; i + INSERT_ROWS <= req->count; i += INSERT_ROWS) {
+        if ((src = insert_rows(c, req, i)) == SQLITE_OK) continue;
+        if ((src & 0xff) != SQLITE_CONSTRAINT) goto fail;
+        break;
+    }
     if ((src = sqlite_stmt_get(c, ST_INSERT_EVENT, &st)) != SQLITE_OK) goto fail;
-    for (i = 0; i < req->count; i++) {
+    for (; i < req->count; i++) {
         es_event *e = &req->events[i];
-        e->revision = cur + 1 + (int64_t)i;
-        sqlite3_bind_text(st, 1, e->id, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 2, req->stream, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 3, req->category, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 4, e->revision);
-        sqlite3_bind_text(st, 5, e->type, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 6, e->data, (int)e->data_len, SQLITE_STATIC);
-        sqlite3_bind_text(st, 7, e->metadata, (int)e->metadata_len, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 8, e->timestamp);
+        bind_event(st, 0, req, e);
         if ((src = step_done(st)) != SQLITE_OK) {
             if ((src & 0xff) == SQLITE_CONSTRAINT && strstr(sqlite3_errmsg(c->db), "events.id"))
                 return es_err_set(err, ES_ECONFLICT, "append to '%s': event id %s already stored",

@@ -22,7 +22,8 @@ enum {
     ST_CP_GET, ST_CP_SET, ST_DISPATCH, ST_HEAD, ST_LAST_TS, ST_TS_AT,
     ST_READ_FWD, ST_READ_BWD, ST_BY_ID, ST_STREAMS, ST_STREAMS_CAT, ST_OUTBOX, ST_OUTBOX_CAT,
     ST_ALL,                       /* 8 variants: + 1 category, + 2 since, + 4 types */
-    ST__COUNT = ST_ALL + 8
+    ST_INSERT_EVENTS = ST_ALL + 8, /* INSERT_ROWS events in one statement */
+    ST__COUNT
 };
 /* es_query_shape gives the offset from ST_READ_FWD */
 typedef char st_shape_order[(ST_ALL - ST_READ_FWD == ES_QS_ALL && ST_STREAMS_CAT - ST_READ_FWD == ES_QS_STREAMS_CAT) ? 1 : -1];
@@ -37,6 +38,10 @@ typedef char st_shape_order[(ST_ALL - ST_READ_FWD == ES_QS_ALL && ST_STREAMS_CAT
 
 /* "{p}" stands for the validated table prefix. */
 typedef struct sqlite_cursor sqlite_cursor;
+
+/* Rows per multi-row INSERT of a batch append (8 was as fast as 16 or 32,
+ * and 10-15% faster than row by row on W2). */
+#define INSERT_ROWS 8
 
 typedef struct sqlite_conn {
     es_conn base;                      /* first: the store sees an es_conn */
