@@ -614,6 +614,50 @@ static void test_tampered(void) {
     es_store_close(s);
 }
 
+/* A batch insert that fails part-way (a trigger refuses revision 9 of a
+ * ten-event batch, inside the first 8-row statement): nothing of the batch
+ * is stored, the error is returned; once allowed, the batch goes in with
+ * consecutive positions. */
+static void test_batch_refused(void) {
+    char url[512];
+    es_options opt;
+    es_store *s = NULL;
+    es_append_result res;
+    es_query q;
+    es_err err;
+    row rows[16];
+    sqlite3 *db = NULL;
+    int64_t before;
+    int i, n;
+
+    es_options_init(&opt);
+    db_url("refused", url, sizeof url);
+    CHECK_RC(es_store_open(url, &opt, &s, &err), ES_OK);
+    if (!s) return;
+    CHECK_RC(append_n(s, "trig-1", "A", 3, 0, ES_NO_STREAM, &res, &err), ES_OK);
+    before = total_events(s);
+    CHECK(sqlite3_open(url + strlen("sqlite:"), &db) == SQLITE_OK);
+    CHECK(sqlite3_exec(db, "CREATE TRIGGER es_refuse BEFORE INSERT ON es_events WHEN NEW.stream = 'trig-1' "
+                           "AND NEW.revision = 9 BEGIN SELECT RAISE(ABORT, 'refused'); END", NULL, NULL, NULL) ==
+          SQLITE_OK);
+    CHECK(append_n(s, "trig-1", "B", 10, 3, 3, &res, &err) != ES_OK);
+    CHECK(strstr(err.msg, "refused") != NULL);
+    CHECK(total_events(s) == before);
+    es_query_init(&q, ES_Q_STREAM);
+    q.stream = "trig-1";
+    CHECK(collect(s, &q, rows, 16, &err) == 3);
+    CHECK(sqlite3_exec(db, "DROP TRIGGER es_refuse", NULL, NULL, NULL) == SQLITE_OK);
+    sqlite3_close(db);
+    CHECK_RC(append_n(s, "trig-1", "B", 10, 3, 3, &res, &err), ES_OK);
+    CHECK(res.revision == 13);
+    n = collect(s, &q, rows, 16, &err);
+    CHECK(n == 13);
+    for (i = 1; i < n; i++)
+        CHECK(rows[i].revision == i + 1 && rows[i].position > rows[i - 1].position);
+    for (i = 4; i < n; i++) CHECK(rows[i].position == rows[i - 1].position + 1);
+    es_store_close(s);
+}
+
 /* A file this process may not write opens as a read-only store even
  * without opt.readonly, also with its folder read-only (no -shm can be
  * made). As root, the check runs in a child that becomes nobody. */
@@ -904,6 +948,7 @@ int main(void) {
     test_bad_opens();
     test_busy();
     test_tampered();
+    test_batch_refused();
     test_readonly_file();
     test_alloc_failures();
     test_two_processes();
