@@ -32,7 +32,9 @@ static const char *const sql_templates[ST_ALL] = {
                         "ORDER BY revision DESC LIMIT 1",
     [ST_CP_GET] = "SELECT position FROM {p}checkpoints WHERE name = ?1",
     [ST_HEAD] = "SELECT coalesce(max(position), 0) FROM {p}events",
-    [ST_LAST_TS] = "SELECT coalesce((SELECT timestamp FROM {p}events ORDER BY position DESC LIMIT 1), 0)",
+    /* an append's one read: the stream's revision and the newest timestamp */
+    [ST_APPEND_HEAD] = "SELECT coalesce((SELECT max(revision) FROM {p}events WHERE stream = ?1), 0), "
+                       "coalesce((SELECT timestamp FROM {p}events ORDER BY position DESC LIMIT 1), 0)",
     [ST_TS_AT] = "SELECT position, timestamp FROM {p}events WHERE position >= ?1 ORDER BY position LIMIT 1",
     [ST_CP_SET] = "INSERT INTO {p}checkpoints (name, position) VALUES (?1, ?2) "
                   "ON CONFLICT (name) DO UPDATE SET position = excluded.position",
@@ -328,13 +330,20 @@ static int append_locked(sqlite_conn *c, es_append_req *req, es_append_result *r
     int src, rc;
 
     if (req->ids_given && (rc = append_check_ids(c, req, res, err)) != 1) return rc;
-    if ((src = sqlite_lookup_int64(c, ST_STREAM_REV, req->stream, &cur)) != SQLITE_OK) goto fail;
+    if ((src = sqlite_stmt_get(c, ST_APPEND_HEAD, &st)) != SQLITE_OK) goto fail;
+    sqlite3_bind_text(st, 1, req->stream, -1, SQLITE_STATIC);
+    if ((src = sqlite3_step(st)) == SQLITE_ROW) {
+        cur = sqlite3_column_int64(st, 0);
+        last_ts = sqlite3_column_int64(st, 1);
+        src = SQLITE_OK;
+    }
+    stmt_done(st);
+    if (src != SQLITE_OK) goto fail;
 
     if ((rc = es_expected_check(req, cur, err)) != ES_OK) return rc;
     /* Timestamps never go down along positions, even when the clock steps
      * back: `since` then finds its first event by a binary search over
      * positions, and no timestamp index is written on every append. */
-    if ((src = sqlite_lookup_int64(c, ST_LAST_TS, NULL, &last_ts)) != SQLITE_OK) goto fail;
     for (i = 0; i < req->count; i++)
         if (req->events[i].timestamp < last_ts) req->events[i].timestamp = last_ts;
     if (n > INT64_MAX - cur)
