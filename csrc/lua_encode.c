@@ -58,9 +58,12 @@ static void put_string(enc *e, const char *s, size_t n, int is_key) {
     if (es_buf_reserve(e->out, n + 2) != ES_OK) lconv_error(&e->cv, "%snot enough memory%s", "");
     putc_(e, '"');
     for (i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
+        unsigned char c;
         char esc[6];
-        if (c >= 0x20 && c != '"' && c != '\\') continue;
+        /* bytes that need no escape, 8 at a time */
+        i = (size_t)(es_json_plain(s + i, s + n) - s);
+        if (i == n) break;
+        c = (unsigned char)s[i];
         if (c == 0 && is_key) lconv_error(&e->cv, "%skey contains a NUL byte%s", "");
         put(e, s + run, i - run);
         run = i + 1;
