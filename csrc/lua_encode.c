@@ -112,11 +112,67 @@ static void put_real(enc *e, double d) {
 
 static void enc_value(enc *e, int idx);
 
-static void enc_table(enc *e, int idx) {
+/* An object's members, the first key/value pair already on the stack. A
+ * key that is not a string means the table is not an object after all:
+ * lconv_table_kind then raises the same error it raises up front. */
+static void enc_members(enc *e, int idx, lconv_path *p) {
     lua_State *L = e->cv.L;
-    int is_array = lconv_table_kind(&e->cv, idx);
-    lconv_path *p = lconv_enter(&e->cv, idx);
     int first = 1;
+    putc_(e, '{');
+    do {
+        size_t kl;
+        const char *k;
+        if (lua_type(L, -2) != LUA_TSTRING) {
+            e->cv.depth--;
+            lconv_table_kind(&e->cv, idx);
+            e->cv.depth++;
+        }
+        k = lua_tolstring(L, -2, &kl);
+        p->key = k;
+        p->keylen = kl;
+        if (!first) putc_(e, ',');
+        first = 0;
+        put_string(e, k, kl, 1);
+        putc_(e, ':');
+        enc_value(e, lua_gettop(L));
+        lua_pop(L, 1);
+    } while (lua_next(L, idx));
+    putc_(e, '}');
+}
+
+/* A table as an array or an object. A table without a metatable whose
+ * first key is a string is written as an object in one pass; anything else
+ * is classified first (lconv_table_kind). object_only: an array is an error
+ * (the top level of data and metadata). */
+static void enc_table(enc *e, int idx, int object_only) {
+    lua_State *L = e->cv.L;
+    lconv_path *p;
+    int is_array;
+    luaL_checkstack(L, 6, "converting a table");
+    if (!lua_getmetatable(L, idx)) {
+        lua_pushnil(L);
+        if (!lua_next(L, idx)) {
+            lconv_enter(&e->cv, idx);   /* depth and cycle checks, as for any table */
+            put(e, "{}", 2);
+            e->cv.depth--;
+            return;
+        }
+        if (lua_type(L, -2) == LUA_TSTRING) {
+            p = lconv_enter(&e->cv, idx);
+            enc_members(e, idx, p);
+            e->cv.depth--;
+            return;
+        }
+        lua_pop(L, 2);
+    } else {
+        lua_pop(L, 1);
+    }
+    is_array = lconv_table_kind(&e->cv, idx);
+    if (is_array && object_only) {
+        char buf[128];
+        luaL_error(L, "%s must be an object, not an array", lconv_what(&e->cv, buf, sizeof buf));
+    }
+    p = lconv_enter(&e->cv, idx);
     if (is_array) {
         size_t n = lua_rawlen(L, idx), j;
         putc_(e, '[');
@@ -130,22 +186,9 @@ static void enc_table(enc *e, int idx) {
         }
         putc_(e, ']');
     } else {
-        putc_(e, '{');
         lua_pushnil(L);
-        while (lua_next(L, idx)) {
-            size_t kl;
-            /* lconv_table_kind checked that every key is a string */
-            const char *k = lua_tolstring(L, -2, &kl);
-            p->key = k;
-            p->keylen = kl;
-            if (!first) putc_(e, ',');
-            first = 0;
-            put_string(e, k, kl, 1);
-            putc_(e, ':');
-            enc_value(e, lua_gettop(L));
-            lua_pop(L, 1);
-        }
-        putc_(e, '}');
+        if (lua_next(L, idx)) enc_members(e, idx, p);
+        else put(e, "{}", 2);
     }
     e->cv.depth--;
 }
@@ -172,7 +215,7 @@ static void enc_value(enc *e, int idx) {
         put(e, "null", 4);
         break;
     case LUA_TTABLE:
-        enc_table(e, idx);
+        enc_table(e, idx, 0);
         break;
     default:
         lconv_error(&e->cv, "%scannot store a %s", luaL_typename(L, idx));
@@ -197,9 +240,7 @@ size_t lencode_object_at(lua_State *L, int idx, lencbuf *b, const char *what, in
     if (!lua_istable(L, idx))
         luaL_error(L, "%s must be a table, got %s", lconv_what(&e->cv, buf, sizeof buf), luaL_typename(L, idx));
     e->out = &b->buf;
-    if (lconv_table_kind(&e->cv, idx))
-        luaL_error(L, "%s must be an object, not an array", lconv_what(&e->cv, buf, sizeof buf));
-    enc_table(e, idx);
+    enc_table(e, idx, 1);
     lua_pop(L, 1);
     return start;
 }
