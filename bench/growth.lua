@@ -3,9 +3,10 @@
 --
 -- usage (from the repository root):
 --   lua5.4 bench/growth.lua NAME URL [full|normal|-]
--- Probes: a warm-up round, then 3 timed rounds of 2,000 single-event appends
--- (W1's shape: round-robin over 200 new streams, exact expected revisions;
--- the median round counts), on the empty store; then
+-- Probes: a warm-up round, then 5 timed rounds of 2,000 single-event appends
+-- (10,000 for a backend that does 2,000 in under 50 ms; W1's shape:
+-- round-robin over 200 new streams, exact expected revisions; the median
+-- round counts), on the empty store; then
 -- the store is filled to 1,000,000 events (10,000 streams of 100, untimed)
 -- and probed again the same way. Prints one JSON line with both medians and
 -- their ratio (WORKLOAD.md: at most 1.3). BENCH_SCALE shrinks the fill.
@@ -28,12 +29,17 @@ if not (name and url) then
 end
 
 local REVS = workload.REVS
-local ROUNDS, PROBE_STREAMS, PROBE_REVS = 3, 200, 10
+local ROUNDS, PROBE_STREAMS = 5, 200
+-- revisions per stream in a round: 10 (2,000 appends), or 50 when the
+-- warm-up round of the empty store took under 50 ms (a fast backend's round
+-- would otherwise be a few ms, at the mercy of one scheduler hiccup)
+local PROBE_REVS = 10
 local FILL_STREAMS = workload.scaled(10000)
 local d = workload.driver(eventstore, name, sync)
 local now = bench.now
 
--- One probe round: 2,000 appends of one event into 200 streams of its own.
+-- One probe round: PROBE_REVS appends of one event into each of 200 streams
+-- of its own.
 -- The events are built before the clock starts, as in W1.
 local function probe(store, tag)
   local names, batches = {}, {}
@@ -57,7 +63,8 @@ end
 -- SQLite's WAL grown to its working size (extending a file costs more per
 -- fsync than rewriting it), the server's caches loaded.
 local function median_probe(store, phase)
-  probe(store, phase .. "0")
+  local warm = probe(store, phase .. "0")
+  if phase == "empty" and warm * PROBE_STREAMS * PROBE_REVS < 50000 then PROBE_REVS = 50 end
   local us = {}
   for k = 1, ROUNDS do us[k] = probe(store, phase .. k) end
   table.sort(us)
