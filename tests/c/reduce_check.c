@@ -4,13 +4,11 @@
  *    csrc/json.c csrc/error.c csrc/uuid.c -ljansson -luuid; with -DES_CHECK_STATE and csrc/state.c
  *    csrc/store.c backends/{registry,memory,sqlite}.c -lsqlite3 it also checks the text path and
  *    es_store_state on memory: and sqlite::memory:. `reduce_check bench [n]` prints fold rates. */
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-#include "es_internal.h"
 #include "reduce.h"
 
 static int failures, checks;
@@ -876,61 +874,11 @@ static void bench(long n) {
     json_decref(d), json_decref(st), es_reducer_free(r);
 }
 
-/* es_json_real against strtod in the C locale: every way of writing a
- * number (fraction, exponent, leading zeros, many digits, extremes) gives
- * the same bits, on the fast path and off it. */
-static void test_json_real(void) {
-    static const char *const fixed[] = { "0", "-0", "0.0", "-0.0", "12.5", "0.1", "0.3", "1e22", "1e23",
-        "9007199254740993", "9007199254740992.0", "1.7976931348623157e308", "4.9e-324", "2.2250738585072014e-308",
-        "123456789012345678901234567890", "0.000000000000000000000000001", "1E+2", "1e-2", "-12.50e1",
-        "00012.5", "3.141592653589793", "2.718281828459045e-10", "1e-22", "1e-23", "100000000000000000000000" };
-    char text[64];
-    unsigned long long seed = 42;
-    size_t i;
-    for (i = 0; i < sizeof fixed / sizeof *fixed + 200000; i++) {
-        double want, got = 0;
-        const char *t;
-        if (i < sizeof fixed / sizeof *fixed) {
-            t = fixed[i];
-        } else {
-            unsigned long long r;
-            seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
-            r = seed >> 11;
-            switch (i % 4) {
-            case 0: snprintf(text, sizeof text, "%.17g", (double)r / 1024.0); break;
-            case 1: snprintf(text, sizeof text, "%llu.%llue%d", r % 100000, (r >> 20) % 1000000, (int)(r % 60) - 30); break;
-            case 2: snprintf(text, sizeof text, "-%.*f", (int)(r % 12), (double)(r % 10000000) / 97.0); break;
-            default: { double d; memcpy(&d, &seed, sizeof d); if (!isfinite(d)) d = 1.5; snprintf(text, sizeof text, "%.17g", d); }
-            }
-            t = text;
-        }
-        want = strtod(t, NULL);
-        CHECK(es_json_real(t, strlen(t), &got) && memcmp(&got, &want, sizeof got) == 0,
-              "es_json_real(%s) = %.17g, strtod says %.17g", t, got, want);
-        if (isfinite(want)) {
-            /* and written back: the same bits, read as a real */
-            char out[48];
-            double back = 0;
-            size_t n = es_json_format_real(want, out);
-            out[n] = '\0';
-            CHECK(n < 48 && (strchr(out, '.') || strchr(out, 'e')) && es_json_real(out, n, &back) &&
-                      memcmp(&back, &want, sizeof back) == 0,
-                  "es_json_format_real(%.17g) = %s reads back as %.17g", want, out, back);
-        }
-    }
-    {
-        double d;
-        CHECK(!es_json_real("1e400", 5, &d), "1e400 overflows");
-        CHECK(!es_json_real("-1e400", 6, &d), "-1e400 overflows");
-    }
-}
-
 int main(int argc, char **argv) {
     if (argc > 1 && strcmp(argv[1], "bench") == 0) {
         bench(argc > 2 ? atol(argv[2]) : 1000000);
         return 0;
     }
-    test_json_real();
     test_kinds();
     test_numbers();
     test_custom_rules();
