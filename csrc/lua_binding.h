@@ -90,7 +90,7 @@ void lvalue_push_event(lua_State *L, const es_event *ev);
 #define LVALUE_CACHE 16
 typedef struct lvalue_reader {
     int keys;                        /* stack index of the field names */
-    int slots;                       /* stack index of the LVALUE_CACHE slots */
+    int slots;                       /* stack index of the LVALUE_CACHE slots; 0: no cache */
     struct { const char *s; size_t len; } c[LVALUE_CACHE];   /* s: the slot's bytes */
 } lvalue_reader;
 void lvalue_reader_init(lua_State *L, lvalue_reader *r);

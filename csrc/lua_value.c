@@ -613,6 +613,10 @@ void lvalue_reader_init(lua_State *L, lvalue_reader *r) {
 void lvalue_push_cached(lua_State *L, lvalue_reader *r, const char *s, size_t len) {
     unsigned h = (unsigned)len * 7u + (len ? (unsigned char)s[0] * 3u + (unsigned char)s[len - 1] : 0u);
     int i = (int)(h % LVALUE_CACHE);
+    if (!r->slots) {                    /* a one-event reader caches nothing */
+        lua_pushlstring(L, s, len);
+        return;
+    }
     if (r->c[i].s && r->c[i].len == len && memcmp(r->c[i].s, s, len) == 0) {
         lua_pushvalue(L, r->slots + i);
         return;
@@ -655,8 +659,12 @@ void lvalue_push_event_r(lua_State *L, const es_event *ev, lvalue_reader *r) {
 
 void lvalue_push_event(lua_State *L, const es_event *ev) {
     lvalue_reader r;
-    int top = lua_gettop(L);
-    lvalue_reader_init(L, &r);
+    int i, top = lua_gettop(L);
+    /* one event: the field names, and no cache slots to fill */
+    luaL_checkstack(L, LVALUE_EVENT_KEYS + 8, "reading an event");
+    r.keys = top + 1;
+    r.slots = 0;
+    for (i = 0; i < LVALUE_EVENT_KEYS; i++) lua_pushstring(L, event_keys[i]);
     lvalue_push_event_r(L, ev, &r);
     lua_replace(L, top + 1);
     lua_settop(L, top + 1);
