@@ -480,9 +480,9 @@ static void postgres_cursor__close(es_cursor *base) {
     es_free(cur);
 }
 
-/* The query's strings belong to the caller and later pages are fetched
- * after read() returns, so the cursor keeps its own copies. */
-/* A cursor for q, its first page fetched. first_slot (0: the query's own)
+/* A cursor for q, its first page fetched. The query's strings belong to
+ * the caller and later pages are fetched after read() returns, so the
+ * cursor keeps its own copies. first_slot (0: the query's own statement)
  * and fp serve read_state. */
 static int cursor_new(postgres_conn *c, const es_query *q, int first_slot, const char *fp, es_cursor **out,
                       es_err *err) {
