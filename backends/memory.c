@@ -63,7 +63,7 @@ typedef struct memory_conn {
      * slot keeps the id's hash: a probe compares it without touching the
      * event (a cache miss each in a large store), and growing rehashes
      * without reading any id. */
-    struct id_slot *ids;
+    id_slot *ids;
     size_t ids_cap, ids_count;
     mem_snap *snaps;
     size_t nsnaps, capsnaps;
@@ -84,9 +84,8 @@ typedef struct memory_cursor {
 } memory_cursor;
 
 /* FNV-1a, then a 64-bit finalizer (murmur3's fmix64): FNV's low bits,
- * which pick the slot, depend only on the low bits of each byte, and ids
- * that differ in a few hex digits clustered into long probe runs (63% of
- * an append into a store of 1,000,000 events). */
+ * which pick the slot, depend only on the low bits of each byte; the
+ * finalizer spreads every byte over them. */
 static uint64_t hash_str(const char *s) {
     uint64_t h = 1469598103934665603ULL;
     while (*s) {
