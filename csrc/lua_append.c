@@ -336,22 +336,7 @@ static int lstore_append(lua_State *L) {
     job.buf = buf;
     job.n = n;
     job.single = single;
-    lua_pushcfunction(L, encode_events);
-    lua_pushlightuserdata(L, &job);
-    lua_pushvalue(L, 3);
-    if (lua_pcall(L, 2, 0, 0) != LUA_OK) {
-        /* a big batch refused late must not keep its text (C memory the
-         * collector does not count) until some later collection */
-        es_buf_free(&buf->buf);
-        /* raised in the protected call, the message has no position: give
-         * it the caller's, as a direct luaL_error would */
-        if (lua_type(L, -1) == LUA_TSTRING) {
-            luaL_where(L, 1);
-            lua_insert(L, -2);
-            lua_concat(L, 2);
-        }
-        return lua_error(L);
-    }
+    lencode_protected(L, encode_events, &job, 3, buf);
     /* the texts lie back to back in event order: data, then metadata */
     {
         size_t off = 0;

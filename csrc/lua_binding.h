@@ -106,6 +106,10 @@ json_t *lvalue_to_json_any(lua_State *L, int idx, ljson_box *box, const char *wh
  * that a userdata owns (freed by __gc if a conversion raises). */
 typedef struct lencbuf { es_buf buf; } lencbuf;
 lencbuf *lencode_newbuf(lua_State *L);
+/* Calls fn(ud, value at idx) under lua_pcall. On an error it frees b's
+ * text at once (C memory the collector does not count) and raises the
+ * message again with the caller's position, as a direct luaL_error would. */
+void lencode_protected(lua_State *L, lua_CFunction fn, void *ud, int idx, lencbuf *b);
 /* Append the text of the table at idx (nil = {}) or of any value; return
  * the offset where it starts (the buffer may move as it grows). */
 size_t lencode_object(lua_State *L, int idx, lencbuf *b, const char *what);

@@ -32,6 +32,21 @@ lencbuf *lencode_newbuf(lua_State *L) {
     return b;
 }
 
+void lencode_protected(lua_State *L, lua_CFunction fn, void *ud, int idx, lencbuf *b) {
+    idx = lua_absindex(L, idx);
+    lua_pushcfunction(L, fn);
+    lua_pushlightuserdata(L, ud);
+    lua_pushvalue(L, idx);
+    if (lua_pcall(L, 2, 0, 0) == LUA_OK) return;
+    es_buf_free(&b->buf);
+    if (lua_type(L, -1) == LUA_TSTRING) {
+        luaL_where(L, 1);
+        lua_insert(L, -2);
+        lua_concat(L, 2);
+    }
+    lua_error(L);
+}
+
 typedef struct enc {
     lconv cv;
     es_buf *out;

@@ -429,21 +429,7 @@ static int lstore_save_snapshot(lua_State *L) {
     snap.version = lua_isnoneornil(L, 5) ? 0 : compat_tointeger(L, 5);
     lua_settop(L, 5);
     buf = lencode_newbuf(L);
-    lua_pushcfunction(L, encode_snapshot);
-    lua_pushlightuserdata(L, buf);
-    lua_pushvalue(L, 4);
-    if (lua_pcall(L, 2, 0, 0) != LUA_OK) {
-        /* a large value refused late frees its text now, not at some GC */
-        es_buf_free(&buf->buf);
-        /* raised in the protected call, the message has no position: give
-         * it the caller's, as a direct luaL_error would */
-        if (lua_type(L, -1) == LUA_TSTRING) {
-            luaL_where(L, 1);
-            lua_insert(L, -2);
-            lua_concat(L, 2);
-        }
-        return lua_error(L);
-    }
+    lencode_protected(L, encode_snapshot, buf, 4, buf);
     snap.data = buf->buf.data;
     snap.data_len = buf->buf.len;
     es_err_clear(&err);
