@@ -595,18 +595,22 @@ static const char *const event_keys[LVALUE_EVENT_KEYS] = {
     "id", "stream", "revision", "position", "type", "data", "metadata", "timestamp"
 };
 
-void lvalue_reader_init(lua_State *L, lvalue_reader *r) {
+/* Pushes the field names, then cache slots (nil) of the reader; 0 slots:
+ * no cache (a one-event push). */
+static void reader_init(lua_State *L, lvalue_reader *r, int slots) {
     int i;
-    luaL_checkstack(L, LVALUE_EVENT_KEYS + LVALUE_CACHE + 8, "reading events");
+    luaL_checkstack(L, LVALUE_EVENT_KEYS + slots + 8, "reading events");
     r->keys = lua_gettop(L) + 1;
     for (i = 0; i < LVALUE_EVENT_KEYS; i++) lua_pushstring(L, event_keys[i]);
-    r->slots = lua_gettop(L) + 1;
-    for (i = 0; i < LVALUE_CACHE; i++) {
+    r->slots = slots ? lua_gettop(L) + 1 : 0;
+    for (i = 0; i < slots; i++) {
         lua_pushnil(L);
         r->c[i].s = NULL;
         r->c[i].len = 0;
     }
 }
+
+void lvalue_reader_init(lua_State *L, lvalue_reader *r) { reader_init(L, r, LVALUE_CACHE); }
 
 /* Direct-mapped on length and the first and last bytes: a hit costs one
  * memcmp, a miss replaces the slot. */
@@ -659,12 +663,8 @@ void lvalue_push_event_r(lua_State *L, const es_event *ev, lvalue_reader *r) {
 
 void lvalue_push_event(lua_State *L, const es_event *ev) {
     lvalue_reader r;
-    int i, top = lua_gettop(L);
-    /* one event: the field names, and no cache slots to fill */
-    luaL_checkstack(L, LVALUE_EVENT_KEYS + 8, "reading an event");
-    r.keys = top + 1;
-    r.slots = 0;
-    for (i = 0; i < LVALUE_EVENT_KEYS; i++) lua_pushstring(L, event_keys[i]);
+    int top = lua_gettop(L);
+    reader_init(L, &r, 0);
     lvalue_push_event_r(L, ev, &r);
     lua_replace(L, top + 1);
     lua_settop(L, top + 1);
