@@ -45,6 +45,7 @@ struct postgres_cursor {
     char *stream, *category, *id;      /* owned copies of the query's strings */
     char *fp;                          /* ST_STATE_FIRST: the snapshot's fingerprint */
     int snap_row;                      /* the current page starts with the snapshot row */
+    int lean;                          /* ST_READ_LEAN's columns (ST_STATE_FIRST has them too) */
     es_buf types;                      /* the type filter as a binary text[] */
     es_buf last;                       /* ES_Q_STREAMS: the last name seen (keyset) */
     es_event ev;
@@ -321,26 +322,43 @@ done:
 /* ---- cursors ---- */
 
 /* Points ev at the current row; PQgetvalue's texts live until PQclear,
- * which happens on the next page fetch or close: the borrowed-row contract. */
+ * which happens on the next page fetch or close: the borrowed-row contract.
+ * Columns: position, id, stream, revision, type, data, metadata, timestamp;
+ * a stream read leaves out the stream (ev->stream is the cursor's copy) and
+ * a lean read sends position, revision, type and data only (the rest was
+ * set once by cursor_new). */
 static void cursor_row(postgres_cursor *cur) {
     PGresult *r = cur->res;
     es_event *ev = &cur->ev;
-    int i = cur->row;
+    int i = cur->row, k;
     if (cur->kind == ES_Q_STREAMS) {
         ev->stream = PQgetvalue(r, i, 0);
         ev->revision = col_i64(r, i, 1);
         return;
     }
     ev->position = col_i64(r, i, 0);
+    if (cur->lean) {
+        ev->revision = col_i64(r, i, 1);
+        ev->type = PQgetvalue(r, i, 2);
+        ev->data = PQgetvalue(r, i, 3);
+        ev->data_len = (size_t)PQgetlength(r, i, 3);
+        return;
+    }
     ev->id = PQgetvalue(r, i, 1);
-    ev->stream = PQgetvalue(r, i, 2);
-    ev->revision = col_i64(r, i, 3);
-    ev->type = PQgetvalue(r, i, 4);
-    ev->data = PQgetvalue(r, i, 5);
-    ev->data_len = (size_t)PQgetlength(r, i, 5);
-    ev->metadata = PQgetvalue(r, i, 6);
-    ev->metadata_len = (size_t)PQgetlength(r, i, 6);
-    ev->timestamp = col_i64(r, i, 7);
+    k = 2;
+    if (cur->kind != ES_Q_STREAM) ev->stream = PQgetvalue(r, i, k++);
+    ev->revision = col_i64(r, i, k);
+    ev->type = PQgetvalue(r, i, k + 1);
+    ev->data = PQgetvalue(r, i, k + 2);
+    ev->data_len = (size_t)PQgetlength(r, i, k + 2);
+    ev->metadata = PQgetvalue(r, i, k + 3);
+    ev->metadata_len = (size_t)PQgetlength(r, i, k + 3);
+    ev->timestamp = col_i64(r, i, k + 4);
+}
+
+/* The revision's column in a stream read's rows. */
+static int stream_rev_col(const postgres_cursor *cur) {
+    return cur->lean ? 1 : 2;
 }
 
 /* Moves the keyset past the last row of the current page and runs the
@@ -358,8 +376,8 @@ static int cursor_fetch(postgres_cursor *cur, es_err *err) {
         int last = cur->nrows - 1;
         switch (cur->kind) {
         case ES_Q_STREAM:
-            if (cur->backward) cur->hi = col_i64(cur->res, last, 3) - 1;
-            else cur->lo = col_i64(cur->res, last, 3) + 1;
+            if (cur->backward) cur->hi = col_i64(cur->res, last, stream_rev_col(cur)) - 1;
+            else cur->lo = col_i64(cur->res, last, stream_rev_col(cur)) + 1;
             break;
         case ES_Q_STREAMS:
             cur->last.len = 0;
@@ -507,8 +525,9 @@ static int cursor_new(postgres_conn *c, const es_query *q, int first_slot, const
     cur->lo = q->kind == ES_Q_STREAM ? q->from : q->after;
     cur->hi = q->to;
     cur->since = q->since;
-    if (cur->kind == ES_Q_STREAMS) {
-        /* rows carry stream and revision only; the rest reads as empty */
+    cur->lean = slot == ST_READ_LEAN || slot == ST_STATE_FIRST;
+    if (cur->kind == ES_Q_STREAMS || cur->lean) {
+        /* the columns a row does not carry read as empty */
         cur->ev.id = cur->ev.type = "";
         cur->ev.data = cur->ev.metadata = "{}";
         cur->ev.data_len = cur->ev.metadata_len = 2;
@@ -517,6 +536,7 @@ static int cursor_new(postgres_conn *c, const es_query *q, int first_slot, const
         (q->kind == ES_Q_ID && !(cur->id = es_strdup(q->id))) ||
         (q->category && q->kind != ES_Q_STREAM && q->kind != ES_Q_ID && !(cur->category = es_strdup(q->category))))
         goto nomem;
+    cur->ev.stream = cur->stream; /* stream reads: rows leave it out */
     if (variant & ALL_TYPES) {
         if (es_pg_put_array_head(&cur->types, OID_TEXT, q->ntypes)) goto nomem;
         for (i = 0; i < q->ntypes; i++)
@@ -633,10 +653,10 @@ static int postgres_backend__read_state(es_conn *conn, const char *stream, const
     cur = (postgres_cursor *)base;
     if (cur->snap_row) {
         const PGresult *r = cur->res;
-        snap->revision = col_i64(r, 0, 3);
-        snap->data_len = (size_t)PQgetlength(r, 0, 5);
+        snap->revision = col_i64(r, 0, 1);
+        snap->data_len = (size_t)PQgetlength(r, 0, 3);
         if (!(snap->stream = es_strdup(stream)) || !(snap->fingerprint = es_strdup(fingerprint)) ||
-            !(snap->data = es_strndup(PQgetvalue(r, 0, 5), snap->data_len))) {
+            !(snap->data = es_strndup(PQgetvalue(r, 0, 3), snap->data_len))) {
             es_snapshot_clear(snap);
             postgres_cursor__close(base);
             return es_err_set(err, ES_ENOMEM, "state '%s': out of memory", stream);

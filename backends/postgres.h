@@ -17,7 +17,7 @@ enum {
     ST_APPEND, ST_REVISION, ST_STATS, ST_HEAD, ST_SNAP_SAVE, ST_SNAP_LOAD, ST_CP_GET, ST_CP_SET, ST_DISPATCH,
     ST_READ_FWD, ST_READ_BWD, ST_BY_ID, ST_STREAMS, ST_STREAMS_CAT, ST_OUTBOX, ST_OUTBOX_CAT,
     ST_ALL,                       /* 8 variants: + 1 category, + 2 since, + 4 types */
-    ST_READ_LEAN = ST_ALL + 8,    /* ST_READ_FWD's columns, without id and metadata */
+    ST_READ_LEAN = ST_ALL + 8,    /* a stream read of position, revision, type and data */
     ST_STATE_FIRST,               /* state(): the snapshot row, then ST_READ_LEAN's first page */
     ST__COUNT
 };
