@@ -313,27 +313,103 @@ static int scan_members(const es_fold_pass *fp, const char *p, const char *end, 
     }
 }
 
+/* "*" = last values waiting to be set. A value that would replace the
+ * state's value of the same kind in place (fold_last's fast path) is only
+ * copied here; a later event's value for the same member overwrites the
+ * copy, and each is set once, when the cursor ends (last_flush). Setting a
+ * string in the state costs a malloc and a free per event, a copy into a
+ * reused buffer does not. An entry holds the member's name and the
+ * state's value: no rule targets a "*" member, so only fold_last itself
+ * can replace that value, and it drops the entry first. Insertion order is
+ * kept: a member new to the state is set at once. */
+#define MAX_PENDING 8
+
+typedef struct pending_last {
+    json_t *acc;
+    char key[32];                      /* the member's name: found without hashing */
+    size_t klen;
+    es_buf text;
+} pending_last;
+
+typedef struct last_set {
+    pending_last ents[MAX_PENDING];
+    size_t n;
+} last_set;
+
+static pending_last *last_find(last_set *ls, const char *key, size_t klen) {
+    size_t i;
+    for (i = 0; i < ls->n; i++)
+        if (ls->ents[i].klen == klen && memcmp(ls->ents[i].key, key, klen) == 0) return &ls->ents[i];
+    return NULL;
+}
+
+/* Sets acc from t (n bytes), checked by scan_members and of acc's kind
+ * (last_fits): ES_OK, or ES_ENOMEM. */
+static int last_set_value(json_t *acc, const char *t, size_t n) {
+    int real;
+    int64_t i;
+    double d;
+    if (*t == '"') return json_string_setn_nocheck(acc, t + 1, n - 2) == 0 ? ES_OK : ES_ENOMEM;
+    scan_number(t, t + n, &real);
+    if (!real && parse_int(t, n, &i)) return json_integer_set(acc, i), ES_OK;
+    if (real && es_json_real(t, n, &d)) return json_real_set(acc, d), ES_OK;
+    return ES_ENOMEM; /* not reached: the text was checked */
+}
+
+/* Whether t can replace acc in place: a string without escapes for a
+ * string, an integer for an integer, a real for a real. */
+static int last_fits(const json_t *acc, const char *t, size_t n) {
+    int real;
+    if (*t == '"') return json_is_string(acc) && !memchr(t + 1, '\\', n - 2);
+    if (!(*t == '-' || is_digit(*t))) return 0;
+    scan_number(t, t + n, &real);
+    return real ? json_is_real(acc) : json_is_integer(acc);
+}
+
+/* Sets every waiting value and empties ls. */
+static int last_flush(last_set *ls, es_err *err) {
+    size_t i;
+    int rc = ES_OK;
+    for (i = 0; i < ls->n; i++) {
+        pending_last *e = &ls->ents[i];
+        if (rc == ES_OK && last_set_value(e->acc, e->text.data, e->text.len) != ES_OK)
+            rc = es_err_set(err, ES_ENOMEM, "fold: out of memory");
+        es_buf_free(&e->text);
+    }
+    ls->n = 0;
+    return rc;
+}
+
 /* A "*" = last member, whose text scan_members checked: a string or a
  * number replaces the state's value of the same kind in place when the
- * state holds the only reference to it (no new json_t, no object update);
- * anything else is decoded and fed as usual. */
-static int fold_last(es_fold_pass *p, const member *m) {
-    json_t *acc = json_object_getn(p->state, m->key, m->klen), *v;
+ * state holds the only reference to it (no new json_t, no object update),
+ * or waits in ls (NULL: set now); anything else is decoded and fed as
+ * usual. */
+static int fold_last(es_fold_pass *p, const member *m, last_set *ls) {
+    pending_last *e = ls ? last_find(ls, m->key, m->klen) : NULL;
+    json_t *acc = e ? e->acc : json_object_getn(p->state, m->key, m->klen), *v;
     const char *t = m->val;
     size_t n = m->vlen;
-    if (acc && acc->refcount == 1) {
-        if (*t == '"' && json_is_string(acc) && !memchr(t + 1, '\\', n - 2)) {
-            if (json_string_setn_nocheck(acc, t + 1, n - 2) == 0) return ES_OK;
-        } else if ((*t == '-' || is_digit(*t)) && (json_is_integer(acc) || json_is_real(acc))) {
-            int real;
-            int64_t i;
-            scan_number(t, t + n, &real);
-            if (!real && json_is_integer(acc) && parse_int(t, n, &i)) return json_integer_set(acc, i), ES_OK;
-            if (real && json_is_real(acc)) {
-                double d;
-                if (es_json_real(t, n, &d)) return json_real_set(acc, d), ES_OK;
-            }
+    if (acc && acc->refcount == 1 && last_fits(acc, t, n)) {
+        if (!e && ls && ls->n < MAX_PENDING && m->klen <= sizeof e->key) {
+            e = &ls->ents[ls->n++];
+            e->acc = acc;
+            memcpy(e->key, m->key, m->klen);
+            e->klen = m->klen;
+            memset(&e->text, 0, sizeof e->text);
         }
+        if (e) {
+            e->text.len = 0;
+            if (es_buf_add(&e->text, t, n) != ES_OK) return es_err_set(p->err, ES_ENOMEM, "fold: out of memory");
+            return ES_OK;
+        }
+        if (last_set_value(acc, t, n) != ES_OK) return es_err_set(p->err, ES_ENOMEM, "fold: out of memory");
+        return ES_OK;
+    }
+    if (e) {
+        /* this value replaces acc: the waiting one is stale */
+        es_buf_free(&e->text);
+        *e = ls->ents[--ls->n];
     }
     if (!parse_value(t, t + n, 2, &v) || !v)
         return es_err_set(p->err, ES_ENOMEM, "fold: out of memory");
@@ -353,17 +429,27 @@ static int fold_decoded(const es_reducer *r, json_t *state, const es_event *ev, 
     return rc;
 }
 
+/* fold_decoded sets "*" members in the state as it goes: the waiting
+ * values are set first, so that none overwrites a newer one later. */
+static int fold_decoded_now(const es_reducer *r, json_t *state, const es_event *ev, const json_t *where,
+                            es_custom_fn fn, void *ud, last_set *ls, es_err *err) {
+    int rc;
+    if (ls && (rc = last_flush(ls, err)) != ES_OK) return rc;
+    return fold_decoded(r, state, ev, where, fn, ud, err);
+}
+
 /* Folds one event when its data matches where (NULL: always): ES_OK, 1 when
- * it does not match, or an error. */
+ * it does not match, or an error. ls: "*" = last values may wait there
+ * (NULL: every value is set at once). */
 static int fold_text(const es_reducer *r, json_t *state, const es_event *ev, const json_t *where,
-                     es_custom_fn fn, void *ud, es_err *err) {
+                     es_custom_fn fn, void *ud, last_set *ls, es_err *err) {
     member m[MAX_MEMBERS];
     json_t *vals[MAX_MEMBERS];
     es_fold_pass p;
     size_t n = 0, i, matched;
     int rc, end_rc, ok;
 
-    if (!ev->data || !ev->data_len) return fold_decoded(r, state, ev, where, fn, ud, err);
+    if (!ev->data || !ev->data_len) return fold_decoded_now(r, state, ev, where, fn, ud, ls, err);
     if ((rc = es_fold_begin(&p, r, state, ev, fn, ud, err)) != ES_OK) return rc;
     memset(vals, 0, sizeof vals);
     /* every value is decoded, and where checked, before any is folded: a bad
@@ -372,10 +458,10 @@ static int fold_text(const es_reducer *r, json_t *state, const es_event *ev, con
     if (!ok || (where && matched < json_object_size(where))) {
         for (i = 0; i < n; i++) json_decref(vals[i]);
         es_fold_end(&p, 0);
-        return ok ? 1 : fold_decoded(r, state, ev, where, fn, ud, err);
+        return ok ? 1 : fold_decoded_now(r, state, ev, where, fn, ud, ls, err);
     }
     for (i = 0; i < n && rc == ES_OK; i++) {
-        if (m[i].val) rc = fold_last(&p, &m[i]);
+        if (m[i].val) rc = fold_last(&p, &m[i], ls);
         else if (vals[i]) rc = es_fold_member(&p, m[i].key, m[i].klen, vals[i]);
     }
     while (i < n) json_decref(vals[i++]);
@@ -387,19 +473,26 @@ int es_reducer_fold_cursor(const es_reducer *r, json_t *state, es_cursor *cur,
                            const json_t *where, es_custom_fn fn, void *ud, int64_t *count,
                            int64_t *last_revision, int64_t *last_position, es_err *err) {
     const es_event *ev;
+    last_set ls;
     int64_t n = 0;
-    int rc;
+    int rc, flush_rc;
 
+    ls.n = 0;
     if (where && json_object_size(where) == 0) where = NULL;
     while ((rc = es_cursor_next(cur, &ev, err)) == 1) {
-        if ((rc = fold_text(r, state, ev, where, fn, ud, err)) == 1) continue;
+        /* with where, a "*" member where names is set by es_fold_member,
+         * not fold_last: values wait only without it */
+        if ((rc = fold_text(r, state, ev, where, fn, ud, where ? NULL : &ls, err)) == 1) continue;
         if (rc != ES_OK) break;
         n++;
         if (last_revision) *last_revision = ev->revision;
         if (last_position) *last_position = ev->position;
     }
     if (count) *count = n;
-    return rc < 0 ? rc : ES_OK;
+    /* on an error the state is dropped; the buffers are freed either way */
+    flush_rc = last_flush(&ls, err);
+    if (rc < 0) return rc;
+    return flush_rc;
 }
 
 /* A fresh state: a deep copy of initial (folding changes the state in

@@ -73,3 +73,76 @@ describe("fixed: max_snapshots on postgres #postgres (backends/postgres_sql.c)",
     assert.is_nil(older)
   end)
 end)
+
+-- state() keeps a "*" = last value that would replace the state's value of
+-- the same kind in a reused buffer and sets it once at the end (state.c
+-- last_set). Every way a member can leave that path is folded here and
+-- compared with rules:fold over the same events.
+for _, b in ipairs(backends.list) do
+  describe("state(): \"*\" = last values set at the end agree with fold on " .. b.name, function()
+    local store
+    if not backends.fresh(b, {}, function(s) store = s end) then return end
+
+    local long = string.rep("k", 40) -- past the 32 bytes a waiting member's name may have
+    local function check(events, rules_tab)
+      local s = fx.stream()
+      assert(store:append(s, events))
+      local rules = eventstore.reducer(rules_tab or { ["*"] = "last", qty = "sum" })
+      local st, rev = store:state(s, rules)
+      assert.equals(#events, rev)
+      assert.same(rules:fold(store:read(s), {}), st)
+      return st
+    end
+
+    it("changes of kind, escapes, long names and decoded events in between", function()
+      local evs = {}
+      local values = { "a", "b", 1, 2, 2.5, "c\"q", "d", true, "e", { x = 1 }, "f", -7, 3.25, "", "g" }
+      for i, v in ipairs(values) do
+        local data = { v = v, w = "w" .. i, qty = 1, [long] = i }
+        -- an escaped key sends the whole event through the decoder
+        if i % 4 == 0 then data["q\"k"] = i end
+        evs[#evs + 1] = { type = "T", data = data }
+      end
+      local st = check(evs)
+      assert.equals("g", st.v)
+      assert.equals("w15", st.w)
+      assert.equals(15, st.qty)
+      assert.equals(15, st[long])
+    end)
+
+    it("more members than the waiting set holds", function()
+      local evs = {}
+      for i = 1, 12 do
+        local data = {}
+        for k = 1, 12 do data["m" .. k] = (i % 3 == 0) and ("s" .. i .. k) or (i * 100 + k) end
+        evs[#evs + 1] = { type = "T", data = data }
+      end
+      local st = check(evs)
+      assert.equals("s1212", st.m12) -- event 12 holds strings, event 11 numbers
+      assert.equals("s121", st.m1)
+    end)
+
+    it("a member that stops being \"*\" for one event type", function()
+      local evs = {}
+      for i = 1, 10 do
+        evs[#evs + 1] = { type = i % 2 == 0 and "A" or "B", data = { v = "x" .. i, n = i, n2 = i + 0.5 } }
+      end
+      check(evs, { ["*"] = "last", v = { "append", when = "A" } })
+    end)
+
+    it("a category state with where", function()
+      local cat = "lastw" .. fx.stream():gsub("[^%w]", "")
+      for i = 1, 3 do
+        assert(store:append(cat .. "-" .. i, {
+          { type = "T", data = { company = "acme", v = "a" .. i, n = i } },
+          { type = "T", data = { company = "other", v = "b" .. i, n = 10 * i } },
+          { type = "T", data = { company = "acme", v = "c" .. i, n = 100 * i } },
+        }))
+      end
+      local st = store:state({ category = cat, where = { company = "acme" } }, eventstore.reducer({ ["*"] = "last" }))
+      assert.equals("c3", st.v)
+      assert.equals(300, st.n)
+      assert.equals("acme", st.company)
+    end)
+  end)
+end
