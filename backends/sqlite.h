@@ -23,6 +23,7 @@ enum {
     ST_READ_FWD, ST_READ_BWD, ST_BY_ID, ST_STREAMS, ST_STREAMS_CAT, ST_OUTBOX, ST_OUTBOX_CAT,
     ST_ALL,                       /* 8 variants: + 1 category, + 2 since, + 4 types */
     ST_INSERT_EVENTS = ST_ALL + 8, /* INSERT_ROWS events in one statement */
+    ST_READ_LEAN,                 /* state(): position, revision, type and data of a stream */
     ST__COUNT
 };
 /* es_query_shape gives the offset from ST_READ_FWD */

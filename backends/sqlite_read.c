@@ -41,9 +41,9 @@ static int cursor_row(sqlite_cursor *cur) {
     ev->position = sqlite3_column_int64(st, 0);
     if (cur->lean_stream) {
         /* state(): id, metadata and timestamp stay as cursor setup left them */
-        ev->revision = sqlite3_column_int64(st, 3);
-        ev->type = (const char *)sqlite3_column_text(st, 4);
-        if (!(ev->data = json_column(st, 5, &ev->data_len)) || !ev->type) return ES_ENOMEM;
+        ev->revision = sqlite3_column_int64(st, 1);
+        ev->type = (const char *)sqlite3_column_text(st, 2);
+        if (!(ev->data = json_column(st, 3, &ev->data_len)) || !ev->type) return ES_ENOMEM;
         return ES_OK;
     }
     ev->id = (const char *)sqlite3_column_text(st, 1);
@@ -212,7 +212,7 @@ int sqlite_backend__read(es_conn *conn, const es_query *q, es_cursor **out, es_e
     /* the read slots are laid out in es_query_shape's order */
     if ((shape = es_query_shape(q)) < 0)
         return es_err_set(err, ES_EINVALID, "read: unknown query kind %d", (int)q->kind);
-    slot = ST_READ_FWD + shape;
+    slot = q->lean && shape == ES_QS_READ_FWD ? ST_READ_LEAN : ST_READ_FWD + shape;
     variant = shape >= ES_QS_ALL ? shape - ES_QS_ALL : 0;
     if (!(cur = es_malloc(sizeof *cur))) return es_err_set(err, ES_ENOMEM, "read: out of memory");
     memset(cur, 0, sizeof *cur);
