@@ -185,6 +185,9 @@ static int parse_number(const char *s, size_t n, int real, json_t **out) {
         int64_t v;
         return parse_int(s, n, &v) && (!out || (*out = json_integer(v)) != NULL);
     }
+    /* only checked: a real is refused only when it overflows, which takes
+     * an exponent or more than 308 digits before the point */
+    if (!out && n <= 300 && !memchr(s, 'e', n) && !memchr(s, 'E', n)) return 1;
     if (!es_json_real(s, n, &d)) return 0;
     return !out || (*out = json_real(d)) != NULL;
 }
@@ -258,12 +261,58 @@ static const char *parse_value(const char *p, const char *end, int depth, json_t
     }
 }
 
+/* "*" = last values waiting to be set. A value that would replace the
+ * state's value of the same kind in place (fold_last's fast path) is only
+ * copied here; a later event's value for the same member overwrites the
+ * copy, and each is set once, when the cursor ends (last_flush). Setting a
+ * string in the state costs a malloc and a free per event, a copy into a
+ * reused buffer does not. An entry holds the member's name and the
+ * state's value: no rule targets a "*" member, so only fold_last itself
+ * can replace that value, and it drops the entry first. Insertion order is
+ * kept: a member new to the state is set at once. */
+#define MAX_PENDING 8
+
+typedef struct pending_last {
+    json_t *acc;
+    char key[32];                      /* the member's name: found without hashing */
+    size_t klen;
+    es_buf text;
+} pending_last;
+
+/* The kind (es_fold_member_kind) of the member at each place in the
+ * previous event: events of a stream mostly repeat their names in the same
+ * order, and comparing a short name costs less than hashing it. */
+typedef struct kind_memo {
+    char key[24];
+    unsigned char klen, star_ok, kind, set;
+} kind_memo;
+
+typedef struct last_set {
+    pending_last ents[MAX_PENDING];
+    size_t n;
+    kind_memo kinds[MAX_MEMBERS];
+} last_set;
+
 /* Reads the top-level members, decoding the values the pass wants into
  * vals (the others are only checked), and counts in *matched the members
  * equal to a field of where; *count says how many vals to release. 0 when
  * the text needs the full decoder. */
+static int member_kind(const es_fold_pass *fp, const member *m, size_t i, last_set *ls) {
+    kind_memo *k;
+    if (!ls || m->klen > sizeof k->key) return es_fold_member_kind(fp, m->key, m->klen);
+    k = &ls->kinds[i];
+    if (k->set && k->klen == m->klen && k->star_ok == fp->star_ok && memcmp(k->key, m->key, m->klen) == 0)
+        return k->kind;
+    k->kind = (unsigned char)es_fold_member_kind(fp, m->key, m->klen);
+    memcpy(k->key, m->key, m->klen);
+    k->klen = (unsigned char)m->klen;
+    k->star_ok = (unsigned char)fp->star_ok;
+    k->set = 1;
+    return k->kind;
+}
+
 static int scan_members(const es_fold_pass *fp, const char *p, const char *end, const json_t *where,
-                        member *m, json_t **vals, size_t *count, size_t *matched) {
+                        member *m, json_t **vals, size_t *count, size_t *matched, last_set *ls) {
     size_t n = 0, i;
     int escaped = 0;
     *count = *matched = 0;
@@ -287,7 +336,7 @@ static int scan_members(const es_fold_pass *fp, const char *p, const char *end, 
         if (p == end || *p++ != ':') return 0;
         p = skip_ws(p, end);
         *count = n + 1;
-        fold = es_fold_member_kind(fp, m[n].key, m[n].klen);
+        fold = member_kind(fp, &m[n], n, ls);
         if (where) want = json_object_getn(where, m[n].key, m[n].klen);
         m[n].val = NULL;
         if (fold == ES_FOLD_STAR_LAST && !want) {
@@ -312,29 +361,6 @@ static int scan_members(const es_fold_pass *fp, const char *p, const char *end, 
         return p < end && *p == '}' && skip_ws(p + 1, end) == end;
     }
 }
-
-/* "*" = last values waiting to be set. A value that would replace the
- * state's value of the same kind in place (fold_last's fast path) is only
- * copied here; a later event's value for the same member overwrites the
- * copy, and each is set once, when the cursor ends (last_flush). Setting a
- * string in the state costs a malloc and a free per event, a copy into a
- * reused buffer does not. An entry holds the member's name and the
- * state's value: no rule targets a "*" member, so only fold_last itself
- * can replace that value, and it drops the entry first. Insertion order is
- * kept: a member new to the state is set at once. */
-#define MAX_PENDING 8
-
-typedef struct pending_last {
-    json_t *acc;
-    char key[32];                      /* the member's name: found without hashing */
-    size_t klen;
-    es_buf text;
-} pending_last;
-
-typedef struct last_set {
-    pending_last ents[MAX_PENDING];
-    size_t n;
-} last_set;
 
 static pending_last *last_find(last_set *ls, const char *key, size_t klen) {
     size_t i;
@@ -399,6 +425,11 @@ static int fold_last(es_fold_pass *p, const member *m, last_set *ls) {
             memset(&e->text, 0, sizeof e->text);
         }
         if (e) {
+            if (n < e->text.cap) {
+                memcpy(e->text.data, t, n);
+                e->text.len = n;
+                return ES_OK;
+            }
             e->text.len = 0;
             if (es_buf_add(&e->text, t, n) != ES_OK) return es_err_set(p->err, ES_ENOMEM, "fold: out of memory");
             return ES_OK;
@@ -454,7 +485,7 @@ static int fold_text(const es_reducer *r, json_t *state, const es_event *ev, con
     memset(vals, 0, sizeof vals);
     /* every value is decoded, and where checked, before any is folded: a bad
      * value or a mismatch changes nothing */
-    ok = scan_members(&p, ev->data, ev->data + ev->data_len, where, m, vals, &n, &matched);
+    ok = scan_members(&p, ev->data, ev->data + ev->data_len, where, m, vals, &n, &matched, ls);
     if (!ok || (where && matched < json_object_size(where))) {
         for (i = 0; i < n; i++) json_decref(vals[i]);
         es_fold_end(&p, 0);
@@ -478,6 +509,7 @@ int es_reducer_fold_cursor(const es_reducer *r, json_t *state, es_cursor *cur,
     int rc, flush_rc;
 
     ls.n = 0;
+    memset(ls.kinds, 0, sizeof ls.kinds);
     if (where && json_object_size(where) == 0) where = NULL;
     while ((rc = es_cursor_next(cur, &ev, err)) == 1) {
         /* with where, a "*" member where names is set by es_fold_member,
