@@ -7,6 +7,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#if defined(__SSE2__) && defined(__GNUC__)
+#include <emmintrin.h>
+#define ES_SSE2 1
+#endif
 
 #include "es_internal.h"
 
@@ -176,6 +180,20 @@ size_t es_json_format_real(double d, char out[48]) {
 
 const char *es_json_plain(const char *q, const char *end) {
     const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
+#ifdef ES_SSE2
+    /* 16 bytes at a time (SSE2 is in every x86-64): '"', '\\' or a byte
+     * below 0x20 (max(b, 0x1F) == 0x1F), and the first one's place from
+     * the mask */
+    const __m128i quote = _mm_set1_epi8('"'), bslash = _mm_set1_epi8('\\'), ctl = _mm_set1_epi8(0x1F);
+    while (end - q >= 16) {
+        __m128i w = _mm_loadu_si128((const __m128i *)(const void *)q);
+        __m128i hit = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(w, quote), _mm_cmpeq_epi8(w, bslash)),
+                                   _mm_cmpeq_epi8(_mm_max_epu8(w, ctl), ctl));
+        unsigned mask = (unsigned)_mm_movemask_epi8(hit);
+        if (mask) return q + __builtin_ctz(mask);
+        q += 16;
+    }
+#endif
     while (end - q >= 8) {
         uint64_t w, quote, bslash, hit;
         memcpy(&w, q, 8);

@@ -88,15 +88,15 @@ static long hex4(const char *s) {
     return v;
 }
 
-/* Checks a string's content (between the quotes): escapes, surrogate
- * pairs, UTF-8. With out (n + 1 bytes) it also decodes it there. Escapes are
- * ASCII, so the raw text is valid UTF-8 exactly when the decoded one is.
+/* Checks a string's content (between the quotes): escapes and surrogate
+ * pairs; scan_members checked the whole text as UTF-8 before any string is
+ * read. With out (n + 1 bytes) it also decodes it there. Escapes are ASCII,
+ * so the raw text is valid UTF-8 exactly when the decoded one is.
  * *nul: the string holds U+0000 (allowed in values, not in keys). */
 static int string_content(const char *s, size_t n, int escaped, char *out, size_t *len, int *nul) {
     char *o = out;
     size_t i;
     *nul = 0;
-    if (!es_valid_utf8(s, n)) return 0;
     for (i = 0; escaped && i < n; i++) {
         long cp, lo;
         if (s[i] != '\\') {
@@ -316,6 +316,10 @@ static int scan_members(const es_fold_pass *fp, const char *p, const char *end, 
     size_t n = 0, i;
     int escaped = 0;
     *count = *matched = 0;
+    /* UTF-8 once for the whole text, not string by string: JSON's own
+     * characters are ASCII, so a text is valid UTF-8 exactly when each of
+     * its strings is (a stray byte elsewhere fails the parse either way) */
+    if (!es_valid_utf8(p, (size_t)(end - p))) return 0;
     p = skip_ws(p, end);
     if (p == end || *p++ != '{') return 0;
     p = skip_ws(p, end);
@@ -327,7 +331,6 @@ static int scan_members(const es_fold_pass *fp, const char *p, const char *end, 
         m[n].key = p + 1;
         if (!(p = scan_string(p, end, &escaped)) || escaped) return 0;
         m[n].klen = (size_t)(p - m[n].key - 1);
-        if (!es_valid_utf8(m[n].key, m[n].klen)) return 0;
         for (i = 0; i < n; i++)
             if (m[i].klen == m[n].klen && m[i].key[0] == m[n].key[0] &&
                 memcmp(m[i].key, m[n].key, m[n].klen) == 0)

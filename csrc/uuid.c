@@ -6,6 +6,10 @@
 #include <unistd.h>
 #include <time.h>
 #include <uuid/uuid.h>
+#if defined(__SSE2__) && defined(__GNUC__)
+#include <emmintrin.h>
+#define ES_SSE2 1
+#endif
 
 #include "es_internal.h"
 
@@ -88,6 +92,9 @@ int es_valid_utf8(const char *str, size_t n) {
             /* ASCII runs, 8 bytes at a time (memcpy: no alignment needed) */
             uint64_t w;
             s++;
+#ifdef ES_SSE2
+            while (end - s >= 16 && !_mm_movemask_epi8(_mm_loadu_si128((const __m128i *)(const void *)s))) s += 16;
+#endif
             while (end - s >= 8) {
                 memcpy(&w, s, 8);
                 if (w & 0x8080808080808080ULL) break;

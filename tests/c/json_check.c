@@ -91,9 +91,56 @@ static void test_json_plain(void) {
                 }
 }
 
+/* es_valid_utf8 (ASCII runs 16 and 8 bytes at a time) agrees with a
+ * bytewise strict decoder for every place of a sequence in ASCII texts
+ * around the word sizes. */
+static int utf8_slow(const unsigned char *s, size_t n) {
+    size_t i = 0;
+    while (i < n) {
+        unsigned c = s[i], need, cp, k;
+        if (c < 0x80) {
+            i++;
+            continue;
+        }
+        if (c >= 0xC2 && c <= 0xDF) need = 1, cp = c & 0x1F;
+        else if (c >= 0xE0 && c <= 0xEF) need = 2, cp = c & 0x0F;
+        else if (c >= 0xF0 && c <= 0xF4) need = 3, cp = c & 0x07;
+        else return 0;
+        if (n - i <= need) return 0;
+        for (k = 1; k <= need; k++) {
+            if ((s[i + k] & 0xC0) != 0x80) return 0;
+            cp = cp << 6 | (s[i + k] & 0x3F);
+        }
+        if ((need == 2 && cp < 0x800) || (need == 3 && cp < 0x10000) || cp > 0x10FFFF ||
+            (cp >= 0xD800 && cp <= 0xDFFF))
+            return 0;
+        i += need + 1;
+    }
+    return 1;
+}
+
+static void test_valid_utf8(void) {
+    static const char *const seqs[] = { "\xc3\xa9", "\xe2\x82\xac", "\xf0\x9f\x98\x80", "\xc3", "\xe2\x82",
+                                        "\xed\xa0\x80", "\xc0\xaf", "\xf4\x90\x80\x80", "\xff", "\x80",
+                                        "\xe0\x80\xaf", "\xf0\x9f\x98" };
+    unsigned char text[56];
+    size_t len, at, q;
+    for (len = 0; len <= 48; len++)
+        for (q = 0; q < sizeof seqs / sizeof *seqs; q++)
+            for (at = 0; at <= len; at++) {
+                size_t sl = strlen(seqs[q]), n = len + sl;
+                memset(text, 'a', len);
+                memmove(text + at + sl, text + at, len - at);
+                memcpy(text + at, seqs[q], sl);
+                CHECK(es_valid_utf8((const char *)text, n) == utf8_slow(text, n),
+                      "es_valid_utf8: sequence %zu at %zu of %zu", q, at, n);
+            }
+}
+
 int main(void) {
     test_json_real();
     test_json_plain();
+    test_valid_utf8();
     printf("json_check: %d checks, %d failures\n", checks, failures);
     return failures ? 1 : 0;
 }
