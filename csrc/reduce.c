@@ -29,6 +29,8 @@ typedef struct name_ent {
     uint64_t hash;
     int id;                   /* names: source slot or -1; types: type id */
     int target;               /* names: some rule targets this field */
+    int sum_rule;             /* names: the one rule reading and writing this field is a plain
+                               * sum (no when, no scale): its index in rules; else -1 */
 } name_ent;
 
 typedef struct name_tab {
@@ -128,6 +130,7 @@ static name_ent *tab_put(name_tab *t, const char *k, int *added) {
     t->slot[i].hash = h;
     t->slot[i].id = -1;
     t->slot[i].target = 0;
+    t->slot[i].sum_rule = -1;
     *added = 1;
     return &t->slot[i];
 }
@@ -253,6 +256,25 @@ static void compile_rule(es_reducer *r, rule *ru, const es_rule_spec *sp, int **
     if (sp->kind == ES_RULE_CUSTOM) r->has_custom = 1;
 }
 
+/* Marks the fields whose value feeds exactly one rule, a plain sum into
+ * the same field that no other rule targets: es_fold_sum_int may add an
+ * integer to such a field in place. The field is a target, so "*" never
+ * applies to it either. */
+static void mark_sum_rules(es_reducer *r) {
+    size_t i, j;
+    for (i = 0; i < r->nrules; i++) {
+        const rule *ru = &r->rules[i];
+        name_ent *e;
+        int alone = 1;
+        if (ru->kind != ES_RULE_SUM || ru->nwhen || ru->has_scale || ru->src < 0) continue;
+        e = (name_ent *)tab_find(&r->names, ru->target, ru->target_len);
+        if (!e || e->id != ru->src) continue;
+        for (j = 0; j < r->nrules && alone; j++)
+            if (j != i && (r->rules[j].src == ru->src || r->rules[j].target == ru->target)) alone = 0;
+        if (alone) e->sum_rule = (int)i;
+    }
+}
+
 int es_reducer_new(const es_rule_spec *specs, size_t n, int64_t user_version,
                    es_reducer **out, es_err *err) {
     es_reducer *r = NULL;
@@ -345,6 +367,7 @@ int es_reducer_new(const es_rule_spec *specs, size_t n, int64_t user_version,
         compile_rule(r, &r->rules[r->nrules++], sp, &when_next);
         h = fp_rule(h, sp, scratch);
     }
+    mark_sum_rules(r);
     snprintf(ver, sizeof ver, "v%lld", (long long)user_version);
     h = fnv_str(h, ver);
     snprintf(r->fp, sizeof r->fp, "%016llx", (unsigned long long)h);
@@ -760,9 +783,24 @@ int es_fold_wants(const es_fold_pass *p, const char *key, size_t klen) {
 
 int es_fold_member_kind(const es_fold_pass *p, const char *key, size_t klen) {
     const name_ent *e = member_ent(p->r, key, klen);
-    if (e && e->id >= 0) return ES_FOLD_VALUE;
+    if (e && e->id >= 0) return e->sum_rule >= 0 ? ES_FOLD_SUM : ES_FOLD_VALUE;
     if (!p->star_ok || (e && e->target)) return ES_FOLD_SKIP;
     return p->r->star.kind == ES_RULE_LAST ? ES_FOLD_STAR_LAST : ES_FOLD_VALUE;
+}
+
+int es_fold_sum_int(es_fold_pass *p, const char *key, size_t klen, int64_t v) {
+    const name_ent *e = member_ent(p->r, key, klen);
+    const rule *ru;
+    json_t *acc;
+    int64_t a;
+    if (!e || e->sum_rule < 0) return 0;
+    ru = &p->r->rules[e->sum_rule];
+    acc = json_object_getn(p->state, ru->target, ru->target_len);
+    if (!acc || acc->refcount != 1 || !json_is_integer(acc)) return 0;
+    a = json_integer_value(acc);
+    if ((v > 0 && a > INT64_MAX - v) || (v < 0 && a < INT64_MIN - v)) return 0;
+    json_integer_set(acc, a + v);
+    return 1;
 }
 
 /* In an owning pass v is a new reference: kept in its slot until

@@ -179,8 +179,14 @@ int es_fold_member(es_fold_pass *p, const char *key, size_t klen, json_t *v);
  * only ever goes through a "*" = last rule (no rule reads or targets it):
  * the caller may then set state[key] in place instead of feeding a new
  * value (state.c's text path does). */
-enum { ES_FOLD_SKIP, ES_FOLD_VALUE, ES_FOLD_STAR_LAST };
+enum { ES_FOLD_SKIP, ES_FOLD_VALUE, ES_FOLD_STAR_LAST, ES_FOLD_SUM };
 int es_fold_member_kind(const es_fold_pass *p, const char *key, size_t klen);
+/* ES_FOLD_SUM: the member's value feeds only a plain sum into the field of
+ * the same name (ES_FOLD_VALUE otherwise). es_fold_sum_int adds an integer
+ * v to that field in place and returns 1; 0 when it cannot (no integer
+ * there yet, shared, or the sum would overflow), and the caller then feeds
+ * the value as usual with es_fold_member. Never fails. */
+int es_fold_sum_int(es_fold_pass *p, const char *key, size_t klen, int64_t v);
 int es_fold_end(es_fold_pass *p, int ok);
 
 /* A filter over decoded event data: keep events whose data has every field

@@ -26,6 +26,8 @@ typedef struct member {
     size_t klen;
     const char *val;        /* a "*" = last member: its checked value text */
     size_t vlen;
+    int sum;                /* an integer for a plain sum (ES_FOLD_SUM): ival */
+    int64_t ival;
 } member;
 
 static const char *skip_ws(const char *p, const char *end) {
@@ -342,7 +344,19 @@ static int scan_members(const es_fold_pass *fp, const char *p, const char *end, 
         fold = member_kind(fp, &m[n], n, ls);
         if (where) want = json_object_getn(where, m[n].key, m[n].klen);
         m[n].val = NULL;
-        if (fold == ES_FOLD_STAR_LAST && !want) {
+        m[n].sum = 0;
+        if (fold == ES_FOLD_SUM && !want && (*p == '-' || is_digit(*p))) {
+            /* an integer for a plain sum is added in place, with no json_t
+             * (a real, or an integer the field cannot take, goes as usual) */
+            int real;
+            const char *q = scan_number(p, end, &real);
+            if (q && !real && parse_int(p, (size_t)(q - p), &m[n].ival)) {
+                m[n].sum = 1;
+                p = q;
+            } else if (!(p = parse_value(p, end, 2, &vals[n]))) {
+                return 0;
+            }
+        } else if (fold == ES_FOLD_STAR_LAST && !want) {
             /* checked now, set after every member is checked (fold_last) */
             m[n].val = p;
             if (!(p = parse_value(p, end, 2, NULL))) return 0;
@@ -495,8 +509,14 @@ static int fold_text(const es_reducer *r, json_t *state, const es_event *ev, con
         return ok ? 1 : fold_decoded_now(r, state, ev, where, fn, ud, ls, err);
     }
     for (i = 0; i < n && rc == ES_OK; i++) {
-        if (m[i].val) rc = fold_last(&p, &m[i], ls);
-        else if (vals[i]) rc = es_fold_member(&p, m[i].key, m[i].klen, vals[i]);
+        if (m[i].val) {
+            rc = fold_last(&p, &m[i], ls);
+        } else if (m[i].sum && !es_fold_sum_int(&p, m[i].key, m[i].klen, m[i].ival)) {
+            json_t *v = json_integer(m[i].ival);
+            rc = v ? es_fold_member(&p, m[i].key, m[i].klen, v) : es_err_set(err, ES_ENOMEM, "fold: out of memory");
+        } else if (vals[i]) {
+            rc = es_fold_member(&p, m[i].key, m[i].klen, vals[i]);
+        }
     }
     while (i < n) json_decref(vals[i++]);
     end_rc = es_fold_end(&p, rc == ES_OK);

@@ -146,3 +146,65 @@ for _, b in ipairs(backends.list) do
     end)
   end)
 end
+
+-- state() adds an integer to a field whose only rule is a plain sum in
+-- place (reduce.c es_fold_sum_int); every case that leaves that path must
+-- give what fold gives.
+for _, b in ipairs(backends.list) do
+  describe("state(): integers summed in place agree with fold on " .. b.name, function()
+    local store
+    if not backends.fresh(b, {}, function(s) store = s end) then return end
+
+    local function both(values, rules_tab, initial)
+      local s = fx.stream()
+      local evs = {}
+      for i, v in ipairs(values) do evs[i] = { type = "T", data = { qty = v, n = i } } end
+      assert(store:append(s, evs))
+      local rules = eventstore.reducer(rules_tab or { qty = "sum" })
+      local opts = initial and { initial = initial } or nil
+      local ok_s, st = pcall(store.state, store, s, rules, opts)
+      local ok_f, ft = pcall(rules.fold, rules, store:read(s), initial)
+      assert.equals(ok_f, ok_s, tostring(st) .. " / " .. tostring(ft))
+      if ok_s then assert.same(ft, st) end
+      return ok_s, st
+    end
+
+    it("integers, negatives and a real in between", function()
+      local ok, st = both({ 1, 2, -3, 40, 2.5, 4, -7 })
+      assert.is_true(ok)
+      assert.equals(39.5, st.qty)
+      assert.equals("float", math.type(st.qty))
+      ok, st = both({ 5, -2, 10 })
+      assert.equals(13, st.qty)
+      assert.equals("integer", math.type(st.qty))
+    end)
+
+    it("an overflow turns the sum into a float as fold does", function()
+      local ok, st = both({ math.maxinteger, 1, 2 })
+      assert.is_true(ok)
+      assert.equals("float", math.type(st.qty))
+      ok, st = both({ math.mininteger, -1 })
+      assert.is_true(ok)
+      assert.equals("float", math.type(st.qty))
+    end)
+
+    it("a string value or a string in the initial state fails as fold does", function()
+      assert.is_false((both({ 1, "x", 2 })))
+      assert.is_false((both({ 1, 2 }, nil, { qty = "x" })))
+      local ok, st = both({ 1, 2 }, nil, { qty = 10 })
+      assert.is_true(ok)
+      assert.equals(13, st.qty)
+    end)
+
+    it("sums that are not alone on their field keep the usual path", function()
+      both({ 1, 2, 3 }, { qty = { { "sum" }, { "max", from = "n" } } })
+      both({ 1, 2, 3 }, { qty = { "sum", when = "T" } })
+      both({ 1, 2, 3 }, { qty = { "sum", scale = 2 } })
+      both({ 1, 2, 3 }, { total = { "sum", from = "qty" } })
+      local ok, st = both({ 1, 2, 3 }, { qty = "sum", q2 = { "sum", from = "qty" } })
+      assert.is_true(ok)
+      assert.equals(6, st.qty)
+      assert.equals(6, st.q2)
+    end)
+  end)
+end
