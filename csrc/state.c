@@ -26,6 +26,7 @@ typedef struct member {
     size_t klen;
     const char *val;        /* a "*" = last member: its checked value text */
     size_t vlen;
+    int shape;              /* and its shape: V_STRING (no escapes), V_INT, V_REAL or V_OTHER */
     int sum;                /* an integer for a plain sum (ES_FOLD_SUM): ival */
     int64_t ival;
 } member;
@@ -51,7 +52,19 @@ static const char *scan_string(const char *p, const char *end, int *escaped) {
 
 static int is_digit(char ch) { return ch >= '0' && ch <= '9'; }
 
-/* JSON's number grammar; *real says whether it has a fraction or exponent. */
+/* What a "*" = last value is, as fold_last needs to know to set it in place. */
+enum { V_OTHER, V_STRING, V_INT, V_REAL };
+
+/* Short names compare inline: a call into memcmp costs more than the loop. */
+static int same_name(const char *a, const char *b, size_t n) {
+    size_t i;
+    for (i = 0; i < n; i++)
+        if (a[i] != b[i]) return 0;
+    return 1;
+}
+
+/* JSON's number grammar; *real is 0 for an integer, 1 with a fraction, 2
+ * with an exponent. */
 static const char *scan_number(const char *p, const char *end, int *real) {
     *real = 0;
     if (p < end && *p == '-') p++;
@@ -64,7 +77,7 @@ static const char *scan_number(const char *p, const char *end, int *real) {
         while (p < end && is_digit(*p)) p++;
     }
     if (p < end && (*p == 'e' || *p == 'E')) {
-        *real = 1;
+        *real = 2;
         if (++p < end && (*p == '+' || *p == '-')) p++;
         if (p == end || !is_digit(*p)) return NULL;
         while (p < end && is_digit(*p)) p++;
@@ -188,8 +201,8 @@ static int parse_number(const char *s, size_t n, int real, json_t **out) {
         return parse_int(s, n, &v) && (!out || (*out = json_integer(v)) != NULL);
     }
     /* only checked: a real is refused only when it overflows, which takes
-     * an exponent or more than 308 digits before the point */
-    if (!out && n <= 300 && !memchr(s, 'e', n) && !memchr(s, 'E', n)) return 1;
+     * an exponent (real 2) or more than 308 digits before the point */
+    if (!out && real == 1 && n <= 300) return 1;
     if (!es_json_real(s, n, &d)) return 0;
     return !out || (*out = json_real(d)) != NULL;
 }
@@ -263,6 +276,26 @@ static const char *parse_value(const char *p, const char *end, int depth, json_t
     }
 }
 
+/* Checks a "*" = last value as parse_value does and tells its shape. */
+static const char *check_last(const char *p, const char *end, int *shape) {
+    const char *q;
+    int flag = 0;
+    *shape = V_OTHER;
+    if (p < end && *p == '"') {
+        q = scan_string(p, end, &flag);
+        if (!q || !parse_string(p + 1, (size_t)(q - p - 2), flag, 0, NULL)) return NULL;
+        if (!flag) *shape = V_STRING;
+        return q;
+    }
+    if (p < end && (*p == '-' || is_digit(*p))) {
+        q = scan_number(p, end, &flag);
+        if (!q || !parse_number(p, (size_t)(q - p), flag, NULL)) return NULL;
+        *shape = flag ? V_REAL : V_INT;
+        return q;
+    }
+    return parse_value(p, end, 2, NULL);
+}
+
 /* "*" = last values waiting to be set. A value that would replace the
  * state's value of the same kind in place (fold_last's fast path) is only
  * copied here; a later event's value for the same member overwrites the
@@ -276,6 +309,7 @@ static const char *parse_value(const char *p, const char *end, int depth, json_t
 
 typedef struct pending_last {
     json_t *acc;
+    int shape;
     char key[32];                      /* the member's name: found without hashing */
     size_t klen;
     es_buf text;
@@ -303,7 +337,7 @@ static int member_kind(const es_fold_pass *fp, const member *m, size_t i, last_s
     kind_memo *k;
     if (!ls || m->klen > sizeof k->key) return es_fold_member_kind(fp, m->key, m->klen);
     k = &ls->kinds[i];
-    if (k->set && k->klen == m->klen && k->star_ok == fp->star_ok && memcmp(k->key, m->key, m->klen) == 0)
+    if (k->set && k->klen == m->klen && k->star_ok == fp->star_ok && same_name(k->key, m->key, m->klen))
         return k->kind;
     k->kind = (unsigned char)es_fold_member_kind(fp, m->key, m->klen);
     memcpy(k->key, m->key, m->klen);
@@ -335,11 +369,12 @@ static int scan_members(const es_fold_pass *fp, const char *p, const char *end, 
         m[n].klen = (size_t)(p - m[n].key - 1);
         for (i = 0; i < n; i++)
             if (m[i].klen == m[n].klen && m[i].key[0] == m[n].key[0] &&
-                memcmp(m[i].key, m[n].key, m[n].klen) == 0)
+                same_name(m[i].key, m[n].key, m[n].klen))
                 return 0;
         p = skip_ws(p, end);
         if (p == end || *p++ != ':') return 0;
         p = skip_ws(p, end);
+        vals[n] = NULL; /* set before count covers it: the caller releases vals[0..count) */
         *count = n + 1;
         fold = member_kind(fp, &m[n], n, ls);
         if (where) want = json_object_getn(where, m[n].key, m[n].klen);
@@ -359,7 +394,7 @@ static int scan_members(const es_fold_pass *fp, const char *p, const char *end, 
         } else if (fold == ES_FOLD_STAR_LAST && !want) {
             /* checked now, set after every member is checked (fold_last) */
             m[n].val = p;
-            if (!(p = parse_value(p, end, 2, NULL))) return 0;
+            if (!(p = check_last(p, end, &m[n].shape))) return 0;
             m[n].vlen = (size_t)(p - m[n].val);
         } else {
             if (!(p = parse_value(p, end, 2, fold || want ? &vals[n] : NULL))) return 0;
@@ -382,31 +417,27 @@ static int scan_members(const es_fold_pass *fp, const char *p, const char *end, 
 static pending_last *last_find(last_set *ls, const char *key, size_t klen) {
     size_t i;
     for (i = 0; i < ls->n; i++)
-        if (ls->ents[i].klen == klen && memcmp(ls->ents[i].key, key, klen) == 0) return &ls->ents[i];
+        if (ls->ents[i].klen == klen && same_name(ls->ents[i].key, key, klen)) return &ls->ents[i];
     return NULL;
 }
 
-/* Sets acc from t (n bytes), checked by scan_members and of acc's kind
- * (last_fits): ES_OK, or ES_ENOMEM. */
-static int last_set_value(json_t *acc, const char *t, size_t n) {
-    int real;
+/* Sets acc from t (n bytes) of that shape, checked by scan_members and
+ * of acc's kind (last_fits): ES_OK, or ES_ENOMEM. */
+static int last_set_value(json_t *acc, int shape, const char *t, size_t n) {
     int64_t i;
     double d;
-    if (*t == '"') return json_string_setn_nocheck(acc, t + 1, n - 2) == 0 ? ES_OK : ES_ENOMEM;
-    scan_number(t, t + n, &real);
-    if (!real && parse_int(t, n, &i)) return json_integer_set(acc, i), ES_OK;
-    if (real && es_json_real(t, n, &d)) return json_real_set(acc, d), ES_OK;
+    if (shape == V_STRING) return json_string_setn_nocheck(acc, t + 1, n - 2) == 0 ? ES_OK : ES_ENOMEM;
+    if (shape == V_INT && parse_int(t, n, &i)) return json_integer_set(acc, i), ES_OK;
+    if (shape == V_REAL && es_json_real(t, n, &d)) return json_real_set(acc, d), ES_OK;
     return ES_ENOMEM; /* not reached: the text was checked */
 }
 
-/* Whether t can replace acc in place: a string without escapes for a
- * string, an integer for an integer, a real for a real. */
-static int last_fits(const json_t *acc, const char *t, size_t n) {
-    int real;
-    if (*t == '"') return json_is_string(acc) && !memchr(t + 1, '\\', n - 2);
-    if (!(*t == '-' || is_digit(*t))) return 0;
-    scan_number(t, t + n, &real);
-    return real ? json_is_real(acc) : json_is_integer(acc);
+/* Whether a value of that shape can replace acc in place: a string
+ * without escapes for a string, an integer for an integer, a real for a
+ * real. */
+static int last_fits(const json_t *acc, int shape) {
+    return shape == V_STRING ? json_is_string(acc) : shape == V_INT ? json_is_integer(acc)
+                                                   : shape == V_REAL && json_is_real(acc);
 }
 
 /* Sets every waiting value and empties ls. */
@@ -415,7 +446,7 @@ static int last_flush(last_set *ls, es_err *err) {
     int rc = ES_OK;
     for (i = 0; i < ls->n; i++) {
         pending_last *e = &ls->ents[i];
-        if (rc == ES_OK && last_set_value(e->acc, e->text.data, e->text.len) != ES_OK)
+        if (rc == ES_OK && last_set_value(e->acc, e->shape, e->text.data, e->text.len) != ES_OK)
             rc = es_err_set(err, ES_ENOMEM, "fold: out of memory");
         es_buf_free(&e->text);
     }
@@ -433,7 +464,7 @@ static int fold_last(es_fold_pass *p, const member *m, last_set *ls) {
     json_t *acc = e ? e->acc : json_object_getn(p->state, m->key, m->klen), *v;
     const char *t = m->val;
     size_t n = m->vlen;
-    if (acc && acc->refcount == 1 && last_fits(acc, t, n)) {
+    if (acc && acc->refcount == 1 && last_fits(acc, m->shape)) {
         if (!e && ls && ls->n < MAX_PENDING && m->klen <= sizeof e->key) {
             e = &ls->ents[ls->n++];
             e->acc = acc;
@@ -442,6 +473,7 @@ static int fold_last(es_fold_pass *p, const member *m, last_set *ls) {
             memset(&e->text, 0, sizeof e->text);
         }
         if (e) {
+            e->shape = m->shape;
             if (n < e->text.cap) {
                 memcpy(e->text.data, t, n);
                 e->text.len = n;
@@ -451,7 +483,8 @@ static int fold_last(es_fold_pass *p, const member *m, last_set *ls) {
             if (es_buf_add(&e->text, t, n) != ES_OK) return es_err_set(p->err, ES_ENOMEM, "fold: out of memory");
             return ES_OK;
         }
-        if (last_set_value(acc, t, n) != ES_OK) return es_err_set(p->err, ES_ENOMEM, "fold: out of memory");
+        if (last_set_value(acc, m->shape, t, n) != ES_OK)
+            return es_err_set(p->err, ES_ENOMEM, "fold: out of memory");
         return ES_OK;
     }
     if (e) {
@@ -499,7 +532,6 @@ static int fold_text(const es_reducer *r, json_t *state, const es_event *ev, con
 
     if (!ev->data || !ev->data_len) return fold_decoded_now(r, state, ev, where, fn, ud, ls, err);
     if ((rc = es_fold_begin(&p, r, state, ev, fn, ud, err)) != ES_OK) return rc;
-    memset(vals, 0, sizeof vals);
     /* every value is decoded, and where checked, before any is folded: a bad
      * value or a mismatch changes nothing */
     ok = scan_members(&p, ev->data, ev->data + ev->data_len, where, m, vals, &n, &matched, ls);
