@@ -307,6 +307,8 @@ static int lstore_append(lua_State *L) {
     es_append_result res;
     es_err err;
     lencbuf *buf;
+    lappend_scratch *sc;
+    int rc;
     encode_job job;
     size_t n, i;
     int64_t expected = ES_ANY;
@@ -330,8 +332,13 @@ static int lstore_append(lua_State *L) {
     if (n == 0) luaL_argerror(L, 3, "no events (an event table or a non-empty list of them)");
     if (n > (size_t)1 << 24) luaL_argerror(L, 3, "more than 16777216 events in one append");
     lua_settop(L, 4);
-    in = lua_newuserdata(L, n * sizeof *in);             /* 5: scratch */
-    buf = lencode_newbuf(L);                             /* 6: the events' JSON texts */
+    if ((sc = lstore_scratch(L, 1, n)) != NULL) {
+        in = sc->in;
+        buf = &sc->enc;
+    } else {
+        in = lua_newuserdata(L, n * sizeof *in);         /* 5: scratch */
+        buf = lencode_newbuf(L);                         /* 6: the events' JSON texts */
+    }
     job.in = in;
     job.buf = buf;
     job.n = n;
@@ -348,7 +355,11 @@ static int lstore_append(lua_State *L) {
         }
     }
     es_err_clear(&err);
-    if (es_store_append_text(s, stream, in, n, expected, &res, &err) != ES_OK) return lerror_fail(L, &err);
+    rc = es_store_append_text(s, stream, in, n, expected, &res, &err);
+    /* the texts are stored or refused: the scratch is free again (res
+     * points into the store, not into it) */
+    if (sc) lstore_scratch_done(sc);
+    if (rc != ES_OK) return lerror_fail(L, &err);
     lua_createtable(L, 0, 3);
     lfield_int(L, "revision", res.revision);
     lfield_int(L, "position", res.position);

@@ -104,7 +104,10 @@ json_t *lvalue_to_json_any(lua_State *L, int idx, ljson_box *box, const char *wh
 
 /* lua_encode.c: Lua values written directly as JSON text into a buffer
  * that a userdata owns (freed by __gc if a conversion raises). */
-typedef struct lencbuf { es_buf buf; } lencbuf;
+typedef struct lencbuf {
+    es_buf buf;
+    int *busy;       /* a store's reused buffer: cleared when a conversion raises */
+} lencbuf;
 lencbuf *lencode_newbuf(lua_State *L);
 /* Calls fn(ud, value at idx) under lua_pcall. On an error it frees b's
  * text at once (C memory the collector does not count) and raises the
@@ -121,6 +124,21 @@ void lencode_setup(lua_State *L);
 
 /* lua_store.c */
 void lstore_setup(lua_State *L);
+/* What one append needs besides the texts: kept by the store and reused,
+ * since two userdata (one with a finalizer) and a growing buffer per call
+ * were a sixth of a single-event append. busy while an append uses it. */
+typedef struct lappend_scratch {
+    lencbuf enc;
+    es_event_text *in;
+    size_t in_cap;
+    int busy;
+} lappend_scratch;
+/* The scratch of the open store at idx, marked busy with room for n
+ * events; NULL when it is busy already (an append from inside an append:
+ * the caller then uses fresh userdata). Raises on no memory. */
+lappend_scratch *lstore_scratch(lua_State *L, int idx, size_t n);
+/* Marks it free again, and lets go of a text buffer past 1 MB. */
+void lstore_scratch_done(lappend_scratch *sc);
 /* The open store at idx (raises "attempt to use a closed store"). */
 es_store *lstore_checkstore(lua_State *L, int idx);
 /* A valid stream name argument (raises naming the problem). */

@@ -39,6 +39,7 @@ void lencode_protected(lua_State *L, lua_CFunction fn, void *ud, int idx, lencbu
     lua_pushvalue(L, idx);
     if (lua_pcall(L, 2, 0, 0) == LUA_OK) return;
     es_buf_free(&b->buf);
+    if (b->busy) *b->busy = 0;
     if (lua_type(L, -1) == LUA_TSTRING) {
         luaL_where(L, 1);
         lua_insert(L, -2);

@@ -8,6 +8,7 @@
 
 typedef struct lstore {
     es_store *s;     /* NULL once closed (or before open succeeded) */
+    lappend_scratch scratch;
 } lstore;
 
 typedef struct lcursor {
@@ -24,10 +25,41 @@ static es_store *lstore_check(lua_State *L, int idx) {
 
 es_store *lstore_checkstore(lua_State *L, int idx) { return lstore_check(L, idx); }
 
+lappend_scratch *lstore_scratch(lua_State *L, int idx, size_t n) {
+    lstore *ud = lstore_get(L, idx);
+    lappend_scratch *sc = &ud->scratch;
+    if (sc->busy) return NULL;
+    if (n > sc->in_cap) {
+        es_event_text *in = es_realloc(sc->in, n * sizeof *in);
+        if (!in) luaL_error(L, "not enough memory");
+        sc->in = in;
+        sc->in_cap = n;
+    }
+    sc->enc.buf.len = 0;
+    sc->enc.busy = &sc->busy;
+    sc->busy = 1;
+    return sc;
+}
+
+void lstore_scratch_done(lappend_scratch *sc) {
+    sc->busy = 0;
+    if (sc->enc.buf.cap > ((size_t)1 << 20)) es_buf_free(&sc->enc.buf);
+    if (sc->in_cap > 4096) {
+        es_free(sc->in);
+        sc->in = NULL;
+        sc->in_cap = 0;
+    }
+}
+
 static int lstore_gc(lua_State *L) {                /* also __close and close() */
     lstore *ud = lstore_get(L, 1);
     es_store *s = ud->s;
     ud->s = NULL;
+    if (!ud->scratch.busy) {
+        es_buf_free(&ud->scratch.enc.buf);
+        es_free(ud->scratch.in);
+        memset(&ud->scratch, 0, sizeof ud->scratch);
+    }
     if (s) es_store_close(s);
     lua_pushboolean(L, 1);
     return 1;
@@ -181,7 +213,7 @@ static int lstore_open(lua_State *L) {
 
     /* Create the handle closed, then acquire into it (liolib's newprefile). */
     ud = compat_newuserdata(L, sizeof *ud);
-    ud->s = NULL;
+    memset(ud, 0, sizeof *ud);
     luaL_getmetatable(L, LSTORE_MT);
     lua_setmetatable(L, -2);
     lua_newtable(L);                       /* uservalue: listeners and the like */

@@ -175,6 +175,7 @@ for _, b in ipairs(backends.list) do
       assert.equals(39.5, st.qty)
       assert.equals("float", math.type(st.qty))
       ok, st = both({ 5, -2, 10 })
+      assert.is_true(ok)
       assert.equals(13, st.qty)
       assert.equals("integer", math.type(st.qty))
     end)
