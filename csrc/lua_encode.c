@@ -72,6 +72,18 @@ static void put_string(enc *e, const char *s, size_t n, int is_key) {
     if (!es_valid_utf8(s, n))
         lconv_error(&e->cv, is_key ? "%skey is not valid UTF-8%s" : "%sstring is not valid UTF-8%s", "");
     if (es_buf_reserve(e->out, n + 2) != ES_OK) lconv_error(&e->cv, "%snot enough memory%s", "");
+    i = (size_t)(es_json_plain(s, s + n) - s);
+    if (i == n) {
+        /* nothing to escape (most keys and values): one copy into the room
+         * just reserved, quotes and the NUL included */
+        char *o = e->out->data + e->out->len;
+        o[0] = '"';
+        memcpy(o + 1, s, n);
+        o[n + 1] = '"';
+        o[n + 2] = '\0';
+        e->out->len += n + 2;
+        return;
+    }
     putc_(e, '"');
     for (i = 0; i < n; i++) {
         unsigned char c;
