@@ -55,11 +55,11 @@ static int lstore_gc(lua_State *L) {                /* also __close and close() 
     lstore *ud = lstore_get(L, 1);
     es_store *s = ud->s;
     ud->s = NULL;
-    if (!ud->scratch.busy) {
-        es_buf_free(&ud->scratch.enc.buf);
-        es_free(ud->scratch.in);
-        memset(&ud->scratch, 0, sizeof ud->scratch);
-    }
+    /* no append is running: no Lua code runs inside one (busy can only
+     * be left set by a memory error raised before its pcall) */
+    es_buf_free(&ud->scratch.enc.buf);
+    es_free(ud->scratch.in);
+    memset(&ud->scratch, 0, sizeof ud->scratch);
     if (s) es_store_close(s);
     lua_pushboolean(L, 1);
     return 1;
