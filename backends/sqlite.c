@@ -145,7 +145,7 @@ static int sql_build(const sqlite_conn *c, int slot, es_buf *b) {
     /* state() reads only what a fold needs: every column a row returns is
      * copied out of the page by SQLite */
     if (slot == ST_READ_LEAN)
-        return sql_expand(c, "SELECT position, revision, type, data FROM {p}events WHERE stream = ?1 "
+        return sql_expand(c, "SELECT revision, type, data FROM {p}events WHERE stream = ?1 "
                              "AND revision BETWEEN ?2 AND ?3 ORDER BY revision LIMIT ?4", b);
     v = slot - ST_ALL;
     if (sql_expand(c, "SELECT " EVENT_COLS " FROM {p}events WHERE position > ", b) != ES_OK ||

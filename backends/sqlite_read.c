@@ -38,14 +38,15 @@ static int cursor_row(sqlite_cursor *cur) {
         ev->revision = sqlite3_column_int64(st, 1);
         return ev->stream ? ES_OK : ES_ENOMEM;
     }
-    ev->position = sqlite3_column_int64(st, 0);
     if (cur->lean_stream) {
-        /* state(): id, metadata and timestamp stay as cursor setup left them */
-        ev->revision = sqlite3_column_int64(st, 1);
-        ev->type = (const char *)sqlite3_column_text(st, 2);
-        if (!(ev->data = json_column(st, 3, &ev->data_len)) || !ev->type) return ES_ENOMEM;
+        /* state(): id, metadata, position and timestamp stay as cursor
+         * setup left them */
+        ev->revision = sqlite3_column_int64(st, 0);
+        ev->type = (const char *)sqlite3_column_text(st, 1);
+        if (!(ev->data = json_column(st, 2, &ev->data_len)) || !ev->type) return ES_ENOMEM;
         return ES_OK;
     }
+    ev->position = sqlite3_column_int64(st, 0);
     ev->id = (const char *)sqlite3_column_text(st, 1);
     ev->stream = (const char *)sqlite3_column_text(st, 2);
     ev->revision = sqlite3_column_int64(st, 3);

@@ -143,9 +143,10 @@ typedef struct es_query {
     const char *category;      /* ES_Q_ALL/ES_Q_STREAMS/ES_Q_UNDISPATCHED: NULL = any */
     const char *const *types;  /* ES_Q_ALL: event types to keep; NULL = any */
     size_t ntypes;
-    int lean;                  /* the reader needs only position, revision, type and data (and
-                                * stream, which for ES_Q_STREAM is q->stream: keep it alive);
-                                * a backend may then leave id/metadata empty and timestamp 0 */
+    int lean;                  /* the reader needs only revision, type and data (and stream,
+                                * which for ES_Q_STREAM is q->stream: keep it alive); a
+                                * backend may then leave id/metadata empty and position and
+                                * timestamp 0 */
 } es_query;
 
 void es_query_init(es_query *q, es_query_kind kind);
