@@ -336,14 +336,14 @@ static void cursor_row(postgres_cursor *cur) {
         ev->revision = col_i64(r, i, 1);
         return;
     }
-    ev->position = col_i64(r, i, 0);
     if (cur->lean) {
-        ev->revision = col_i64(r, i, 1);
-        ev->type = PQgetvalue(r, i, 2);
-        ev->data = PQgetvalue(r, i, 3);
-        ev->data_len = (size_t)PQgetlength(r, i, 3);
+        ev->revision = col_i64(r, i, 0);
+        ev->type = PQgetvalue(r, i, 1);
+        ev->data = PQgetvalue(r, i, 2);
+        ev->data_len = (size_t)PQgetlength(r, i, 2);
         return;
     }
+    ev->position = col_i64(r, i, 0);
     ev->id = PQgetvalue(r, i, 1);
     k = 2;
     if (cur->kind != ES_Q_STREAM) ev->stream = PQgetvalue(r, i, k++);
@@ -358,7 +358,7 @@ static void cursor_row(postgres_cursor *cur) {
 
 /* The revision's column in a stream read's rows. */
 static int stream_rev_col(const postgres_cursor *cur) {
-    return cur->lean ? 1 : 2;
+    return cur->lean ? 0 : 2;
 }
 
 /* Moves the keyset past the last row of the current page and runs the
@@ -451,9 +451,9 @@ static int cursor_fetch(postgres_cursor *cur, es_err *err) {
     cur->nrows = PQntuples(cur->res);
     cur->snap_row = 0;
     if (cur->slot == ST_STATE_FIRST) {
-        /* the snapshot row (position 0) is not an event: read_state takes
+        /* the snapshot row (NULL type) is not an event: read_state takes
          * it, next() starts after it; later pages are plain lean reads */
-        cur->snap_row = cur->nrows > 0 && col_i64(cur->res, 0, 0) == 0;
+        cur->snap_row = cur->nrows > 0 && PQgetisnull(cur->res, 0, 1);
         cur->row = cur->snap_row;
         cur->slot = ST_READ_LEAN;
     }
@@ -653,10 +653,10 @@ static int postgres_backend__read_state(es_conn *conn, const char *stream, const
     cur = (postgres_cursor *)base;
     if (cur->snap_row) {
         const PGresult *r = cur->res;
-        snap->revision = col_i64(r, 0, 1);
-        snap->data_len = (size_t)PQgetlength(r, 0, 3);
+        snap->revision = col_i64(r, 0, 0);
+        snap->data_len = (size_t)PQgetlength(r, 0, 2);
         if (!(snap->stream = es_strdup(stream)) || !(snap->fingerprint = es_strdup(fingerprint)) ||
-            !(snap->data = es_strndup(PQgetvalue(r, 0, 3), snap->data_len))) {
+            !(snap->data = es_strndup(PQgetvalue(r, 0, 2), snap->data_len))) {
             es_snapshot_clear(snap);
             postgres_cursor__close(base);
             return es_err_set(err, ES_ENOMEM, "state '%s': out of memory", stream);

@@ -35,7 +35,7 @@
 /* A stream read leaves the stream out: the reader knows it. A lean read
  * (state()) carries only what a fold needs. */
 #define STREAM_COLS "e.position, e.id, e.revision, e.type, e.data, e.metadata, e.\"timestamp\""
-#define LEAN_COLS "e.position, e.revision, e.type, e.data"
+#define LEAN_COLS "e.revision, e.type, e.data"
 
 /* In templates '@' stands for "schema"."prefix (a table name follows and
  * the template closes the quote), '&' for "prefix (an index name), '%' for
@@ -213,19 +213,19 @@ int es_pg_sql_statement(const es_pg_names *c, int slot, es_buf *b) {
                              "AND e.revision BETWEEN $2::bigint AND $3::bigint ORDER BY e.revision LIMIT $4::bigint",
                           b);
     /* $1 stream, $2 fingerprint, $3 page: the newest snapshot as a row with
-     * position 0 (events start at 1), then the events after it. Both sides
+     * a NULL type (events.type is NOT NULL), then the events after it. Both sides
      * come sorted by revision (the snapshot's is below its events'), so the
      * ORDER BY is a merge of two index scans, not a sort; no CTE either
      * (it was materialized and cost 40% of the statement). The
      * (stream, fingerprint, revision) key makes the newest snapshot of a
      * fingerprint unique. */
     if (slot == ST_STATE_FIRST)
-        return sql_expand(c, "(SELECT 0::bigint, n.revision, '', n.data FROM @snapshots\" n WHERE n.stream = $1::text "
+        return sql_expand(c, "(SELECT n.revision, NULL::text, n.data FROM @snapshots\" n WHERE n.stream = $1::text "
                              "AND n.fingerprint = $2::text ORDER BY n.revision DESC LIMIT 1) "
                              "UNION ALL (SELECT " LEAN_COLS " FROM @events\" e WHERE e.stream = $1::text "
                              "AND e.revision > coalesce((SELECT n.revision FROM @snapshots\" n "
                              "WHERE n.stream = $1::text AND n.fingerprint = $2::text ORDER BY n.revision DESC "
-                             "LIMIT 1), 0) ORDER BY e.revision LIMIT $3::bigint) ORDER BY 2",
+                             "LIMIT 1), 0) ORDER BY e.revision LIMIT $3::bigint) ORDER BY 1",
                           b);
     v = slot - ST_ALL;
     if (sql_expand(c, "SELECT " EVENT_COLS " FROM @events\" e WHERE e.position > $1::bigint", b) != ES_OK)
