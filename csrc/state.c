@@ -329,10 +329,7 @@ typedef struct last_set {
     kind_memo kinds[MAX_MEMBERS];
 } last_set;
 
-/* Reads the top-level members, decoding the values the pass wants into
- * vals (the others are only checked), and counts in *matched the members
- * equal to a field of where; *count says how many vals to release. 0 when
- * the text needs the full decoder. */
+/* m's kind, from the memo of place i when it holds m's name. */
 static int member_kind(const es_fold_pass *fp, const member *m, size_t i, last_set *ls) {
     kind_memo *k;
     if (!ls || m->klen > sizeof k->key) return es_fold_member_kind(fp, m->key, m->klen);
@@ -347,6 +344,10 @@ static int member_kind(const es_fold_pass *fp, const member *m, size_t i, last_s
     return k->kind;
 }
 
+/* Reads the top-level members, decoding the values the pass wants into
+ * vals (the others are only checked), and counts in *matched the members
+ * equal to a field of where; *count says how many vals to release. 0 when
+ * the text needs the full decoder. */
 static int scan_members(const es_fold_pass *fp, const char *p, const char *end, const json_t *where,
                         member *m, json_t **vals, size_t *count, size_t *matched, last_set *ls) {
     size_t n = 0, i;
@@ -440,13 +441,14 @@ static int last_fits(const json_t *acc, int shape) {
                                                    : shape == V_REAL && json_is_real(acc);
 }
 
-/* Sets every waiting value and empties ls. */
+/* Sets every waiting value (err NULL: drops them, the state is not
+ * wanted) and empties ls. */
 static int last_flush(last_set *ls, es_err *err) {
     size_t i;
     int rc = ES_OK;
     for (i = 0; i < ls->n; i++) {
         pending_last *e = &ls->ents[i];
-        if (rc == ES_OK && last_set_value(e->acc, e->shape, e->text.data, e->text.len) != ES_OK)
+        if (err && rc == ES_OK && last_set_value(e->acc, e->shape, e->text.data, e->text.len) != ES_OK)
             rc = es_err_set(err, ES_ENOMEM, "fold: out of memory");
         es_buf_free(&e->text);
     }
@@ -576,10 +578,10 @@ int es_reducer_fold_cursor(const es_reducer *r, json_t *state, es_cursor *cur,
         if (last_position) *last_position = ev->position;
     }
     if (count) *count = n;
-    /* on an error the state is dropped; the buffers are freed either way */
-    flush_rc = last_flush(&ls, err);
-    if (rc < 0) return rc;
-    return flush_rc;
+    /* on an error the state is dropped (and err keeps that error): the
+     * waiting values are only freed */
+    flush_rc = last_flush(&ls, rc < 0 ? NULL : err);
+    return rc < 0 ? rc : flush_rc;
 }
 
 /* A fresh state: a deep copy of initial (folding changes the state in
