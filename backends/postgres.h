@@ -3,6 +3,8 @@
 #ifndef ES_POSTGRES_H
 #define ES_POSTGRES_H
 
+#include <libpq-fe.h>
+
 #include "../csrc/es_internal.h"
 
 #define PG_MAX_IDENT 63
@@ -62,5 +64,58 @@ void es_pg_scrub(char *const secrets[3], const char *msg, char *out, size_t cap)
 /* Fills secrets with es_malloc'd spellings of the URL's password (NULL
  * where there is none); the caller frees them. ES_OK or ES_ENOMEM. */
 int es_pg_collect_secrets(const char *uri, char *secrets[3]);
+
+/* ---- the connection and its cursors (postgres.c, postgres_read.c) ---- */
+
+/* How appends keep the global order safe for readers: see postgres_sql.c.
+ * Reads fetch PG_PAGE rows per statement and keep one page in memory. */
+#define PG_PAGE 1000
+
+typedef struct postgres_cursor postgres_cursor;
+
+typedef struct postgres_conn {
+    es_conn base;                      /* first: the store sees an es_conn */
+    PGconn *pg;
+    int readonly;
+    unsigned long prepared;            /* bit per slot prepared in this session */
+    int listening;                     /* LISTEN issued in this session */
+    int notified;                      /* a notification came during another call */
+    es_pg_names names;
+    char *secrets[3];                  /* spellings of the password, scrubbed from messages */
+    es_buf scratch;                    /* append parameters, reused across appends */
+    postgres_cursor *cursors;          /* open cursors, so close can detach them */
+} postgres_conn;
+
+struct postgres_cursor {
+    es_cursor base;                    /* first: callers see an es_cursor */
+    postgres_conn *conn;               /* NULL once the store closed under it */
+    postgres_cursor *prev, *next;      /* links in conn->cursors */
+    es_query_kind kind;
+    int slot, backward, done;          /* done: no page after the current one */
+    PGresult *res;                     /* the current page; rows point into it */
+    int row, nrows;
+    int64_t returned, limit;
+    int64_t lo, hi;                    /* ES_Q_STREAM: revisions; ES_Q_ALL/UNDISPATCHED: lo = after */
+    int64_t since;
+    char *stream, *category, *id;      /* owned copies of the query's strings */
+    char *fp;                          /* ST_STATE_FIRST: the snapshot's fingerprint */
+    int snap_row;                      /* the current page starts with the snapshot row */
+    int lean;                          /* ST_READ_LEAN's columns (ST_STATE_FIRST has them too) */
+    es_buf types;                      /* the type filter as a binary text[] */
+    es_buf last;                       /* ES_Q_STREAMS: the last name seen (keyset) */
+    es_event ev;
+};
+
+/* Runs a slot's statement (prepared on first use in a session); *out is
+ * the result of a statement that succeeded. ES_OK or an ES_E... code with
+ * err written ("<op> '<name>': <server's text>"). */
+int pg_run(postgres_conn *c, int slot, int n, const char *const *vals, const int *lens, const int *formats,
+           PGresult **out, es_err *err, const char *op, const char *name);
+/* A bigint column of a text-format row. */
+int64_t pg_col_i64(const PGresult *res, int row, int col);
+/* The backend's read and read_state slots (postgres_read.c). */
+int postgres_backend__read(es_conn *conn, const es_query *q, es_cursor **out, es_err *err);
+int postgres_backend__read_state(es_conn *conn, const char *stream, const char *fingerprint, es_snapshot *snap,
+                                 es_cursor **out, es_err *err);
 
 #endif

@@ -1,0 +1,279 @@
+/* postgres_read.c: the PostgreSQL backend's cursors: keyset pages of reads, and state()'s first page */
+/* SPDX-License-Identifier: MIT */
+#include <string.h>
+
+#include "postgres.h"
+
+/* Points ev at the current row; PQgetvalue's texts live until PQclear,
+ * which happens on the next page fetch or close: the borrowed-row contract.
+ * Columns: position, id, stream, revision, type, data, metadata, timestamp;
+ * a stream read leaves out the stream (ev->stream is the cursor's copy) and
+ * a lean read sends position, revision, type and data only (the rest was
+ * set once by cursor_new). */
+static void cursor_row(postgres_cursor *cur) {
+    PGresult *r = cur->res;
+    es_event *ev = &cur->ev;
+    int i = cur->row, k;
+    if (cur->kind == ES_Q_STREAMS) {
+        ev->stream = PQgetvalue(r, i, 0);
+        ev->revision = pg_col_i64(r, i, 1);
+        return;
+    }
+    if (cur->lean) {
+        ev->revision = pg_col_i64(r, i, 0);
+        ev->type = PQgetvalue(r, i, 1);
+        ev->data = PQgetvalue(r, i, 2);
+        ev->data_len = (size_t)PQgetlength(r, i, 2);
+        return;
+    }
+    ev->position = pg_col_i64(r, i, 0);
+    ev->id = PQgetvalue(r, i, 1);
+    k = 2;
+    if (cur->kind != ES_Q_STREAM) ev->stream = PQgetvalue(r, i, k++);
+    ev->revision = pg_col_i64(r, i, k);
+    ev->type = PQgetvalue(r, i, k + 1);
+    ev->data = PQgetvalue(r, i, k + 2);
+    ev->data_len = (size_t)PQgetlength(r, i, k + 2);
+    ev->metadata = PQgetvalue(r, i, k + 3);
+    ev->metadata_len = (size_t)PQgetlength(r, i, k + 3);
+    ev->timestamp = pg_col_i64(r, i, k + 4);
+}
+
+/* The revision's column in a stream read's rows. */
+static int stream_rev_col(const postgres_cursor *cur) {
+    return cur->lean ? 0 : 2;
+}
+
+/* Moves the keyset past the last row of the current page and runs the
+ * next page's query. Pages are separate statements: an event committed
+ * between two pages shows up in a later page if it belongs after the key. */
+static int cursor_fetch(postgres_cursor *cur, es_err *err) {
+    postgres_conn *c = cur->conn;
+    const char *vals[5];
+    int lens[5] = { 0 }, formats[5] = { 0 }, n = 0;
+    char nums[4][32];
+    int64_t page = PG_PAGE;
+    int rc;
+
+    if (cur->res && cur->nrows > 0) {
+        int last = cur->nrows - 1;
+        switch (cur->kind) {
+        case ES_Q_STREAM:
+            if (cur->backward) cur->hi = pg_col_i64(cur->res, last, stream_rev_col(cur)) - 1;
+            else cur->lo = pg_col_i64(cur->res, last, stream_rev_col(cur)) + 1;
+            break;
+        case ES_Q_STREAMS:
+            cur->last.len = 0;
+            if (es_buf_add(&cur->last, PQgetvalue(cur->res, last, 0), (size_t)PQgetlength(cur->res, last, 0)))
+                return es_err_set(err, ES_ENOMEM, "read: out of memory");
+            break;
+        default:
+            cur->lo = pg_col_i64(cur->res, last, 0);
+        }
+    }
+    PQclear(cur->res);
+    cur->res = NULL;
+    cur->row = cur->nrows = 0;
+    if (cur->limit > 0) {
+        if (cur->returned >= cur->limit) {
+            cur->done = 1;
+            return ES_OK;
+        }
+        if (cur->limit - cur->returned < page) page = cur->limit - cur->returned;
+    }
+    switch (cur->kind) {
+    case ES_Q_STREAM:
+        if (cur->slot == ST_STATE_FIRST) {
+            snprintf(nums[0], sizeof nums[0], "%lld", (long long)page);
+            vals[0] = cur->stream;
+            vals[1] = cur->fp;
+            vals[2] = nums[0];
+            n = 3;
+            break;
+        }
+        snprintf(nums[0], sizeof nums[0], "%lld", (long long)cur->lo);
+        snprintf(nums[1], sizeof nums[1], "%lld", (long long)cur->hi);
+        snprintf(nums[2], sizeof nums[2], "%lld", (long long)page);
+        vals[0] = cur->stream;
+        vals[1] = nums[0];
+        vals[2] = nums[1];
+        vals[3] = nums[2];
+        n = 4;
+        break;
+    case ES_Q_ID:
+        vals[0] = cur->id;
+        n = 1;
+        break;
+    case ES_Q_STREAMS:
+        snprintf(nums[0], sizeof nums[0], "%lld", (long long)page);
+        vals[0] = cur->last.len ? cur->last.data : "";
+        vals[1] = nums[0];
+        n = 2;
+        if (cur->category) vals[n++] = cur->category;
+        break;
+    default:
+        snprintf(nums[0], sizeof nums[0], "%lld", (long long)cur->lo);
+        snprintf(nums[1], sizeof nums[1], "%lld", (long long)page);
+        vals[0] = nums[0];
+        vals[1] = nums[1];
+        n = 2;
+        if (cur->category) vals[n++] = cur->category;
+        if (cur->kind == ES_Q_ALL && cur->since != INT64_MIN) {
+            snprintf(nums[2], sizeof nums[2], "%lld", (long long)cur->since);
+            vals[n++] = nums[2];
+        }
+        if (cur->types.len) {
+            vals[n] = cur->types.data;
+            lens[n] = (int)cur->types.len;
+            formats[n++] = 1;
+        }
+    }
+    if ((rc = pg_run(c, cur->slot, n, vals, lens, formats, &cur->res, err, "read",
+                     cur->kind == ES_Q_STREAM ? cur->stream : NULL)) != ES_OK)
+        return rc;
+    cur->nrows = PQntuples(cur->res);
+    cur->snap_row = 0;
+    if (cur->slot == ST_STATE_FIRST) {
+        /* the snapshot row (NULL type) is not an event: read_state takes
+         * it, next() starts after it; later pages are plain lean reads */
+        cur->snap_row = cur->nrows > 0 && PQgetisnull(cur->res, 0, 1);
+        cur->row = cur->snap_row;
+        cur->slot = ST_READ_LEAN;
+    }
+    if (cur->kind == ES_Q_ID || cur->nrows - cur->snap_row < page) cur->done = 1;
+    return ES_OK;
+}
+
+static int postgres_cursor__next(es_cursor *base, const es_event **ev, es_err *err) {
+    postgres_cursor *cur = (postgres_cursor *)base;
+    int rc;
+    *ev = NULL;
+    if (cur->row >= cur->nrows) {
+        if (cur->done) return 0;
+        if (!cur->conn) return es_err_set(err, ES_EINVALID, "read: the store was closed");
+        if ((rc = cursor_fetch(cur, err)) != ES_OK) {
+            cur->done = 1;
+            return rc;
+        }
+        if (cur->nrows == 0) return 0;
+    }
+    cursor_row(cur);
+    cur->row++;
+    cur->returned++;
+    *ev = &cur->ev;
+    return 1;
+}
+
+static void postgres_cursor__close(es_cursor *base) {
+    postgres_cursor *cur = (postgres_cursor *)base;
+    if (cur->conn) {
+        if (cur->prev) cur->prev->next = cur->next;
+        else cur->conn->cursors = cur->next;
+        if (cur->next) cur->next->prev = cur->prev;
+    }
+    PQclear(cur->res);
+    es_free(cur->stream);
+    es_free(cur->category);
+    es_free(cur->id);
+    es_free(cur->fp);
+    es_buf_free(&cur->types);
+    es_buf_free(&cur->last);
+    es_free(cur);
+}
+
+/* A cursor for q, its first page fetched. The query's strings belong to
+ * the caller and later pages are fetched after read() returns, so the
+ * cursor keeps its own copies. first_slot (0: the query's own statement)
+ * and fp serve read_state. */
+static int cursor_new(postgres_conn *c, const es_query *q, int first_slot, const char *fp, es_cursor **out,
+                      es_err *err) {
+    postgres_cursor *cur;
+    int slot, variant, shape, rc;
+    size_t i;
+
+    *out = NULL;
+    /* the read slots are laid out in es_query_shape's order */
+    if ((shape = es_query_shape(q)) < 0)
+        return es_err_set(err, ES_EINVALID, "read: unknown query kind %d", (int)q->kind);
+    slot = first_slot ? first_slot : q->lean && shape == ES_QS_READ_FWD ? ST_READ_LEAN : ST_READ_FWD + shape;
+    variant = shape >= ES_QS_ALL ? shape - ES_QS_ALL : 0;
+    if (!(cur = es_malloc(sizeof *cur))) return es_err_set(err, ES_ENOMEM, "read: out of memory");
+    memset(cur, 0, sizeof *cur);
+    cur->base.next = postgres_cursor__next;
+    cur->base.close = postgres_cursor__close;
+    cur->kind = q->kind;
+    cur->slot = slot;
+    cur->backward = q->backward;
+    cur->limit = q->limit;
+    cur->lo = q->kind == ES_Q_STREAM ? q->from : q->after;
+    cur->hi = q->to;
+    cur->since = q->since;
+    cur->lean = slot == ST_READ_LEAN || slot == ST_STATE_FIRST;
+    if (cur->kind == ES_Q_STREAMS || cur->lean) {
+        /* the columns a row does not carry read as empty */
+        cur->ev.id = cur->ev.type = "";
+        cur->ev.data = cur->ev.metadata = "{}";
+        cur->ev.data_len = cur->ev.metadata_len = 2;
+    }
+    if ((fp && !(cur->fp = es_strdup(fp))) || (q->kind == ES_Q_STREAM && !(cur->stream = es_strdup(q->stream))) ||
+        (q->kind == ES_Q_ID && !(cur->id = es_strdup(q->id))) ||
+        (q->category && q->kind != ES_Q_STREAM && q->kind != ES_Q_ID && !(cur->category = es_strdup(q->category))))
+        goto nomem;
+    cur->ev.stream = cur->stream; /* stream reads: rows leave it out */
+    if (variant & ALL_TYPES) {
+        if (es_pg_put_array_head(&cur->types, OID_TEXT, q->ntypes)) goto nomem;
+        for (i = 0; i < q->ntypes; i++)
+            if (es_pg_put_elem(&cur->types, q->types[i], strlen(q->types[i]))) goto nomem;
+    }
+    cur->conn = c;
+    if ((rc = cursor_fetch(cur, err)) != ES_OK) {
+        cur->conn = NULL;
+        postgres_cursor__close(&cur->base);
+        return rc;
+    }
+    cur->next = c->cursors;
+    if (c->cursors) c->cursors->prev = cur;
+    c->cursors = cur;
+    *out = &cur->base;
+    return ES_OK;
+nomem:
+    postgres_cursor__close(&cur->base);
+    return es_err_set(err, ES_ENOMEM, "read: out of memory");
+}
+
+int postgres_backend__read(es_conn *conn, const es_query *q, es_cursor **out, es_err *err) {
+    return cursor_new((postgres_conn *)conn, q, 0, NULL, out, err);
+}
+
+/* state(): the snapshot and the first page of events after it in one
+ * statement (ST_STATE_FIRST), then lean pages as a read would fetch. */
+int postgres_backend__read_state(es_conn *conn, const char *stream, const char *fingerprint, es_snapshot *snap,
+                                 es_cursor **out, es_err *err) {
+    postgres_conn *c = (postgres_conn *)conn;
+    postgres_cursor *cur;
+    es_cursor *base;
+    es_query q;
+    int rc;
+    memset(snap, 0, sizeof *snap);
+    *out = NULL;
+    es_query_init(&q, ES_Q_STREAM);
+    q.stream = stream;
+    q.lean = 1;
+    /* built as a lean read, switched to the combined first statement
+     * before its first fetch */
+    if ((rc = cursor_new(c, &q, ST_STATE_FIRST, fingerprint, &base, err)) != ES_OK) return rc;
+    cur = (postgres_cursor *)base;
+    if (cur->snap_row) {
+        const PGresult *r = cur->res;
+        snap->revision = pg_col_i64(r, 0, 0);
+        snap->data_len = (size_t)PQgetlength(r, 0, 2);
+        if (!(snap->stream = es_strdup(stream)) || !(snap->fingerprint = es_strdup(fingerprint)) ||
+            !(snap->data = es_strndup(PQgetvalue(r, 0, 2), snap->data_len))) {
+            es_snapshot_clear(snap);
+            postgres_cursor__close(base);
+            return es_err_set(err, ES_ENOMEM, "state '%s': out of memory", stream);
+        }
+    }
+    *out = base;
+    return ES_OK;
+}
