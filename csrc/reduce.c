@@ -464,85 +464,9 @@ static int set_ref(fold_ctx *c, json_t *obj, const char *k, size_t kl, const jso
     return set_new(c, obj, k, kl, json_incref((json_t *)v));
 }
 
-/* A number without allocating: int64 or double. */
-typedef struct num {
-    int is_int;
-    int64_t i;
-    double d;
-} num;
-
-static int to_num(const json_t *v, num *n) {
-    if (json_is_integer(v)) {
-        n->is_int = 1;
-        n->i = json_integer_value(v);
-        n->d = (double)n->i;
-        return 1;
-    }
-    if (json_is_real(v)) {
-        n->is_int = 0;
-        n->d = json_real_value(v);
-        return 1;
-    }
-    return 0;
-}
-
-static void num_set_real(num *n, double d) {
-    n->is_int = 0;
-    n->d = d;
-}
-
-/* int64 overflow turns the result into a double (documented in reduce.h). */
-static void num_add(num *a, const num *b) {
-    if (a->is_int && b->is_int) {
-        if ((b->i > 0 && a->i > INT64_MAX - b->i) || (b->i < 0 && a->i < INT64_MIN - b->i)) {
-            num_set_real(a, (double)a->i + (double)b->i);
-        } else {
-            a->i += b->i;
-            a->d = (double)a->i;
-        }
-        return;
-    }
-    num_set_real(a, a->d + b->d);
-}
-
-static void num_mul(num *a, int b_int, int64_t bi, double bd) {
-    if (a->is_int && b_int) {
-        int64_t x = a->i, y = bi;
-        int over;
-        if (x == 0 || y == 0) over = 0;
-        else if (x > 0) over = y > 0 ? x > INT64_MAX / y : y < INT64_MIN / x;
-        else over = y > 0 ? x < INT64_MIN / y : x < INT64_MAX / y;
-        if (over) {
-            num_set_real(a, (double)x * (double)y);
-        } else {
-            a->i = x * y;
-            a->d = (double)a->i;
-        }
-        return;
-    }
-    num_set_real(a, a->d * bd);
-}
-
-/* Exact order of an integer and a double (no rounding of the integer). */
-static int cmp_int_real(int64_t i, double d) {
-    double t;
-    if (d >= 9223372036854775808.0) return -1;
-    if (d < -9223372036854775808.0) return 1;
-    t = trunc(d);
-    if ((int64_t)t != i) return i < (int64_t)t ? -1 : 1;
-    return t < d ? -1 : t > d ? 1 : 0;
-}
-
-static int num_cmp(const num *a, const num *b) {
-    if (a->is_int && b->is_int) return a->i < b->i ? -1 : a->i > b->i;
-    if (a->is_int) return cmp_int_real(a->i, b->d);
-    if (b->is_int) return -cmp_int_real(b->i, a->d);
-    return a->d < b->d ? -1 : a->d > b->d;
-}
-
 /* Stores n under the target, in place when the state holds the only
  * reference to a number of the same kind (no allocation per event). */
-static int store_num(fold_ctx *c, const rule *ru, json_t *acc, const num *n) {
+static int store_num(fold_ctx *c, const rule *ru, json_t *acc, const es_num *n) {
     if (n->is_int) {
         if (acc && acc->refcount == 1 && json_is_integer(acc)) return json_integer_set(acc, n->i), ES_OK;
         return set_new(c, c->state, ru->target, ru->target_len, json_integer(n->i));
@@ -556,31 +480,31 @@ static int store_num(fold_ctx *c, const rule *ru, json_t *acc, const num *n) {
     return set_new(c, c->state, ru->target, ru->target_len, json_real(n->d));
 }
 
-static void scale_num(const rule *ru, num *n) {
-    if (ru->has_scale) num_mul(n, ru->scale_int, ru->scale_i, ru->scale_d);
+static void scale_num(const rule *ru, es_num *n) {
+    if (ru->has_scale) es_num_mul(n, ru->scale_int, ru->scale_i, ru->scale_d);
 }
 
 static int apply_sum(fold_ctx *c, const rule *ru, json_t *acc, const json_t *v) {
-    num a, b;
+    es_num a, b;
     if (ru->kind == ES_RULE_COUNT) {
         b.is_int = 1;
         b.i = 1;
         b.d = 1.0;
     } else {
-        if (!to_num(v, &b)) return bad_value(c, ru->target, "cannot sum a", v);
+        if (!es_num_of(v, &b)) return bad_value(c, ru->target, "cannot sum a", v);
         if (!acc && !ru->has_scale) return set_ref(c, c->state, ru->target, ru->target_len, v);
         scale_num(ru, &b);
     }
     if (!acc) return store_num(c, ru, NULL, &b);
-    if (!to_num(acc, &a))
+    if (!es_num_of(acc, &a))
         return bad_value(c, ru->target,
                          ru->kind == ES_RULE_COUNT ? "cannot count into a" : "cannot sum into a", acc);
-    num_add(&a, &b);
+    es_num_add(&a, &b);
     return store_num(c, ru, acc, &a);
 }
 
 static int apply_minmax(fold_ctx *c, const rule *ru, json_t *acc, const json_t *v) {
-    num a, b;
+    es_num a, b;
     int cmp;
     if (json_is_string(v) && !ru->has_scale) {
         size_t la, lb;
@@ -594,12 +518,12 @@ static int apply_minmax(fold_ctx *c, const rule *ru, json_t *acc, const json_t *
             return set_ref(c, c->state, ru->target, ru->target_len, v);
         return ES_OK;
     }
-    if (!to_num(v, &b))
+    if (!es_num_of(v, &b))
         return bad_value(c, ru->target, ru->has_scale ? "cannot scale a" : "cannot compare a", v);
-    if (acc && !to_num(acc, &a)) return bad_value(c, ru->target, "cannot compare a number with a", acc);
+    if (acc && !es_num_of(acc, &a)) return bad_value(c, ru->target, "cannot compare a number with a", acc);
     scale_num(ru, &b);
     if (acc) {
-        cmp = num_cmp(&b, &a);
+        cmp = es_num_cmp(&b, &a);
         if (!((ru->kind == ES_RULE_MIN && cmp < 0) || (ru->kind == ES_RULE_MAX && cmp > 0))) return ES_OK;
     }
     if (!ru->has_scale) return set_ref(c, c->state, ru->target, ru->target_len, v);

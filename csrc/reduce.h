@@ -189,6 +189,23 @@ int es_fold_member_kind(const es_fold_pass *p, const char *key, size_t klen);
 int es_fold_sum_int(es_fold_pass *p, const char *key, size_t klen, int64_t v);
 int es_fold_end(es_fold_pass *p, int ok);
 
+/* A number as the rules compute with it, without allocating: an int64 or a
+ * double (d also holds an integer's value). reduce_num.c. */
+typedef struct es_num {
+    int is_int;
+    int64_t i;
+    double d;
+} es_num;
+/* 1 and n set when v is a JSON integer or real, else 0. */
+int es_num_of(const json_t *v, es_num *n);
+/* a += b, a *= b (b an integer when b_int): an int64 overflow turns the
+ * result into a double instead of wrapping. */
+void es_num_add(es_num *a, const es_num *b);
+void es_num_mul(es_num *a, int b_int, int64_t bi, double bd);
+/* The exact order of a and b (-1, 0, 1): an integer is not rounded to a
+ * double to compare it with one. */
+int es_num_cmp(const es_num *a, const es_num *b);
+
 /* A filter over decoded event data: keep events whose data has every field
  * of where with a json_equal value (where NULL or {} keeps all). */
 int es_reducer_where_ok(const json_t *where, const json_t *data);
