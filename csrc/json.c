@@ -7,10 +7,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#if defined(__SSE2__) && defined(__GNUC__)
-#include <emmintrin.h>
-#define ES_SSE2 1
-#endif
 
 #include "es_internal.h"
 

@@ -85,7 +85,8 @@ static void put_string(enc *e, const char *s, size_t n, int is_key) {
         return;
     }
     putc_(e, '"');
-    for (i = 0; i < n; i++) {
+    /* from the first byte to escape, which es_json_plain found above */
+    for (; i < n; i++) {
         unsigned char c;
         char esc[6];
         /* bytes that need no escape, 8 at a time */

@@ -6,10 +6,6 @@
 #include <unistd.h>
 #include <time.h>
 #include <uuid/uuid.h>
-#if defined(__SSE2__) && defined(__GNUC__)
-#include <emmintrin.h>
-#define ES_SSE2 1
-#endif
 
 #include "es_internal.h"
 
