@@ -234,10 +234,17 @@ static int postgres_backend__append(es_conn *conn, es_append_req *req, es_append
     cur = pg_col_i64(r, 0, 1);
     switch (status) {
     case 0: {
-        int64_t first = pg_col_i64(r, 0, 2);
+        int64_t first = pg_col_i64(r, 0, 2), floor = INT64_MIN;
+        /* the newest timestamp before this append: the function stored
+         * none below it */
+        if (!PQgetisnull(r, 0, 6) && !next_i64(PQgetvalue(r, 0, 6), &floor)) {
+            rc = es_err_set(err, ES_EBACKEND, "append to '%s': unreadable timestamp floor", req->stream);
+            goto done;
+        }
         for (i = 0; i < n; i++) {
             req->events[i].revision = cur + 1 + (int64_t)i;
             req->events[i].position = first + (int64_t)i;
+            if (req->events[i].timestamp < floor) req->events[i].timestamp = floor;
         }
         res->revision = cur + (int64_t)n;
         res->position = first + (int64_t)n - 1;
@@ -526,6 +533,25 @@ static int create_schema(postgres_conn *c, es_err *err) {
     return rc;
 }
 
+/* Does the store have the timestamp index of the layout before
+ * 2026-11-28? Its since() reads go through that index (its timestamps may
+ * go down along positions); newer stores' reads search positions. */
+static int find_ts_index(postgres_conn *c, es_err *err) {
+    char name[2 * PG_MAX_IDENT + 32];
+    const char *vals[1] = { name };
+    PGresult *r;
+    snprintf(name, sizeof name, "\"%s\".\"%sev_timestamp\"", c->names.schema, c->names.prefix);
+    r = PQexecParams(c->pg, "SELECT to_regclass($1) IS NOT NULL", 1, NULL, vals, NULL, NULL, 0);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
+        int rc = pg_fail(c, r, err, "open: look for the timestamp index", NULL);
+        PQclear(r);
+        return rc;
+    }
+    c->names.ts_index = PQgetvalue(r, 0, 0)[0] == 't';
+    PQclear(r);
+    return ES_OK;
+}
+
 /* The URL goes to libpq as it is (it reads postgres:// and postgresql://
  * URIs); client_encoding is forced to UTF8 after it, so texts arrive
  * byte-exact whatever the URL says. */
@@ -567,6 +593,7 @@ static int postgres_backend__open(const char *uri, const es_options *opt, es_con
     }
     if ((rc = session_setup(c, err, "open")) != ES_OK) goto fail;
     if (opt->create && !c->readonly && (rc = create_schema(c, err)) != ES_OK) goto fail;
+    if ((rc = find_ts_index(c, err)) != ES_OK) goto fail;
     /* Preparing now proves the tables and the function are there, so a
      * store opened with create = false fails here rather than on first use. */
     if ((!c->readonly && (rc = pg_prepare(c, ST_APPEND, err, missing, NULL)) != ES_OK) ||

@@ -38,6 +38,7 @@ typedef struct es_pg_names {
     char prefix[PG_MAX_PREFIX + 1];
     char channel[PG_MAX_IDENT + 1];    /* NOTIFY channel "<schema>_<prefix>events", cut to 63 bytes */
     long long lock_key;                /* the store's advisory lock key */
+    int ts_index;                      /* a store made before 2026-11-28 has a timestamp index */
 } es_pg_names;
 
 /* Validates schema and prefix ([a-z_][a-z0-9_]*, at most PG_MAX_IDENT and
