@@ -61,7 +61,10 @@ describe("PostgreSQL timestamps and since() #postgres", function()
   -- rewritten to `times` (by position)
   local function store_with(count, times)
     local store = open()
-    for i = 1, count do assert(store:append((i % 3 == 0 and "a-" or "b-") .. (i % 3), { type = "T", data = { i = i } })) end
+    for i = 1, count do
+      local stream = (i % 3 == 0 and "a-" or "b-") .. (i % 3)
+      assert(store:append(stream, { type = "T", data = { i = i } }))
+    end
     local parts = {}
     for pos = 1, count do parts[#parts + 1] = string.format("(%d, %d)", pos, times[pos]) end
     psql("UPDATE " .. prefix .. "events e SET timestamp = v.t FROM (VALUES " .. table.concat(parts, ",") ..
