@@ -1,6 +1,7 @@
 /* uuid.c: event ids (libuuid), UUID and UTF-8 validation, time, categories */
 /* SPDX-License-Identifier: MIT */
 #include <errno.h>
+#include <pthread.h>
 #include <string.h>
 #include <sys/random.h>
 #include <unistd.h>
@@ -12,16 +13,29 @@
 /* libuuid's uuid_generate_random reseeds random(3) on every call (it was
  * 6-15% of an append's CPU), so event ids draw their random bits from
  * getrandom(2) in 4 KB refills instead. The pool is per thread, and is
- * dropped in a forked child (the pid changes): a parent and child must
- * never hand out the same bytes. */
+ * dropped in a forked child: a parent and child must never hand out the
+ * same bytes. Only the forking thread lives on in the child, so the fork
+ * handler empties that thread's pool; it is registered once, by the first
+ * draw (glibc unregisters it when the module is unloaded). Asking getpid()
+ * on every draw instead was a system call per id: on a VM with costly
+ * system calls, 60% of an in-memory append. */
 static __thread unsigned char pool[4096];
 static __thread size_t pool_left;
-static __thread pid_t pool_pid;
+static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+
+static void pool_drop_in_child(void) {
+    memset(pool, 0, sizeof pool);
+    pool_left = 0;
+}
+
+static void register_atfork(void) {
+    pthread_atfork(NULL, NULL, pool_drop_in_child);
+}
 
 static void random_bytes(unsigned char *out, size_t n) {
-    pid_t pid = getpid();
-    if (pool_pid != pid || pool_left < n) {
+    if (pool_left < n) {
         size_t got = 0;
+        pthread_once(&atfork_once, register_atfork);
         while (got < sizeof pool) {
             ssize_t r = getrandom(pool + got, sizeof pool - got, 0);
             if (r > 0) got += (size_t)r;
@@ -35,7 +49,6 @@ static void random_bytes(unsigned char *out, size_t n) {
             return;
         }
         pool_left = sizeof pool;
-        pool_pid = pid;
     }
     memcpy(out, pool + sizeof pool - pool_left, n);
     /* used bytes are wiped so they cannot be handed out twice */

@@ -1,0 +1,69 @@
+/* uuid_check.c: checks of the core's event ids (uuid.c) */
+/* SPDX-License-Identifier: MIT */
+/* Built and run by make test, like every other NAME_check.c here. */
+#include <stdio.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "es_internal.h"
+
+static int failures, checks;
+
+#define CHECK(cond, ...)                                                                  \
+    do {                                                                                  \
+        if (checks++, !(cond))                                                            \
+            failures++, fprintf(stderr, "%s:%d: check failed: ", __FILE__, __LINE__),     \
+                fprintf(stderr, __VA_ARGS__), fputc('\n', stderr);                        \
+    } while (0)
+
+/* Both kinds are well formed, carry their version and variant, and never
+ * repeat over more ids than one 4 KB pool holds. */
+static void test_shape(void) {
+    enum { N = 2000 };
+    static char ids[N][ES_UUID_LEN + 1];
+    int i, j, dup = 0;
+    for (i = 0; i < N; i++) {
+        if (i % 2) es_uuid(ids[i]); else es_uuid_v7(ids[i]);
+        CHECK(es_valid_uuid(ids[i]) && strlen(ids[i]) == ES_UUID_LEN, "id %d: %s", i, ids[i]);
+        CHECK(ids[i][14] == (i % 2 ? '4' : '7') && strchr("89ab", ids[i][19]), "id %d version/variant: %s", i, ids[i]);
+    }
+    for (i = 0; i < N; i++)
+        for (j = i + 1; j < N; j++) dup += strcmp(ids[i], ids[j]) == 0;
+    CHECK(dup == 0, "%d repeated ids among %d", dup, N);
+}
+
+/* A forked child must not hand out the ids its parent's pool still holds:
+ * the parent draws once (its pool is now full), then parent and child each
+ * draw the next ids, and none of the child's equals one of the parent's. */
+static void test_fork(void) {
+    enum { N = 64 };
+    char first[ES_UUID_LEN + 1], mine[N][ES_UUID_LEN + 1], theirs[N][ES_UUID_LEN + 1];
+    int fds[2], i, j, status = 0, same = 0;
+    pid_t pid;
+    es_uuid(first);
+    if (pipe(fds) != 0) { CHECK(0, "pipe failed"); return; }
+    pid = fork();
+    if (pid < 0) { CHECK(0, "fork failed"); return; }
+    if (pid == 0) {
+        close(fds[0]);
+        for (i = 0; i < N; i++) es_uuid(theirs[i]);
+        _exit(write(fds[1], theirs, sizeof theirs) == (ssize_t)sizeof theirs ? 0 : 1);
+    }
+    close(fds[1]);
+    for (i = 0; i < N; i++) es_uuid(mine[i]);
+    CHECK(read(fds[0], theirs, sizeof theirs) == (ssize_t)sizeof theirs, "the child's ids");
+    close(fds[0]);
+    waitpid(pid, &status, 0);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child exit status %d", status);
+    for (i = 0; i < N; i++)
+        for (j = 0; j < N; j++) same += memcmp(mine[i], theirs[j], ES_UUID_LEN) == 0;
+    CHECK(same == 0, "%d ids drawn in both parent and forked child", same);
+}
+
+int main(void) {
+    test_shape();
+    test_fork();
+    printf("uuid_check: %d checks, %d failures\n", checks, failures);
+    return failures ? 1 : 0;
+}
