@@ -687,7 +687,7 @@ static int create_schema(sqlite_conn *c) {
 /* Opens name into c->db (which c owns from here even when this fails:
  * sqlite3_open_v2 allocates a handle either way). */
 static int open_db(sqlite_conn *c, const char *name, int flags) {
-    int src = sqlite3_open_v2(name, &c->db, flags | SQLITE_OPEN_NOMUTEX, NULL);
+    int src = sqlite3_open_v2(name, &c->db, flags | SQLITE_OPEN_NOMUTEX, sqlite_wal_vfs());
     if (!c->db) return SQLITE_NOMEM;
     sqlite3_extended_result_codes(c->db, 1);
     sqlite3_busy_timeout(c->db, c->busy_timeout_ms > 0 ? c->busy_timeout_ms : 0);

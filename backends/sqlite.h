@@ -79,6 +79,9 @@ int sqlite_lookup_int64(sqlite_conn *c, int slot, const char *key, int64_t *out)
 int sqlite_stmt_prepare(sqlite_conn *c, int slot, unsigned int flags, sqlite3_stmt **out);
 void sqlite_lower_id(const char *id, char out[ES_UUID_LEN + 1]);
 
+/* sqlite_wal.c: the VFS that writes a transaction's WAL frames at once */
+const char *sqlite_wal_vfs(void);
+
 /* sqlite_read.c: cursors */
 int sqlite_backend__read(es_conn *conn, const es_query *q, es_cursor **out, es_err *err);
 

@@ -1,0 +1,205 @@
+/* sqlite_wal_check.c: the VFS that writes a transaction's WAL frames at once (backends/sqlite_wal.c) */
+/* SPDX-License-Identifier: MIT */
+/* Each check writes through the layer and reads the file back through
+ * SQLite's default VFS, often in another process after the writer died
+ * without closing: what a commit returned must be in the file, and the
+ * WAL's checksum chain must hold, or recovery would stop short of it. */
+#include <signal.h>
+#include <sys/resource.h>
+
+#include "sqlite_check.h"
+#include "../../backends/sqlite.h"
+
+static void path_of(const char *name, char *buf, size_t n) { snprintf(buf, n, "%s/%s.db", dir, name); }
+
+static sqlite3 *open_with(const char *path, const char *vfs, int cache_pages) {
+    sqlite3 *db = NULL;
+    char pragmas[200];
+    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, vfs) != SQLITE_OK) {
+        sqlite3_close(db);
+        return NULL;
+    }
+    sqlite3_busy_timeout(db, 5000);
+    snprintf(pragmas, sizeof pragmas,
+             "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA cache_size = %d;"
+             "PRAGMA wal_autocheckpoint = 0; CREATE TABLE IF NOT EXISTS t (k INTEGER PRIMARY KEY, v TEXT)",
+             cache_pages);
+    if (sqlite3_exec(db, pragmas, NULL, NULL, NULL) != SQLITE_OK) {
+        sqlite3_close(db);
+        return NULL;
+    }
+    return db;
+}
+
+static int64_t query_int(sqlite3 *db, const char *sql) {
+    sqlite3_stmt *st = NULL;
+    int64_t v = -1;
+    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+        v = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    return v;
+}
+
+static int integrity_ok(sqlite3 *db) {
+    sqlite3_stmt *st = NULL;
+    int ok = 0;
+    if (sqlite3_prepare_v2(db, "PRAGMA integrity_check", -1, &st, NULL) == SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW)
+        ok = strcmp((const char *)sqlite3_column_text(st, 0), "ok") == 0;
+    sqlite3_finalize(st);
+    return ok;
+}
+
+/* rows k0 .. k0+n-1, each v = 600 bytes of one letter picked by k and a round */
+static int insert_rows(sqlite3 *db, int k0, int n, int round) {
+    sqlite3_stmt *st = NULL;
+    char v[601];
+    int i, rc = SQLITE_OK;
+    if ((rc = sqlite3_prepare_v2(db, "INSERT OR REPLACE INTO t (k, v) VALUES (?1, ?2)", -1, &st, NULL)) != SQLITE_OK)
+        return rc;
+    for (i = 0; i < n && rc == SQLITE_OK; i++) {
+        memset(v, 'a' + (k0 + i + round) % 26, 600);
+        v[600] = '\0';
+        sqlite3_bind_int(st, 1, k0 + i);
+        sqlite3_bind_text(st, 2, v, 600, SQLITE_TRANSIENT);
+        rc = sqlite3_step(st) == SQLITE_DONE ? SQLITE_OK : sqlite3_errcode(db);
+        sqlite3_reset(st);
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+/* A child commits 20 transactions larger than its 8-page cache, so pages
+ * spill into the WAL and are written again in place, and SQLite rewrites
+ * frame checksums at commit; then it dies without closing. The parent,
+ * on the default VFS, recovers the WAL and finds every row of the last
+ * round. */
+static void test_spill_then_crash(void) {
+    char path[300];
+    pid_t pid;
+    int status = 0;
+    sqlite3 *db;
+    path_of("spill", path, sizeof path);
+    if ((pid = fork()) == 0) {
+        int r, ok = 1;
+        db = open_with(path, sqlite_wal_vfs(), 8);
+        if (!db) _exit(3);
+        for (r = 0; r < 20 && ok; r++) {
+            ok = sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK &&
+                 insert_rows(db, 0, 200, r) == SQLITE_OK && insert_rows(db, 50, 100, r + 1) == SQLITE_OK &&
+                 sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK;
+        }
+        _exit(ok ? 0 : 4);
+    }
+    CHECK(pid > 0 && waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    db = open_with(path, NULL, 2000);
+    CHECK(db != NULL);
+    if (!db) return;
+    CHECK(integrity_ok(db));
+    CHECK(query_int(db, "SELECT count(*) FROM t") == 200);
+    /* the last round: k < 50 or k >= 150 hold round 19's letter, 50..149 round 20's */
+    CHECK(query_int(db, "SELECT count(*) FROM t WHERE v = printf('%.600c', char(97 + (k + CASE WHEN k BETWEEN 50 "
+                        "AND 149 THEN 20 ELSE 19 END) % 26))") == 200);
+    sqlite3_close(db);
+}
+
+/* Connection A spills a transaction into the WAL and rolls it back; B
+ * commits frames at the same offsets; then A commits. A must not write its
+ * rolled-back frames over B's: after all, both commits are there and the
+ * file is sound. (Here SQLite's rollback reads page 1 back from the WAL,
+ * which writes A's buffer out before B starts; the layer also drops what
+ * is left when A gives up the write lock, for when nothing is read.) */
+static void test_rollback_then_other_writer(void) {
+    char path[300];
+    sqlite3 *a, *b, *c;
+    path_of("rollback", path, sizeof path);
+    a = open_with(path, sqlite_wal_vfs(), 8);
+    b = open_with(path, NULL, 2000);
+    CHECK(a && b);
+    if (!a || !b) goto out;
+    CHECK(sqlite3_exec(a, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK);
+    CHECK(insert_rows(a, 1000, 150, 0) == SQLITE_OK);
+    CHECK(sqlite3_exec(a, "ROLLBACK", NULL, NULL, NULL) == SQLITE_OK);
+    CHECK(sqlite3_exec(b, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK);
+    CHECK(insert_rows(b, 0, 60, 1) == SQLITE_OK);
+    CHECK(sqlite3_exec(b, "COMMIT", NULL, NULL, NULL) == SQLITE_OK);
+    CHECK(insert_rows(a, 500, 1, 2) == SQLITE_OK);
+    sqlite3_close(a);
+    sqlite3_close(b);
+    a = b = NULL;
+    c = open_with(path, NULL, 2000);
+    CHECK(c != NULL);
+    if (c) {
+        CHECK(integrity_ok(c));
+        CHECK(query_int(c, "SELECT count(*) FROM t WHERE k < 60 AND v = printf('%.600c', char(97 + (k + 1) % 26))") == 60);
+        CHECK(query_int(c, "SELECT count(*) FROM t WHERE k = 500") == 1);
+        CHECK(query_int(c, "SELECT count(*) FROM t") == 61);
+        sqlite3_close(c);
+    }
+out:
+    sqlite3_close(a);
+    sqlite3_close(b);
+}
+
+/* A child whose files may not grow past 300 KB commits until a commit
+ * fails; the failure is returned (not lost in the buffer), and the parent
+ * finds exactly the commits that succeeded, in a sound file. */
+static void test_write_error(void) {
+    char path[300];
+    int fds[2], status = 0, committed = -1, err = 0;
+    pid_t pid;
+    sqlite3 *db;
+    path_of("fsize", path, sizeof path);
+    if (pipe(fds) != 0) {
+        CHECK(0);
+        return;
+    }
+    if ((pid = fork()) == 0) {
+        struct rlimit rl = { 300 * 1024, 300 * 1024 };
+        int out[2] = { 0, 0 }, r;
+        close(fds[0]);
+        signal(SIGXFSZ, SIG_IGN);
+        db = open_with(path, sqlite_wal_vfs(), 2000);
+        if (!db || setrlimit(RLIMIT_FSIZE, &rl) != 0) _exit(3);
+        for (r = 0; r < 100; r++) {
+            int rc = sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+            if (rc == SQLITE_OK) rc = insert_rows(db, r * 20, 20, 0);
+            if (rc == SQLITE_OK) rc = sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
+            if (rc != SQLITE_OK) {
+                out[1] = rc;
+                sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+                break;
+            }
+            out[0]++;
+        }
+        _exit(write(fds[1], out, sizeof out) == (ssize_t)sizeof out ? 0 : 5);
+    }
+    close(fds[1]);
+    {
+        int in[2] = { -1, 0 };
+        CHECK(read(fds[0], in, sizeof in) == (ssize_t)sizeof in);
+        committed = in[0];
+        err = in[1];
+    }
+    close(fds[0]);
+    CHECK(pid > 0 && waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    CHECK(committed > 0 && committed < 100);
+    CHECK(err != SQLITE_OK);
+    db = open_with(path, NULL, 2000);
+    CHECK(db != NULL);
+    if (!db) return;
+    CHECK(integrity_ok(db));
+    CHECK(query_int(db, "SELECT count(*) FROM t") == (int64_t)committed * 20);
+    sqlite3_close(db);
+}
+
+int main(void) {
+    if (!dir_create("sqlite_wal_check")) return 2;
+    CHECK(sqlite_wal_vfs() != NULL);
+    test_spill_then_crash();
+    test_rollback_then_other_writer();
+    test_write_error();
+    dir_remove();
+    printf("sqlite_wal_check: %d checks, %d failed\n", checks, failures);
+    return failures ? 1 : 0;
+}
