@@ -22,12 +22,20 @@ typedef struct mem_event {
 } mem_event;
 
 /* Events are never freed one by one (the store is append-only and goes
- * away at close), so their texts are cut from 1 MB chunks instead of one
- * malloc each: a store of a million events is a few hundred chunks, not a
- * million blocks for malloc to search around. */
-#define ARENA_CHUNK (1u << 20)
+ * away at close), so their texts are cut from chunks instead of one malloc
+ * each: a store of a million events is a few hundred chunks, not a million
+ * blocks for malloc to search around. The first chunk comes from malloc
+ * (256 KB: a small store stays small); the next ones are 2 MB on huge
+ * pages where the kernel has them (es_huge_alloc), one page fault each. */
+#define ARENA_FIRST ((size_t)256 << 10)
+#define ARENA_CHUNK ((size_t)2 << 20)
+typedef struct mem_chunk {
+    char *p;
+    size_t huge;                  /* es_huge_alloc'd size; 0: es_malloc'd */
+} mem_chunk;
+
 typedef struct mem_arena {
-    char **chunks;
+    mem_chunk *chunks;
     size_t n, cap;
     char *cur;
     size_t left;
@@ -57,6 +65,7 @@ typedef struct memory_conn {
     es_conn base;                 /* first: the store sees an es_conn */
     mem_event *ev;                /* position p is ev[p - 1] */
     size_t nev, capev;
+    size_t ev_huge;               /* c->ev's es_huge_alloc'd size; 0: es_malloc'd */
     mem_map streams;              /* name -> mem_stream */
     /* id -> position; open addressing over positions (0 = empty), because
      * c->ev moves when it grows and pointers into it would dangle. Each
@@ -65,6 +74,7 @@ typedef struct memory_conn {
      * without reading any id. */
     id_slot *ids;
     size_t ids_cap, ids_count;
+    size_t ids_huge;              /* as ev_huge, for c->ids */
     mem_snap *snaps;
     size_t nsnaps, capsnaps;
     mem_checkpoint *cps;
@@ -137,6 +147,21 @@ static int map_put(mem_map *m, void *item, map_key_fn kf) {
     return ES_OK;
 }
 
+/* A block of the large arrays (events, ids): from 2 MB on, on huge pages
+ * (see the arena); *huge records which, for big_free. */
+static void *big_alloc(size_t bytes, size_t *huge) {
+    void *p;
+    *huge = 0;
+    if (bytes < ARENA_CHUNK) return es_malloc(bytes);
+    if ((p = es_huge_alloc(bytes)) != NULL) *huge = bytes;
+    return p;
+}
+
+static void big_free(void *p, size_t huge) {
+    if (huge) es_huge_free(p, huge);
+    else es_free(p);
+}
+
 static mem_event *id_get(const memory_conn *c, const char *id) {
     uint64_t h = hash_str(id);
     size_t i;
@@ -156,18 +181,19 @@ static void id_put_nogrow(id_slot *slots, size_t cap, uint64_t h, int64_t pos) {
 
 /* Makes room for n more ids, keeping the load under 1/2. */
 static int id_reserve(memory_conn *c, size_t n) {
-    size_t cap = c->ids_cap ? c->ids_cap : 64, i;
+    size_t cap = c->ids_cap ? c->ids_cap : 64, i, huge;
     id_slot *ns;
     if ((c->ids_count + n) * 2 <= c->ids_cap) return ES_OK;
     while ((c->ids_count + n) * 2 > cap) cap *= 2;
     if (cap > SIZE_MAX / sizeof *ns) return ES_ENOMEM;
-    ns = es_malloc(cap * sizeof *ns);
+    ns = big_alloc(cap * sizeof *ns, &huge);
     if (!ns) return ES_ENOMEM;
-    memset(ns, 0, cap * sizeof *ns);
+    if (!huge) memset(ns, 0, cap * sizeof *ns); /* a fresh mapping is zero */
     for (i = 0; i < c->ids_cap; i++)
         if (c->ids[i].pos) id_put_nogrow(ns, cap, c->ids[i].hash, c->ids[i].pos);
-    es_free(c->ids);
+    big_free(c->ids, c->ids_huge);
     c->ids = ns;
+    c->ids_huge = huge;
     c->ids_cap = cap;
     return ES_OK;
 }
@@ -186,18 +212,42 @@ static int grow(void **p, size_t *cap, size_t need, size_t size) {
     return ES_OK;
 }
 
+/* Room for need events in c->ev, doubling; past 2 MB the array moves to
+ * huge pages (big_alloc) by copy, as realloc cannot put it there. */
+static int ev_reserve(memory_conn *c, size_t need) {
+    size_t ncap = c->capev ? c->capev : 16, huge;
+    mem_event *ne;
+    if (need <= c->capev) return ES_OK;
+    while (ncap < need) ncap *= 2;
+    if (ncap > SIZE_MAX / sizeof *ne) return ES_ENOMEM;
+    if (ncap * sizeof *ne < ARENA_CHUNK) return grow((void **)&c->ev, &c->capev, need, sizeof *c->ev);
+    if (!(ne = big_alloc(ncap * sizeof *ne, &huge))) return ES_ENOMEM;
+    if (c->nev) memcpy(ne, c->ev, c->nev * sizeof *ne);
+    big_free(c->ev, c->ev_huge);
+    c->ev = ne;
+    c->ev_huge = huge;
+    c->capev = ncap;
+    return ES_OK;
+}
+
 /* n bytes from the arena (8-byte aligned), NULL when out of memory. */
 static char *arena_alloc(mem_arena *a, size_t n) {
     char *r;
     n = (n + 7) & ~(size_t)7;
     if (n > a->left) {
-        size_t size = n > ARENA_CHUNK ? n : ARENA_CHUNK;
-        char *chunk;
-        if (grow((void **)&a->chunks, &a->cap, a->n + 1, sizeof *a->chunks) != ES_OK ||
-            !(chunk = es_malloc(size)))
-            return NULL;
-        a->chunks[a->n++] = chunk;
-        a->cur = chunk;
+        mem_chunk ch = { NULL, 0 };
+        size_t size;
+        if (grow((void **)&a->chunks, &a->cap, a->n + 1, sizeof *a->chunks) != ES_OK) return NULL;
+        if (a->n == 0 && n <= ARENA_FIRST) {
+            size = ARENA_FIRST;
+            ch.p = es_malloc(size);
+        } else {
+            size = n > ARENA_CHUNK ? n : ARENA_CHUNK;
+            if ((ch.p = es_huge_alloc(size)) != NULL) ch.huge = size;
+        }
+        if (!ch.p) return NULL;
+        a->chunks[a->n++] = ch;
+        a->cur = ch.p;
         a->left = size;
     }
     r = a->cur;
@@ -221,9 +271,13 @@ static int memory_backend__open(const char *uri, const es_options *opt, es_conn 
 static void memory_backend__close(es_conn *base) {
     memory_conn *c = (memory_conn *)base;
     size_t i;
-    for (i = 0; i < c->arena.n; i++) es_free(c->arena.chunks[i]);
+    for (i = 0; i < c->arena.n; i++) {
+        mem_chunk *ch = &c->arena.chunks[i];
+        if (ch->huge) es_huge_free(ch->p, ch->huge);
+        else es_free(ch->p);
+    }
     es_free(c->arena.chunks);
-    es_free(c->ev);
+    big_free(c->ev, c->ev_huge);
     for (i = 0; i < c->streams.cap; i++) {
         mem_stream *st = c->streams.slot[i];
         if (!st) continue;
@@ -232,7 +286,7 @@ static void memory_backend__close(es_conn *base) {
         es_free(st);
     }
     es_free(c->streams.slot);
-    es_free(c->ids);
+    big_free(c->ids, c->ids_huge);
     for (i = 0; i < c->nsnaps; i++) es_snapshot_clear(&c->snaps[i].s);
     es_free(c->snaps);
     for (i = 0; i < c->ncps; i++) es_free(c->cps[i].name);
@@ -307,7 +361,7 @@ static int memory_backend__append(es_conn *base, es_append_req *req, es_append_r
         created = 1;
     }
     if (grow((void **)&st->pos, &st->cap, st->count + req->count, sizeof *st->pos) != ES_OK ||
-        grow((void **)&c->ev, &c->capev, c->nev + req->count, sizeof *c->ev) != ES_OK)
+        ev_reserve(c, c->nev + req->count) != ES_OK)
         goto nomem;
     /* Pre-size the id table so the puts below cannot fail. */
     if (id_reserve(c, req->count) != ES_OK) goto nomem;

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "es_internal.h"
 
@@ -61,6 +62,34 @@ void *es_realloc(void *p, size_t n) {
 }
 
 void es_free(void *p) { free(p); }
+
+/* Large blocks that are filled once and live long (the memory backend's
+ * event texts): mapped on a 2 MB boundary and offered to the kernel for
+ * transparent huge pages, so filling one takes one page fault instead of
+ * 512. On a VM a 4 KB fault costs 8-14 us, which was a fifth of an
+ * in-memory append. Where huge pages are off this is a plain mapping. */
+#define HUGE_PAGE ((size_t)2 << 20)
+
+void *es_huge_alloc(size_t n) {
+    size_t size = (n + HUGE_PAGE - 1) & ~(HUGE_PAGE - 1), lead, tail;
+    char *p, *a;
+    if (alloc_should_fail() || !n || size < n) return NULL;
+    p = mmap(NULL, size + HUGE_PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) return NULL;
+    a = (char *)(((uintptr_t)p + HUGE_PAGE - 1) & ~(uintptr_t)(HUGE_PAGE - 1));
+    lead = (size_t)(a - p);
+    tail = HUGE_PAGE - lead;
+    if (lead) munmap(p, lead);
+    if (tail) munmap(a + size, tail);
+#ifdef MADV_HUGEPAGE
+    madvise(a, size, MADV_HUGEPAGE);
+#endif
+    return a;
+}
+
+void es_huge_free(void *p, size_t n) {
+    if (p) munmap(p, (n + HUGE_PAGE - 1) & ~(HUGE_PAGE - 1));
+}
 
 char *es_strndup(const char *s, size_t n) {
     char *d = es_malloc(n + 1);

@@ -15,6 +15,11 @@
 #define ES_SSE2 1
 #endif
 
+/* n bytes on whole 2 MB huge pages where the kernel gives them (error.c);
+ * es_huge_free takes the same n. For large, long-lived blocks only. */
+void *es_huge_alloc(size_t n);
+void  es_huge_free(void *p, size_t n);
+
 /* A growable byte buffer on es_malloc; b->data is NUL-terminated when len > 0. */
 typedef struct es_buf {
     char *data;
