@@ -7,15 +7,7 @@
 #include <string.h>
 
 #include "es_internal.h"
-
-static int failures, checks;
-
-#define CHECK(cond, ...)                                                                  \
-    do {                                                                                  \
-        if (checks++, !(cond))                                                            \
-            failures++, fprintf(stderr, "%s:%d: check failed: ", __FILE__, __LINE__),     \
-                fprintf(stderr, __VA_ARGS__), fputc('\n', stderr);                        \
-    } while (0)
+#include "check.h"
 
 /* es_json_real against strtod in the C locale: every way of writing a
  * number (fraction, exponent, leading zeros, many digits, extremes) gives

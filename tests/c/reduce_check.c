@@ -10,15 +10,8 @@
 #include <time.h>
 
 #include "reduce.h"
+#include "check.h"
 
-static int failures, checks;
-
-#define CHECK(cond, ...)                                                                  \
-    do {                                                                                  \
-        if (checks++, !(cond))                                                            \
-            failures++, fprintf(stderr, "%s:%d: check failed: ", __FILE__, __LINE__),     \
-                fprintf(stderr, __VA_ARGS__), fputc('\n', stderr);                        \
-    } while (0)
 #define R(f, k) .field = f, .kind = ES_RULE_##k
 #define N(a) (sizeof(a) / sizeof((a)[0]))
 

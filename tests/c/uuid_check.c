@@ -7,15 +7,7 @@
 #include <unistd.h>
 
 #include "es_internal.h"
-
-static int failures, checks;
-
-#define CHECK(cond, ...)                                                                  \
-    do {                                                                                  \
-        if (checks++, !(cond))                                                            \
-            failures++, fprintf(stderr, "%s:%d: check failed: ", __FILE__, __LINE__),     \
-                fprintf(stderr, __VA_ARGS__), fputc('\n', stderr);                        \
-    } while (0)
+#include "check.h"
 
 /* Both kinds are well formed, carry their version and variant, and never
  * repeat over more ids than one 4 KB pool holds. */
