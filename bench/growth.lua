@@ -3,7 +3,7 @@
 --
 -- usage (from the repository root):
 --   lua5.4 bench/growth.lua NAME URL [full|normal|-]
--- Probes: a warm-up round, then 5 timed rounds of 2,000 single-event appends
+-- Probes: a warm-up round, then 9 timed rounds of 2,000 single-event appends
 -- (10,000 for a backend that does 2,000 in under 50 ms; W1's shape:
 -- round-robin over 200 new streams, exact expected revisions; the median
 -- round counts), on the empty store; then
@@ -29,7 +29,7 @@ if not (name and url) then
 end
 
 local REVS = workload.REVS
-local ROUNDS, PROBE_STREAMS = 5, 200
+local ROUNDS, PROBE_STREAMS = 9, 200
 -- revisions per stream in a round: 10 (2,000 appends), or 50 when the
 -- warm-up round of the empty store took under 50 ms (a fast backend's round
 -- would otherwise be a few ms, at the mercy of one scheduler hiccup)
