@@ -88,6 +88,8 @@ typedef struct memory_cursor {
     es_query q;
     int64_t i;                    /* next index (meaning depends on kind) */
     int64_t n;                    /* rows returned */
+    mem_stream *st;               /* ES_Q_STREAM: the stream, once it exists
+                                   * (streams are never freed before close) */
     es_event row;                 /* ES_Q_STREAMS rows */
     mem_stream **names;           /* ES_Q_STREAMS: sorted snapshot of streams */
     size_t nnames;
@@ -424,7 +426,8 @@ static int memory_cursor__next(es_cursor *base, const es_event **out, es_err *er
     if (q->limit > 0 && cur->n >= q->limit) return 0;
     switch (q->kind) {
     case ES_Q_STREAM: {
-        mem_stream *st = map_get(&c->streams, q->stream, stream_key);
+        /* looked up once, not per event (it was a sixth of state()) */
+        mem_stream *st = cur->st ? cur->st : (cur->st = map_get(&c->streams, q->stream, stream_key));
         int64_t lo, hi;
         if (!st) return 0;
         lo = q->from < 1 ? 1 : q->from;
