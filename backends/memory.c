@@ -31,7 +31,7 @@ typedef struct mem_event {
 #define ARENA_CHUNK ((size_t)2 << 20)
 typedef struct mem_chunk {
     char *p;
-    size_t huge;                  /* es_huge_alloc'd size; 0: es_malloc'd */
+    size_t huge;                  /* big_alloc's record, for big_free */
 } mem_chunk;
 
 typedef struct mem_arena {
@@ -237,17 +237,11 @@ static char *arena_alloc(mem_arena *a, size_t n) {
     char *r;
     n = (n + 7) & ~(size_t)7;
     if (n > a->left) {
-        mem_chunk ch = { NULL, 0 };
-        size_t size;
-        if (grow((void **)&a->chunks, &a->cap, a->n + 1, sizeof *a->chunks) != ES_OK) return NULL;
-        if (a->n == 0 && n <= ARENA_FIRST) {
-            size = ARENA_FIRST;
-            ch.p = es_malloc(size);
-        } else {
-            size = n > ARENA_CHUNK ? n : ARENA_CHUNK;
-            if ((ch.p = es_huge_alloc(size)) != NULL) ch.huge = size;
-        }
-        if (!ch.p) return NULL;
+        mem_chunk ch;
+        size_t size = a->n == 0 && n <= ARENA_FIRST ? ARENA_FIRST : n > ARENA_CHUNK ? n : ARENA_CHUNK;
+        if (grow((void **)&a->chunks, &a->cap, a->n + 1, sizeof *a->chunks) != ES_OK ||
+            !(ch.p = big_alloc(size, &ch.huge)))
+            return NULL;
         a->chunks[a->n++] = ch;
         a->cur = ch.p;
         a->left = size;
@@ -273,11 +267,7 @@ static int memory_backend__open(const char *uri, const es_options *opt, es_conn 
 static void memory_backend__close(es_conn *base) {
     memory_conn *c = (memory_conn *)base;
     size_t i;
-    for (i = 0; i < c->arena.n; i++) {
-        mem_chunk *ch = &c->arena.chunks[i];
-        if (ch->huge) es_huge_free(ch->p, ch->huge);
-        else es_free(ch->p);
-    }
+    for (i = 0; i < c->arena.n; i++) big_free(c->arena.chunks[i].p, c->arena.chunks[i].huge);
     es_free(c->arena.chunks);
     big_free(c->ev, c->ev_huge);
     for (i = 0; i < c->streams.cap; i++) {

@@ -102,21 +102,18 @@ static int wal_write(sqlite3_file *pf, const void *p, int n, sqlite3_int64 off) 
     } else if (n == FRAME_HDR) {
         f->commit = (b[4] | b[5] | b[6] | b[7]) != 0;
     }
-    if (f->db && off >= f->end && n > 0 && (size_t)n <= WALBUF_MAX) {
+    /* (no memory for the buffer: written through, below) */
+    if (f->db && off >= f->end && n > 0 && (size_t)n <= WALBUF_MAX &&
+        (f->buf || (f->buf = sqlite3_malloc(WALBUF_MAX)) != NULL)) {
         if (f->len && (off != f->off + (sqlite3_int64)f->len || f->len + (size_t)n > WALBUF_MAX) &&
             (rc = wal_flush(f)) != SQLITE_OK)
             return rc;
-        if (!f->buf && !(f->buf = sqlite3_malloc(WALBUF_MAX))) {
-            rc = SQLITE_NOMEM;
-        } else {
-            if (!f->len) f->off = off;
-            memcpy(f->buf + f->len, p, (size_t)n);
-            f->len += (size_t)n;
-            f->end = off + n;
-            /* the commit frame's page completes the transaction: out now */
-            return f->commit && n != FRAME_HDR ? wal_flush(f) : SQLITE_OK;
-        }
-        (void)rc; /* no buffer: write through below */
+        if (!f->len) f->off = off;
+        memcpy(f->buf + f->len, p, (size_t)n);
+        f->len += (size_t)n;
+        f->end = off + n;
+        /* the commit frame's page completes the transaction: out now */
+        return f->commit && n != FRAME_HDR ? wal_flush(f) : SQLITE_OK;
     }
     if ((rc = wal_flush(f)) != SQLITE_OK) return rc;
     if (off + n > f->end) f->end = off + n;
