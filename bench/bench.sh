@@ -149,37 +149,37 @@ done
 # each; the report takes the median of the runs' ratios.
 if [ "${BENCH_GROWTH:-1}" != 0 ] && [ -n "$HAVE_MODULE" ]; then
     for run in $(seq 1 "$RUNS"); do
-    for b in ${BENCH_GROWTH_BACKENDS:-memory sqlite-normal sqlite-full pg}; do
-        d=$TMP/growth-$b
-        mkdir -p "$d"
-        case $b in
-            memory)        set -- "${WATCH[@]}" "$LUA" bench/growth.lua memory memory: - ;;
-            sqlite-full)   set -- "${WATCH[@]}" "$LUA" bench/growth.lua sqlite-full "sqlite:$d/g.db" full ;;
-            sqlite-normal) set -- "${WATCH[@]}" "$LUA" bench/growth.lua sqlite-normal "sqlite:$d/g.db" normal ;;
-            pg)            [ -n "$PG_URL" ] || continue
-                           set -- "${WATCH[@]}" "$LUA" bench/growth.lua pg "$PG_URL" - ;;
-            *)             echo "bench: no growth step for $b" >&2; continue ;;
-        esac
-        printf 'bench: growth %d/%d %-18s' "$run" "$RUNS" "$b" >&2
-        t0=$(date +%s.%N)
-        if [ "$b" = pg ]; then
-            BENCH_RESET="'$TOOLS/raw_pg' reset '$PG_URL'" "$@" >"$d/out" 2>"$d/err"
-        else
-            "$@" >"$d/out" 2>"$d/err"
-        fi
-        rc=$?
-        awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf " %6.1fs\n", b - a }' >&2
-        cat "$d/out" >>"$LINES"
-        if [ $rc -ne 0 ]; then
-            FAILED=$((FAILED + 1))
-            printf '{"backend":"%s","workload":"growth","status":"failed","reason":"exit %d: %s"}\n' \
-                "$b" "$rc" "$(tail -n 1 "$d/err" | tr -d '"\\' | tr -c '[:print:]' ' ' | cut -c1-160)" >>"$LINES"
-            echo "bench: growth $b failed with exit $rc:" >&2
-            tail -n 5 "$d/err" >&2
-        fi
-        [ "$b" != pg ] || "$TOOLS/raw_pg" reset "$PG_URL" >/dev/null 2>&1
-        rm -rf "$d"
-    done
+        for b in ${BENCH_GROWTH_BACKENDS:-memory sqlite-normal sqlite-full pg}; do
+            d=$TMP/growth-$b
+            mkdir -p "$d"
+            case $b in
+                memory)        set -- "${WATCH[@]}" "$LUA" bench/growth.lua memory memory: - ;;
+                sqlite-full)   set -- "${WATCH[@]}" "$LUA" bench/growth.lua sqlite-full "sqlite:$d/g.db" full ;;
+                sqlite-normal) set -- "${WATCH[@]}" "$LUA" bench/growth.lua sqlite-normal "sqlite:$d/g.db" normal ;;
+                pg)            [ -n "$PG_URL" ] || continue
+                               set -- "${WATCH[@]}" "$LUA" bench/growth.lua pg "$PG_URL" - ;;
+                *)             echo "bench: no growth step for $b" >&2; continue ;;
+            esac
+            printf 'bench: growth %d/%d %-18s' "$run" "$RUNS" "$b" >&2
+            t0=$(date +%s.%N)
+            if [ "$b" = pg ]; then
+                BENCH_RESET="'$TOOLS/raw_pg' reset '$PG_URL'" "$@" >"$d/out" 2>"$d/err"
+            else
+                "$@" >"$d/out" 2>"$d/err"
+            fi
+            rc=$?
+            awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf " %6.1fs\n", b - a }' >&2
+            cat "$d/out" >>"$LINES"
+            if [ $rc -ne 0 ]; then
+                FAILED=$((FAILED + 1))
+                printf '{"backend":"%s","workload":"growth","status":"failed","reason":"exit %d: %s"}\n' \
+                    "$b" "$rc" "$(tail -n 1 "$d/err" | tr -d '"\\' | tr -c '[:print:]' ' ' | cut -c1-160)" >>"$LINES"
+                echo "bench: growth $b failed with exit $rc:" >&2
+                tail -n 5 "$d/err" >&2
+            fi
+            [ "$b" != pg ] || "$TOOLS/raw_pg" reset "$PG_URL" >/dev/null 2>&1
+            rm -rf "$d"
+        done
     done
 fi
 

@@ -69,9 +69,10 @@ void es_free(void *p) { free(p); }
  * 512. On a VM a 4 KB fault costs 8-14 us, which was a fifth of an
  * in-memory append. Where huge pages are off this is a plain mapping. */
 #define HUGE_PAGE ((size_t)2 << 20)
+#define HUGE_ROUND(n) (((n) + HUGE_PAGE - 1) & ~(HUGE_PAGE - 1))
 
 void *es_huge_alloc(size_t n) {
-    size_t size = (n + HUGE_PAGE - 1) & ~(HUGE_PAGE - 1), lead, tail;
+    size_t size = HUGE_ROUND(n), lead, tail;
     char *p, *a;
     if (alloc_should_fail() || !n || size < n) return NULL;
     p = mmap(NULL, size + HUGE_PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -88,7 +89,7 @@ void *es_huge_alloc(size_t n) {
 }
 
 void es_huge_free(void *p, size_t n) {
-    if (p) munmap(p, (n + HUGE_PAGE - 1) & ~(HUGE_PAGE - 1));
+    if (p) munmap(p, HUGE_ROUND(n));
 }
 
 char *es_strndup(const char *s, size_t n) {

@@ -4,7 +4,6 @@
 #include <pthread.h>
 #include <string.h>
 #include <sys/random.h>
-#include <unistd.h>
 #include <time.h>
 #include <uuid/uuid.h>
 
