@@ -81,6 +81,7 @@ void sqlite_lower_id(const char *id, char out[ES_UUID_LEN + 1]);
 
 /* sqlite_wal.c: the VFS that writes a transaction's WAL frames at once */
 const char *sqlite_wal_vfs(void);
+unsigned long sqlite_wal_map_reads(void);
 
 /* sqlite_read.c: cursors */
 int sqlite_backend__read(es_conn *conn, const es_query *q, es_cursor **out, es_err *err);

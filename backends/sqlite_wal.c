@@ -1,8 +1,11 @@
 /* sqlite_wal.c: a VFS over SQLite's default one that writes each transaction's WAL frames with one write */
 /* SPDX-License-Identifier: MIT */
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "sqlite.h"
 
@@ -41,7 +44,21 @@
  * through the filename SQLite hands to both (sqlite3_filename_database).
  * A WAL file without a pair is written through, unbuffered. Other files
  * (journals, temporary files) are the default VFS's own, opened in place
- * with no layer in between. */
+ * with no layer in between.
+ *
+ * Reads of the WAL go through a read-only shared map of the file while the
+ * database has a memory map (PRAGMA mmap_size > 0, learnt from the file
+ * control SQLite sends the database file): SQLite maps the database file
+ * itself but reads every WAL frame with pread(2), one system call per page
+ * that is not in the page cache, and a checkpoint reads every frame it
+ * copies. A map covers the database's mmap_size from offset 0 and is made
+ * once per WAL file (the kernel keeps it coherent with the writes);
+ * frames beyond it are read with pread. A read through the map only
+ * touches bytes the file is known to hold: its size is asked again (one
+ * fstat) when a read reaches past what is known, and what is known is
+ * forgotten whenever the connection takes a WAL lock, so a WAL another
+ * process cut short is never touched past its end (that would raise
+ * SIGBUS); a read past the end then goes to pread, which reports it. */
 
 #define WALBUF_VFS "eventstore-wal"
 /* Larger transactions go out in pieces of at most this much: the unix VFS
@@ -62,6 +79,11 @@ typedef struct wal_file {
     sqlite3_int64 off;
     sqlite3_int64 end;          /* end of the highest write since the WAL header */
     int commit;                 /* a commit frame is being written: write through */
+    const char *path;           /* the WAL file's name, to map it */
+    const unsigned char *map;   /* its read-only map, or NULL */
+    sqlite3_int64 map_len;      /* the map's length: the database's mmap_size then */
+    sqlite3_int64 known;        /* the file holds at least this many bytes */
+    int map_failed;             /* mapping failed: pread only */
 } wal_file;
 
 /* A main database file, listed while open so its WAL file can find it. */
@@ -70,6 +92,7 @@ struct db_file {
     sqlite3_file *real;
     const char *name;           /* the filename pointer SQLite opened it with */
     wal_file *wal;
+    sqlite3_int64 mmap_limit;   /* the database's mmap_size: the WAL map's length */
     db_file *next;
 };
 
@@ -77,6 +100,7 @@ static db_file *db_files;
 static pthread_mutex_t db_files_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static sqlite3_vfs wal_vfs;
+static unsigned long map_reads;     /* reads served by a map, for the checks */
 static sqlite3_vfs *wal_real;
 static pthread_once_t wal_once = PTHREAD_ONCE_INIT;
 
@@ -84,6 +108,7 @@ static int wal_flush(wal_file *f) {
     int rc;
     if (!f->len) return SQLITE_OK;
     rc = f->real->pMethods->xWrite(f->real, f->buf, (int)f->len, f->off);
+    if (rc == SQLITE_OK && f->off + (sqlite3_int64)f->len > f->known) f->known = f->off + (sqlite3_int64)f->len;
     /* written or failed, these bytes are not retried: a failed commit is
      * rolled back, and SQLite rewrites what it still needs */
     f->len = 0;
@@ -117,12 +142,50 @@ static int wal_write(sqlite3_file *pf, const void *p, int n, sqlite3_int64 off) 
     }
     if ((rc = wal_flush(f)) != SQLITE_OK) return rc;
     if (off + n > f->end) f->end = off + n;
-    return f->real->pMethods->xWrite(f->real, p, n, off);
+    rc = f->real->pMethods->xWrite(f->real, p, n, off);
+    if (rc == SQLITE_OK && off + n > f->known) f->known = off + n;
+    return rc;
+}
+
+static void wal_unmap(wal_file *f) {
+    if (f->map) munmap((void *)f->map, (size_t)f->map_len);
+    f->map = NULL;
+    f->map_len = 0;
+}
+
+/* Whether bytes [0, upto) of the WAL can be read through its map: (re)made
+ * when the database's mmap_size changed, and only over bytes the file is
+ * known to hold. */
+static int wal_mapped(wal_file *f, sqlite3_int64 upto) {
+    sqlite3_int64 limit = f->db && sizeof(size_t) >= 8 ? f->db->mmap_limit : 0, size;
+    if (limit != f->map_len && (f->map || !f->map_failed)) {
+        wal_unmap(f);
+        if (limit > 0 && f->path) {
+            int fd = open(f->path, O_RDONLY | O_CLOEXEC);
+            void *m = fd < 0 ? MAP_FAILED : mmap(NULL, (size_t)limit, PROT_READ, MAP_SHARED, fd, 0);
+            /* no lock is ever taken on a WAL file, so closing this
+             * descriptor releases none of SQLite's */
+            if (fd >= 0) close(fd);
+            if (m == MAP_FAILED) {
+                f->map_failed = 1;
+            } else {
+                f->map = m;
+                f->map_len = limit;
+            }
+        }
+    }
+    if (!f->map || upto > f->map_len) return 0;
+    if (upto > f->known) {
+        if (f->real->pMethods->xFileSize(f->real, &size) != SQLITE_OK) return 0;
+        f->known = size;
+    }
+    return upto <= f->known;
 }
 
 static int wal_close(sqlite3_file *pf) {
     wal_file *f = (wal_file *)pf;
     int rc = wal_flush(f), rc2 = f->real->pMethods ? f->real->pMethods->xClose(f->real) : SQLITE_OK;
+    wal_unmap(f);
     pthread_mutex_lock(&db_files_lock);
     if (f->db) f->db->wal = NULL;
     f->db = NULL;
@@ -135,7 +198,13 @@ static int wal_close(sqlite3_file *pf) {
 static int wal_read(sqlite3_file *pf, void *p, int n, sqlite3_int64 off) {
     wal_file *f = (wal_file *)pf;
     int rc = wal_flush(f);
-    return rc != SQLITE_OK ? rc : f->real->pMethods->xRead(f->real, p, n, off);
+    if (rc != SQLITE_OK) return rc;
+    if (n > 0 && off >= 0 && wal_mapped(f, off + n)) {
+        memcpy(p, f->map + off, (size_t)n);
+        map_reads++;
+        return SQLITE_OK;
+    }
+    return f->real->pMethods->xRead(f->real, p, n, off);
 }
 
 static int wal_truncate(sqlite3_file *pf, sqlite3_int64 size) {
@@ -143,6 +212,7 @@ static int wal_truncate(sqlite3_file *pf, sqlite3_int64 size) {
     int rc = wal_flush(f);
     if (rc != SQLITE_OK) return rc;
     if (f->end > size) f->end = size;
+    if (f->known > size) f->known = size;
     return f->real->pMethods->xTruncate(f->real, size);
 }
 
@@ -164,8 +234,9 @@ static int wal_file_control(sqlite3_file *pf, int op, void *arg) {
     return rc != SQLITE_OK ? rc : f->real->pMethods->xFileControl(f->real, op, arg);
 }
 
-/* The rest passes through (the db_ functions below): a WAL file takes no
- * locks and maps no memory, but SQLite may still ask. */
+/* The rest passes through (the db_ functions below): SQLite takes no lock
+ * on a WAL file and never asks the default VFS to map one (the map above is
+ * this layer's own), but it may still ask. */
 static int wal_fetch(sqlite3_file *pf, sqlite3_int64 off, int n, void **out) {
     wal_file *f = (wal_file *)pf;
     int rc = wal_flush(f);
@@ -199,6 +270,8 @@ static int db_close(sqlite3_file *pf) {
 
 static int db_shm_lock(sqlite3_file *pf, int offset, int n, int flags) {
     db_file *d = (db_file *)pf;
+    /* another process may have cut the WAL short before this lock */
+    if ((flags & SQLITE_SHM_LOCK) && d->wal) d->wal->known = 0;
     /* offset 0 is the WAL write lock (WAL_WRITE_LOCK in SQLite's wal.c) */
     if ((flags & SQLITE_SHM_UNLOCK) && offset == 0 && n >= 1 && d->wal) {
         d->wal->len = 0;
@@ -228,8 +301,16 @@ static int db_unlock(sqlite3_file *pf, int l) { return REAL(pf)->pMethods->xUnlo
 static int db_check_reserved(sqlite3_file *pf, int *out) {
     return REAL(pf)->pMethods->xCheckReservedLock(REAL(pf), out);
 }
+/* SQLITE_FCNTL_MMAP_SIZE sets the limit (clamped by the default VFS) and
+ * answers the old one: the limit in force is asked back with -1. */
 static int db_file_control(sqlite3_file *pf, int op, void *arg) {
-    return REAL(pf)->pMethods->xFileControl(REAL(pf), op, arg);
+    db_file *d = (db_file *)pf;
+    int rc = REAL(pf)->pMethods->xFileControl(REAL(pf), op, arg);
+    if (op == SQLITE_FCNTL_MMAP_SIZE && rc == SQLITE_OK) {
+        sqlite3_int64 now = -1;
+        if (REAL(pf)->pMethods->xFileControl(REAL(pf), op, &now) == SQLITE_OK) d->mmap_limit = now > 0 ? now : 0;
+    }
+    return rc;
 }
 static int db_sector_size(sqlite3_file *pf) { return REAL(pf)->pMethods->xSectorSize(REAL(pf)); }
 static int db_device_characteristics(sqlite3_file *pf) {
@@ -286,6 +367,7 @@ static int wal_open(sqlite3_vfs *vfs, sqlite3_filename name, sqlite3_file *pf, i
         const char *dbname = name ? sqlite3_filename_database(name) : NULL;
         db_file *d;
         f->real = real;
+        f->path = name;
         pthread_mutex_lock(&db_files_lock);
         for (d = db_files; d && dbname; d = d->next)
             if (d->name == dbname && !d->wal) {
@@ -326,3 +408,7 @@ const char *sqlite_wal_vfs(void) {
     pthread_once(&wal_once, wal_register);
     return wal_real ? WALBUF_VFS : NULL;
 }
+
+/* How many WAL reads a map served so far in this process (not thread-safe:
+ * for the checks). */
+unsigned long sqlite_wal_map_reads(void) { return map_reads; }

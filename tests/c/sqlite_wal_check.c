@@ -231,6 +231,84 @@ static void test_restarts_with_reader(void) {
     sqlite3_close(db);
 }
 
+static int exec_ok(sqlite3 *db, const char *sql) { return sqlite3_exec(db, sql, NULL, NULL, NULL) == SQLITE_OK; }
+
+/* 30 transactions of 100 rows (k0 ..), each its own commit */
+static int commit_rows(sqlite3 *db, int k0, int rounds) {
+    int r, ok = 1;
+    for (r = 0; r < rounds && ok; r++)
+        ok = exec_ok(db, "BEGIN IMMEDIATE") && insert_rows(db, k0 + r * 100, 100, 0) == SQLITE_OK &&
+             exec_ok(db, "COMMIT");
+    return ok;
+}
+
+#define ROWS_OK "SELECT count(*) FROM t WHERE v = printf('%.600c', char(97 + k % 26))"
+
+/* With the database mapped (mmap_size > 0), WAL frames are read through a
+ * map of the WAL file. An 8-page cache makes every read go to the WAL
+ * (nothing is checkpointed). A 1 MB map is shorter than the WAL, so the
+ * frames past it come through pread: both halves must read right. Then
+ * mmap_size = 0 drops the map, and a truncating checkpoint and new frames
+ * start the WAL again. */
+static void test_map_reads(void) {
+    char path[300];
+    unsigned long before;
+    sqlite3 *db, *plain;
+    path_of("map", path, sizeof path);
+    db = open_with(path, sqlite_wal_vfs(), 8);
+    CHECK(db != NULL);
+    if (!db) return;
+    CHECK(exec_ok(db, "PRAGMA mmap_size = 1048576"));
+    CHECK(commit_rows(db, 0, 30));
+    before = sqlite_wal_map_reads();
+    CHECK(query_int(db, ROWS_OK) == 3000);
+    CHECK(sqlite_wal_map_reads() > before);
+    CHECK(integrity_ok(db));
+    plain = open_with(path, NULL, 2000);
+    CHECK(plain && query_int(plain, ROWS_OK) == 3000);
+    sqlite3_close(plain);
+
+    CHECK(exec_ok(db, "PRAGMA mmap_size = 0"));
+    before = sqlite_wal_map_reads();
+    CHECK(query_int(db, ROWS_OK) == 3000);
+    CHECK(sqlite_wal_map_reads() == before);
+
+    CHECK(exec_ok(db, "PRAGMA wal_checkpoint(TRUNCATE); PRAGMA mmap_size = 67108864"));
+    CHECK(commit_rows(db, 3000, 10));
+    before = sqlite_wal_map_reads();
+    CHECK(query_int(db, ROWS_OK) == 4000);
+    CHECK(sqlite_wal_map_reads() > before);
+    CHECK(integrity_ok(db));
+    sqlite3_close(db);
+}
+
+/* A WAL file cut short behind SQLite's back (another program, a broken
+ * disk) while a connection has it mapped: reading the lost frames through
+ * the map would kill the process with SIGBUS. The layer asks the file's
+ * size again after every WAL lock, so the read goes to pread and fails
+ * with an error. Run in a child, which must exit, not die of a signal. */
+static void test_wal_cut_short(void) {
+    char path[300], wal[310];
+    pid_t pid;
+    int status = 0;
+    path_of("cut", path, sizeof path);
+    snprintf(wal, sizeof wal, "%s-wal", path);
+    if ((pid = fork()) == 0) {
+        unsigned long before;
+        int64_t n;
+        sqlite3 *db = open_with(path, sqlite_wal_vfs(), 8);
+        if (!db || !exec_ok(db, "PRAGMA mmap_size = 67108864") || !commit_rows(db, 0, 20)) _exit(3);
+        before = sqlite_wal_map_reads();
+        if (query_int(db, ROWS_OK) != 2000 || sqlite_wal_map_reads() == before) _exit(4);
+        if (truncate(wal, 65536) != 0) _exit(5);
+        n = query_int(db, ROWS_OK);
+        _exit(n == 2000 ? 6 : 0); /* an error (-1) or fewer rows: it noticed */
+    }
+    CHECK(pid > 0 && waitpid(pid, &status, 0) == pid);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    if (WIFSIGNALED(status)) fprintf(stderr, "test_wal_cut_short: the child died of signal %d\n", WTERMSIG(status));
+}
+
 int main(void) {
     if (!dir_create("sqlite_wal_check")) return 2;
     CHECK(sqlite_wal_vfs() != NULL);
@@ -238,6 +316,8 @@ int main(void) {
     test_rollback_then_other_writer();
     test_write_error();
     test_restarts_with_reader();
+    test_map_reads();
+    test_wal_cut_short();
     dir_remove();
     printf("sqlite_wal_check: %d checks, %d failed\n", checks, failures);
     return failures ? 1 : 0;
