@@ -7,6 +7,13 @@
 
 #include "../csrc/es_internal.h"
 
+/* Internal: not exported from a shared object built from these files (the
+ * Lua module exports luaopen_eventstore_core only), and called directly,
+ * not through the PLT. */
+#if defined(__GNUC__)
+#pragma GCC visibility push(hidden)
+#endif
+
 #define PG_MAX_IDENT 63
 /* The longest name built from the prefix is prefix + "ev_stream_rev" (13
  * bytes); PostgreSQL silently truncates names past 63 bytes, and two
@@ -118,5 +125,9 @@ int64_t pg_col_i64(const PGresult *res, int row, int col);
 int postgres_backend__read(es_conn *conn, const es_query *q, es_cursor **out, es_err *err);
 int postgres_backend__read_state(es_conn *conn, const char *stream, const char *fingerprint, es_snapshot *snap,
                                  es_cursor **out, es_err *err);
+
+#if defined(__GNUC__)
+#pragma GCC visibility pop
+#endif
 
 #endif

@@ -7,6 +7,13 @@
 
 #include "../csrc/es_internal.h"
 
+/* Internal: not exported from a shared object built from these files (the
+ * Lua module exports luaopen_eventstore_core only), and called directly,
+ * not through the PLT. */
+#if defined(__GNUC__)
+#pragma GCC visibility push(hidden)
+#endif
+
 #define SQLITE_MAX_PREFIX 63
 
 extern const es_backend es_sqlite_backend;
@@ -85,5 +92,9 @@ unsigned long sqlite_wal_map_reads(void);
 
 /* sqlite_read.c: cursors */
 int sqlite_backend__read(es_conn *conn, const es_query *q, es_cursor **out, es_err *err);
+
+#if defined(__GNUC__)
+#pragma GCC visibility pop
+#endif
 
 #endif

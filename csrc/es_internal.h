@@ -15,6 +15,13 @@
 #define ES_SSE2 1
 #endif
 
+/* Internal: not exported from a shared object built from these files (the
+ * Lua module exports luaopen_eventstore_core only), and called directly,
+ * not through the PLT. */
+#if defined(__GNUC__)
+#pragma GCC visibility push(hidden)
+#endif
+
 /* n bytes on whole 2 MB huge pages where the kernel gives them (error.c);
  * es_huge_free takes the same n. For large, long-lived blocks only. */
 void *es_huge_alloc(size_t n);
@@ -67,5 +74,9 @@ int es_store_read_state(es_store *s, const char *stream, const char *fingerprint
 
 /* Matches a stream against a category (NULL = any). */
 int es_category_ok(const char *category, const char *stream);
+
+#if defined(__GNUC__)
+#pragma GCC visibility pop
+#endif
 
 #endif

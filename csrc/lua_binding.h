@@ -7,6 +7,13 @@
 #include "eventstore.h"
 #include "es_internal.h"
 
+/* Internal: not exported from a shared object built from these files (the
+ * Lua module exports luaopen_eventstore_core only), and called directly,
+ * not through the PLT. */
+#if defined(__GNUC__)
+#pragma GCC visibility push(hidden)
+#endif
+
 #define LSTORE_MT  "eventstore.Store"
 #define LERROR_MT  "eventstore.Error"
 #define LCURSOR_MT "eventstore.Cursor"
@@ -158,5 +165,9 @@ void lreducer_setup(lua_State *L);
 
 /* lua_json.c: json_encode/json_decode in the module table on top of the stack */
 void ljson_setup(lua_State *L);
+
+#if defined(__GNUC__)
+#pragma GCC visibility pop
+#endif
 
 #endif
