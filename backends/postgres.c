@@ -22,7 +22,7 @@ static void drop_notice(void *arg, const char *message) {
 
 /* Maps a failed result (or a lost connection, res may be NULL) to an
  * ES_E... code and writes "<op> '<name>': <server's text>". */
-static int pg_fail(postgres_conn *c, const PGresult *res, es_err *err, const char *op, const char *name) {
+int pg_fail(postgres_conn *c, const PGresult *res, es_err *err, const char *op, const char *name) {
     const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
     const char *text = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
     char where[300], clean[200];
@@ -64,6 +64,7 @@ static int session_setup(postgres_conn *c, es_err *err, const char *op) {
  * one reconnect, then fail. A new session has no prepared statements. */
 static int pg_ready(postgres_conn *c, es_err *err, const char *op, const char *name) {
     char where[300], clean[200];
+    if (c->streaming) pg_stream_stop(c);
     if (PQstatus(c->pg) == CONNECTION_OK) return ES_OK;
     PQreset(c->pg);
     c->prepared = 0;
@@ -141,6 +142,38 @@ int pg_run(postgres_conn *c, int slot, int n, const char *const *vals, const int
     rc = pg_fail(c, res, err, op, name);
     PQclear(res);
     return rc;
+}
+
+void pg_drain_notifies(postgres_conn *c) {
+    if (c->listening && drain_notifies(c)) c->notified = 1;
+}
+
+int pg_send(postgres_conn *c, postgres_cursor *cur, int n, const char *const *vals, const int *lens,
+            const int *formats, es_err *err, const char *op, const char *name) {
+    char sname[16];
+    int rc;
+    if ((rc = pg_ready(c, err, op, name)) != ES_OK || (rc = pg_prepare(c, cur->slot, err, op, name)) != ES_OK)
+        return rc;
+    snprintf(sname, sizeof sname, "es_%d", cur->slot);
+    if (!PQsendQueryPrepared(c->pg, sname, n, vals, lens, formats, 0)) return pg_fail(c, NULL, err, op, name);
+    if (!PQsetSingleRowMode(c->pg)) {
+        /* cannot happen right after a send; the rows then come as one page */
+        pg_stream_stop(c);
+        return es_err_set(err, ES_EBACKEND, "%s: could not stream the rows", op);
+    }
+    c->streaming = cur;
+    return ES_OK;
+}
+
+void pg_stream_stop(postgres_conn *c) {
+    PGresult *r;
+    postgres_cursor *cur = c->streaming;
+    c->streaming = NULL;
+    while ((r = PQgetResult(c->pg)) != NULL) PQclear(r);
+    if (cur) {
+        cur->streaming = 0;
+        cur->stopped = 1;
+    }
 }
 
 int64_t pg_col_i64(const PGresult *res, int row, int col) {
@@ -482,7 +515,14 @@ static void postgres_backend__close(es_conn *conn) {
     if (!c) return;
     /* Cursors still open keep their current page, then report the closed
      * store; their close() then touches only itself. */
-    for (cur = c->cursors; cur; cur = cur->next) cur->conn = NULL;
+    for (cur = c->cursors; cur; cur = cur->next) {
+        cur->conn = NULL;
+        if (cur->streaming) {
+            /* its rows stop here: the next one reports the closed store */
+            cur->streaming = 0;
+            cur->stopped = 1;
+        }
+    }
     if (c->pg) PQfinish(c->pg);
     for (i = 0; i < 3; i++) es_free(c->secrets[i]);
     es_buf_free(&c->scratch);

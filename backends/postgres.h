@@ -92,6 +92,7 @@ typedef struct postgres_conn {
     char *secrets[3];                  /* spellings of the password, scrubbed from messages */
     es_buf scratch;                    /* append parameters, reused across appends */
     postgres_cursor *cursors;          /* open cursors, so close can detach them */
+    postgres_cursor *streaming;        /* the cursor whose rows are still coming in */
 } postgres_conn;
 
 struct postgres_cursor {
@@ -111,6 +112,11 @@ struct postgres_cursor {
     int lean;                          /* ST_READ_LEAN's columns (ST_STATE_FIRST has them too) */
     es_buf types;                      /* the type filter as a binary text[] */
     es_buf last;                       /* ES_Q_STREAMS: the last name seen (keyset) */
+    int whole;                         /* es_query.whole: pages may stream (single-row mode) */
+    int streaming;                     /* the current page's rows are still coming in */
+    int resent;                        /* the page was sent again after losing its statement */
+    int stopped;                       /* another call on the store ended the streamed rows */
+    int64_t page, page_rows;           /* a streamed page: rows asked for, rows so far */
     es_event ev;
 };
 
@@ -119,6 +125,19 @@ struct postgres_cursor {
  * err written ("<op> '<name>': <server's text>"). */
 int pg_run(postgres_conn *c, int slot, int n, const char *const *vals, const int *lens, const int *formats,
            PGresult **out, es_err *err, const char *op, const char *name);
+/* Sends a slot's statement as pg_run does, without waiting: its rows then
+ * come one PGresult at a time (libpq's single-row mode), the cursor's to
+ * take with PQgetResult. c->streaming is cur until they are all read. */
+int pg_send(postgres_conn *c, postgres_cursor *cur, int n, const char *const *vals, const int *lens,
+            const int *formats, es_err *err, const char *op, const char *name);
+/* Reads and drops what is left of a streamed statement's results, so the
+ * connection can take the next one; the cursor that was streaming ends
+ * with an error on its next row (another call on the store came first). */
+void pg_stream_stop(postgres_conn *c);
+/* Drops libpq's queued notifications, noting that some came. */
+void pg_drain_notifies(postgres_conn *c);
+/* err for a failed result (res may be NULL: the connection's message). */
+int pg_fail(postgres_conn *c, const PGresult *res, es_err *err, const char *op, const char *name);
 /* A bigint column of a text-format row. */
 int64_t pg_col_i64(const PGresult *res, int row, int col);
 /* The backend's read and read_state slots (postgres_read.c). */

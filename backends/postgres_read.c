@@ -128,6 +128,18 @@ static int cursor_fetch(postgres_cursor *cur, es_err *err) {
             formats[n++] = 1;
         }
     }
+    if (cur->whole && (cur->kind == ES_Q_STREAM || cur->kind == ES_Q_ALL) && cur->slot != ST_STATE_FIRST) {
+        /* the caller takes every row at once: they come in as the server
+         * sends them, and the caller's work on one overlaps the server's
+         * on the next (stream_next) */
+        if ((rc = pg_send(c, cur, n, vals, lens, formats, err, "read",
+                          cur->kind == ES_Q_STREAM ? cur->stream : NULL)) != ES_OK)
+            return rc;
+        cur->streaming = 1;
+        cur->page = page;
+        cur->page_rows = 0;
+        return ES_OK;
+    }
     if ((rc = pg_run(c, cur->slot, n, vals, lens, formats, &cur->res, err, "read",
                      cur->kind == ES_Q_STREAM ? cur->stream : NULL)) != ES_OK)
         return rc;
@@ -144,18 +156,97 @@ static int cursor_fetch(postgres_cursor *cur, es_err *err) {
     return ES_OK;
 }
 
+/* The next row of a streamed page: 1 with it in cur->res (row 0), 0 at the
+ * page's end, or an error. A statement the session lost (a pooler's
+ * DISCARD ALL) fails before its first row: it is prepared and sent once
+ * more, as pg_run does. */
+static int stream_next(postgres_cursor *cur, es_err *err) {
+    postgres_conn *c = cur->conn;
+    const char *state;
+    PGresult *r;
+    ExecStatusType st;
+    int rc;
+    PQclear(cur->res);
+    cur->res = NULL;
+    cur->row = cur->nrows = 0;
+    r = PQgetResult(c->pg);
+    st = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
+    if (st == PGRES_SINGLE_TUPLE) {
+        cur->res = r;
+        cur->nrows = 1;
+        cur->page_rows++;
+        return 1;
+    }
+    state = r && st == PGRES_FATAL_ERROR ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+    if (st == PGRES_TUPLES_OK) {
+        PQclear(r);
+        rc = 0;
+    } else if (state && strcmp(state, "26000") == 0 && cur->page_rows == 0 && !cur->resent) {
+        PQclear(r);
+        pg_stream_stop(c);
+        cur->stopped = 0;
+        cur->resent = 1;
+        c->prepared &= ~(1UL << cur->slot);
+        if ((rc = cursor_fetch(cur, err)) != ES_OK) return rc;
+        return stream_next(cur, err);
+    } else {
+        rc = r ? pg_fail(c, r, err, "read", cur->kind == ES_Q_STREAM ? cur->stream : NULL)
+               : es_err_set(err, ES_EBACKEND, "read: the server ended the rows early");
+        PQclear(r);
+    }
+    /* the statement's results end with a NULL; take it (and anything
+     * left after an error) so the connection is free again */
+    pg_stream_stop(c);
+    cur->stopped = 0;
+    cur->resent = 0;
+    pg_drain_notifies(c);
+    return rc;
+}
+
+/* Moves a streamed page's keyset past its current row (cursor_fetch does
+ * it from a whole page's last row). */
+static void stream_key(postgres_cursor *cur) {
+    if (cur->kind == ES_Q_STREAM) {
+        int64_t rev = pg_col_i64(cur->res, 0, stream_rev_col(cur));
+        if (cur->backward) cur->hi = rev - 1;
+        else cur->lo = rev + 1;
+    } else {
+        cur->lo = pg_col_i64(cur->res, 0, 0);
+    }
+}
+
 static int postgres_cursor__next(es_cursor *base, const es_event **ev, es_err *err) {
     postgres_cursor *cur = (postgres_cursor *)base;
     int rc;
     *ev = NULL;
-    if (cur->row >= cur->nrows) {
+    for (;;) {
+        if (cur->stopped) {
+            cur->stopped = 0;
+            cur->done = 1;
+            if (!cur->conn) return es_err_set(err, ES_EINVALID, "read: the store was closed");
+            return es_err_set(err, ES_EBACKEND, "read: another call on the store came before this read's rows "
+                                                "were all read");
+        }
+        if (cur->streaming) {
+            if ((rc = stream_next(cur, err)) < 0) {
+                cur->done = 1;
+                return rc;
+            }
+            if (rc == 1) {
+                stream_key(cur);
+                break;
+            }
+            if (cur->page_rows < cur->page) cur->done = 1;
+        } else if (cur->row < cur->nrows) {
+            break;
+        }
         if (cur->done) return 0;
         if (!cur->conn) return es_err_set(err, ES_EINVALID, "read: the store was closed");
         if ((rc = cursor_fetch(cur, err)) != ES_OK) {
             cur->done = 1;
             return rc;
         }
-        if (cur->nrows == 0) return 0;
+        if (!cur->streaming && cur->nrows == 0) return 0;
     }
     cursor_row(cur);
     cur->row++;
@@ -166,6 +257,7 @@ static int postgres_cursor__next(es_cursor *base, const es_event **ev, es_err *e
 
 static void postgres_cursor__close(es_cursor *base) {
     postgres_cursor *cur = (postgres_cursor *)base;
+    if (cur->conn && cur->conn->streaming == cur) pg_stream_stop(cur->conn);
     if (cur->conn) {
         if (cur->prev) cur->prev->next = cur->next;
         else cur->conn->cursors = cur->next;
@@ -209,6 +301,7 @@ static int cursor_new(postgres_conn *c, const es_query *q, int first_slot, const
     cur->hi = q->to;
     cur->since = q->since;
     cur->lean = slot == ST_READ_LEAN || slot == ST_STATE_FIRST;
+    cur->whole = q->whole;
     if (cur->kind == ES_Q_STREAMS || cur->lean) {
         /* the columns a row does not carry read as empty */
         cur->ev.id = cur->ev.type = "";

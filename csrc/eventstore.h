@@ -147,6 +147,9 @@ typedef struct es_query {
                                 * which for ES_Q_STREAM is q->stream: keep it alive); a
                                 * backend may then leave id/metadata empty and position and
                                 * timestamp 0 */
+    int whole;                 /* the caller reads every row before its next call on the
+                                * store (the Lua binding's read() and read_all() lists): a
+                                * backend may then hand rows out as the server sends them */
 } es_query;
 
 void es_query_init(es_query *q, es_query_kind kind);

@@ -237,15 +237,20 @@ static int push_query(lua_State *L, es_store *s, const es_query *q, int names_on
     const es_event *ev;
     int rc, i = 0;
     lvalue_reader r;
+    es_query whole;
 
     lvalue_reader_init(L, &r);
     c = lua_newuserdata(L, sizeof *c);
     c->cur = NULL;
     luaL_getmetatable(L, LCURSOR_MT);
     lua_setmetatable(L, -2);
-    lua_newtable(L);
+    /* a page's list is made at its size at once (at most 1,000 slots ahead
+     * of the rows), not grown by doubling */
+    lua_createtable(L, q->limit > 0 ? (int)(q->limit < 1000 ? q->limit : 1000) : 0, 0);
     es_err_clear(&err);
-    if ((rc = es_store_read(s, q, &c->cur, &err)) != ES_OK) return lerror_fail(L, &err);
+    whole = *q;
+    whole.whole = 1;        /* every row is read here, before anything else */
+    if ((rc = es_store_read(s, &whole, &c->cur, &err)) != ES_OK) return lerror_fail(L, &err);
     while ((rc = es_cursor_next(c->cur, &ev, &err)) == 1) {
         if (names_only) lua_pushstring(L, ev->stream);
         else lvalue_push_event_r(L, ev, &r);

@@ -1,0 +1,96 @@
+-- postgres_stream: read() and read_all() lists take their rows as the server sends them #postgres
+-- SPDX-License-Identifier: MIT
+--
+-- On PostgreSQL, a read that returns a whole list (read, read_all) gets its
+-- rows one at a time while the server is still sending the rest (libpq's
+-- single-row mode), so building the Lua tables overlaps the server's work.
+-- These tests check that such a list is the one a paged iteration (each)
+-- gives, and that a read failing halfway leaves the connection usable.
+-- Each test works in tables of its own prefix and drops them.
+local eventstore = require("eventstore")
+local procs = require("spec.support.procs")
+
+local url = os.getenv("EVENTSTORE_PG_URL")
+if url == "" then url = nil end
+
+local function psql(text)
+  local rc, out = procs.sh("psql " .. procs.quote(url) .. " -qAt -v ON_ERROR_STOP=1 -c " .. procs.quote(text))
+  assert(rc == 0, "psql failed: " .. out)
+  return out
+end
+
+local function ids(evs)
+  local out = {}
+  for i, ev in ipairs(evs) do out[i] = ev.position .. "/" .. ev.id .. "/" .. ev.stream .. "/" .. ev.revision end
+  return out
+end
+
+describe("PostgreSQL streamed reads #postgres", function()
+  if not url then
+    pending("set EVENTSTORE_PG_URL (make test does) to run the PostgreSQL part")
+    return
+  end
+
+  local prefix, n, store = nil, 0, nil
+  before_each(function()
+    n = n + 1
+    prefix = string.format("stream%d_%d_", n, os.time() % 100000)
+    store = assert(eventstore.open(url, { prefix = prefix }))
+  end)
+  after_each(function()
+    store:close()
+    local t = {}
+    for _, name in ipairs({ "events", "streams", "snapshots", "checkpoints", "outbox" }) do
+      t[#t + 1] = prefix .. name
+    end
+    psql("DROP TABLE IF EXISTS " .. table.concat(t, ", ") .. " CASCADE; DROP FUNCTION IF EXISTS " ..
+      prefix .. "append_v1")
+  end)
+
+  it("gives the lists a paged iteration gives, across pages of 1,000", function()
+    local batch = {}
+    for i = 1, 500 do batch[i] = { type = i % 2 == 0 and "Even" or "Odd", data = { i = i } } end
+    for b = 0, 4 do assert(store:append("big-1", batch, { expected = b * 500 })) end
+    assert(store:append("other-1", { { type = "Odd", data = { i = 0 } } }))
+    local all = {}
+    for ev in store:each() do all[#all + 1] = ev end
+    assert.equals(2501, #all)
+    assert.same(ids(all), ids(store:read_all()))
+    assert.same(ids(all), ids(store:read_all({ after = 0, limit = 5000 })))
+    local tail = store:read_all({ after = 700, limit = 1500 })
+    assert.equals(1500, #tail)
+    assert.same(ids({ table.unpack(all, 701, 2200) }), ids(tail))
+    local big = store:read("big-1")
+    assert.equals(2500, #big)
+    for i, ev in ipairs(big) do
+      assert.equals(i, ev.revision)
+      assert.equals((i - 1) % 500 + 1, ev.data.i)
+    end
+    local back = store:read("big-1", { backward = true, from = 400, to = 1900, limit = 1200 })
+    assert.equals(1200, #back)
+    assert.equals(1900, back[1].revision)
+    assert.equals(701, back[1200].revision)
+    local odd = store:read_all({ category = "big", types = { "Odd" } })
+    assert.equals(1250, #odd)
+    for _, ev in ipairs(odd) do assert.equals("Odd", ev.type) end
+  end)
+
+  it("raises for a stored value it cannot read halfway through, and the store goes on working", function()
+    local batch = {}
+    for i = 1, 300 do batch[i] = { type = "T", data = { i = i } } end
+    assert(store:append("s-1", batch))
+    -- valid JSON for the json column, but a number no double holds
+    psql("UPDATE " .. prefix .. "events SET data = '{\"i\":1e999}' WHERE stream = 's-1' AND revision = 40")
+    local ok, err = pcall(store.read, store, "s-1")
+    assert.is_false(ok)
+    assert.matches("not valid JSON", tostring(err))
+    ok = pcall(store.read_all, store)
+    assert.is_false(ok)
+    -- the rows the failed reads left unread are gone from the connection
+    assert.equals(300, store:revision("s-1"))
+    assert(store:append("s-2", { { type = "T", data = { i = 1 } } }))
+    assert.equals(39, #store:read("s-1", { to = 39 }))
+    assert.equals(260, #store:read("s-1", { from = 41 }))
+    assert.equals(1, #store:read("s-2"))
+  end)
+end)
