@@ -9,16 +9,9 @@
 -- timestamp index) keep using the index. psql rewrites timestamps to known
 -- values. Each test works in tables of its own prefix and drops them.
 local eventstore = require("eventstore")
-local procs = require("spec.support.procs")
+local backends = require("spec.support.backends")
 
-local url = os.getenv("EVENTSTORE_PG_URL")
-if url == "" then url = nil end
-
-local function psql(text)
-  local rc, out = procs.sh("psql " .. procs.quote(url) .. " -qAt -v ON_ERROR_STOP=1 -c " .. procs.quote(text))
-  assert(rc == 0, "psql failed: " .. out)
-  return out
-end
+local url, psql = backends.pg_url, backends.psql
 
 -- Positions whose timestamp is >= t, the slow and obvious way.
 local function expected_since(times, t, after)
@@ -48,14 +41,7 @@ describe("PostgreSQL timestamps and since() #postgres", function()
     n = n + 1
     prefix = string.format("since%d_%d_", n, os.time() % 100000)
   end)
-  after_each(function()
-    local t = {}
-    for _, name in ipairs({ "events", "streams", "snapshots", "checkpoints", "outbox" }) do
-      t[#t + 1] = prefix .. name
-    end
-    psql("DROP TABLE IF EXISTS " .. table.concat(t, ", ") .. " CASCADE; DROP FUNCTION IF EXISTS " ..
-      prefix .. "append_v1")
-  end)
+  after_each(function() backends.pg_drop(prefix) end)
 
   -- count events in 3 streams (categories a and b), then timestamps
   -- rewritten to `times` (by position)

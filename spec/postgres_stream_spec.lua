@@ -8,16 +8,9 @@
 -- gives, and that a read failing halfway leaves the connection usable.
 -- Each test works in tables of its own prefix and drops them.
 local eventstore = require("eventstore")
-local procs = require("spec.support.procs")
+local backends = require("spec.support.backends")
 
-local url = os.getenv("EVENTSTORE_PG_URL")
-if url == "" then url = nil end
-
-local function psql(text)
-  local rc, out = procs.sh("psql " .. procs.quote(url) .. " -qAt -v ON_ERROR_STOP=1 -c " .. procs.quote(text))
-  assert(rc == 0, "psql failed: " .. out)
-  return out
-end
+local url, psql = backends.pg_url, backends.psql
 
 local function ids(evs)
   local out = {}
@@ -39,12 +32,7 @@ describe("PostgreSQL streamed reads #postgres", function()
   end)
   after_each(function()
     store:close()
-    local t = {}
-    for _, name in ipairs({ "events", "streams", "snapshots", "checkpoints", "outbox" }) do
-      t[#t + 1] = prefix .. name
-    end
-    psql("DROP TABLE IF EXISTS " .. table.concat(t, ", ") .. " CASCADE; DROP FUNCTION IF EXISTS " ..
-      prefix .. "append_v1")
+    backends.pg_drop(prefix)
   end)
 
   it("gives the lists a paged iteration gives, across pages of 1,000", function()

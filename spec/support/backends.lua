@@ -96,4 +96,23 @@ function M.fresh(b, opts, set)
   return true
 end
 
+-- The PostgreSQL URL of the run (nil when there is none), psql on it (raises
+-- when it fails, returns its output), and the drop of a store's tables and
+-- append function by prefix, for specs that work in a prefix of their own.
+M.pg_url = pg_url
+
+function M.psql(text)
+  local procs = require("spec.support.procs")
+  local rc, out = procs.sh("psql " .. procs.quote(pg_url) .. " -qAt -v ON_ERROR_STOP=1 -c " .. procs.quote(text))
+  assert(rc == 0, "psql failed: " .. out)
+  return out
+end
+
+function M.pg_drop(prefix)
+  local t = {}
+  for _, name in ipairs({ "events", "streams", "snapshots", "checkpoints", "outbox" }) do t[#t + 1] = prefix .. name end
+  M.psql("DROP TABLE IF EXISTS " .. table.concat(t, ", ") .. " CASCADE; DROP FUNCTION IF EXISTS " ..
+    prefix .. "append_v1")
+end
+
 return M
