@@ -201,7 +201,11 @@ static int wal_read(sqlite3_file *pf, void *p, int n, sqlite3_int64 off) {
     if (rc != SQLITE_OK) return rc;
     if (n > 0 && off >= 0 && wal_mapped(f, off + n)) {
         memcpy(p, f->map + off, (size_t)n);
+#if defined(__GNUC__)
+        __atomic_add_fetch(&map_reads, 1, __ATOMIC_RELAXED); /* connections of other threads count too */
+#else
         map_reads++;
+#endif
         return SQLITE_OK;
     }
     return f->real->pMethods->xRead(f->real, p, n, off);
@@ -409,6 +413,11 @@ const char *sqlite_wal_vfs(void) {
     return wal_real ? WALBUF_VFS : NULL;
 }
 
-/* How many WAL reads a map served so far in this process (not thread-safe:
- * for the checks). */
-unsigned long sqlite_wal_map_reads(void) { return map_reads; }
+/* How many WAL reads a map served so far in this process (for the checks). */
+unsigned long sqlite_wal_map_reads(void) {
+#if defined(__GNUC__)
+    return __atomic_load_n(&map_reads, __ATOMIC_RELAXED);
+#else
+    return map_reads;
+#endif
+}
