@@ -195,18 +195,24 @@ static void test_write_error(void) {
 
 /* A writer whose WAL is checkpointed every 20 frames and cut back to 64 KB
  * (so it restarts from its header again and again) commits 300
- * transactions of 10 rows while the parent, on the default VFS, keeps
- * reading: every read sees whole transactions, never a torn one. The
- * writer dies without closing; everything it committed is there. */
-static void test_restarts_with_reader(void) {
+ * transactions of 10 rows while the parent keeps reading: every read sees
+ * whole transactions, never a torn one. The writer dies without closing;
+ * everything it committed is there. The parent reads on the default VFS,
+ * then through this layer with the WAL mapped: the file it maps is cut
+ * short and rewritten by the other process all the while. */
+static void test_restarts_with_reader(int mapped) {
     char path[300];
     pid_t pid;
     int status = 0, reads = 0, torn = 0;
+    unsigned long before = sqlite_wal_map_reads();
     sqlite3 *db;
-    path_of("restarts", path, sizeof path);
-    db = open_with(path, NULL, 2000); /* the table exists before either side starts */
+    path_of(mapped ? "restarts_mapped" : "restarts", path, sizeof path);
+    /* the table exists before either side starts; the mapped reader has an
+     * 8-page cache, so it reads the WAL's frames through its map */
+    db = mapped ? open_with(path, sqlite_wal_vfs(), 8) : open_with(path, NULL, 2000);
     CHECK(db != NULL);
     if (!db) return;
+    if (mapped) CHECK(sqlite3_exec(db, "PRAGMA mmap_size = 67108864", NULL, NULL, NULL) == SQLITE_OK);
     if ((pid = fork()) == 0) {
         int r, ok;
         sqlite3 *w = open_with(path, sqlite_wal_vfs(), 2000);
@@ -226,6 +232,7 @@ static void test_restarts_with_reader(void) {
     }
     CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
     CHECK(reads > 0 && torn == 0);
+    if (mapped) CHECK(sqlite_wal_map_reads() > before);
     CHECK(integrity_ok(db));
     CHECK(query_int(db, "SELECT count(*) FROM t") == 3000);
     sqlite3_close(db);
@@ -315,7 +322,8 @@ int main(void) {
     test_spill_then_crash();
     test_rollback_then_other_writer();
     test_write_error();
-    test_restarts_with_reader();
+    test_restarts_with_reader(0);
+    test_restarts_with_reader(1);
     test_map_reads();
     test_wal_cut_short();
     dir_remove();
