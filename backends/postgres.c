@@ -157,7 +157,8 @@ int pg_send(postgres_conn *c, postgres_cursor *cur, int n, const char *const *va
     snprintf(sname, sizeof sname, "es_%d", cur->slot);
     if (!PQsendQueryPrepared(c->pg, sname, n, vals, lens, formats, 0)) return pg_fail(c, NULL, err, op, name);
     if (!PQsetSingleRowMode(c->pg)) {
-        /* cannot happen right after a send; the rows then come as one page */
+        /* cannot fail right after a send; if it did, the statement's results
+         * are read and dropped and the read fails */
         pg_stream_stop(c);
         return es_err_set(err, ES_EBACKEND, "%s: could not stream the rows", op);
     }
