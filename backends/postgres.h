@@ -116,6 +116,7 @@ struct postgres_cursor {
     int streaming;                     /* the current page's rows are still coming in */
     int resent;                        /* the page was sent again after losing its statement */
     int stopped;                       /* another call on the store ended the streamed rows */
+    int peeked;                        /* res holds a streamed row next() has not returned */
     int64_t page, page_rows;           /* a streamed page: rows asked for, rows so far */
     es_event ev;
 };

@@ -128,7 +128,7 @@ static int cursor_fetch(postgres_cursor *cur, es_err *err) {
             formats[n++] = 1;
         }
     }
-    if (cur->whole && (cur->kind == ES_Q_STREAM || cur->kind == ES_Q_ALL) && cur->slot != ST_STATE_FIRST) {
+    if (cur->whole && (cur->kind == ES_Q_STREAM || cur->kind == ES_Q_ALL)) {
         /* the caller takes every row at once: they come in as the server
          * sends them, and the caller's work on one overlaps the server's
          * on the next (stream_next) */
@@ -227,6 +227,12 @@ static int postgres_cursor__next(es_cursor *base, const es_event **ev, es_err *e
             return es_err_set(err, ES_EBACKEND, "read: another call on the store came before this read's rows "
                                                 "were all read");
         }
+        if (cur->peeked) {
+            /* read_state looked at the first row: it is an event */
+            cur->peeked = 0;
+            stream_key(cur);
+            break;
+        }
         if (cur->streaming) {
             if ((rc = stream_next(cur, err)) < 0) {
                 cur->done = 1;
@@ -237,6 +243,7 @@ static int postgres_cursor__next(es_cursor *base, const es_event **ev, es_err *e
                 break;
             }
             if (cur->page_rows < cur->page) cur->done = 1;
+            if (cur->slot == ST_STATE_FIRST) cur->slot = ST_READ_LEAN;
         } else if (cur->row < cur->nrows) {
             break;
         }
@@ -346,18 +353,41 @@ int postgres_backend__read_state(es_conn *conn, const char *stream, const char *
     postgres_cursor *cur;
     es_cursor *base;
     es_query q;
+    const PGresult *r = NULL;
     int rc;
     memset(snap, 0, sizeof *snap);
     *out = NULL;
     es_query_init(&q, ES_Q_STREAM);
     q.stream = stream;
     q.lean = 1;
+    /* state() folds every row in C before its next call on the store (no
+     * custom rule, which could call back, comes this way): the rows stream
+     * in while the fold runs */
+    q.whole = 1;
     /* built as a lean read, switched to the combined first statement
      * before its first fetch */
     if ((rc = cursor_new(c, &q, ST_STATE_FIRST, fingerprint, &base, err)) != ES_OK) return rc;
     cur = (postgres_cursor *)base;
-    if (cur->snap_row) {
-        const PGresult *r = cur->res;
+    if (cur->streaming) {
+        /* the first row tells whether a snapshot came: taken here, or kept
+         * for the first next() when it is an event */
+        if ((rc = stream_next(cur, err)) < 0) {
+            postgres_cursor__close(base);
+            return rc;
+        }
+        if (rc == 0) {
+            cur->done = 1;
+        } else if (PQgetisnull(cur->res, 0, 1)) {
+            r = cur->res;
+            cur->page_rows--;       /* the page's LIMIT counts events only */
+            stream_key(cur);
+        } else {
+            cur->peeked = 1;
+        }
+    } else if (cur->snap_row) {
+        r = cur->res;
+    }
+    if (r) {
         snap->revision = pg_col_i64(r, 0, 0);
         snap->data_len = (size_t)PQgetlength(r, 0, 2);
         if (!(snap->stream = es_strdup(stream)) || !(snap->fingerprint = es_strdup(fingerprint)) ||

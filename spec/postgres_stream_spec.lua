@@ -63,6 +63,42 @@ describe("PostgreSQL streamed reads #postgres", function()
     for _, ev in ipairs(odd) do assert.equals("Odd", ev.type) end
   end)
 
+  it("folds state() from streamed rows: across pages, after a snapshot, and with nothing after it", function()
+    -- seen counts the events folded: a snapshot folded as if it were an
+    -- event would count one more
+    local rules = eventstore.reducer({ n = "sum", last = "last", seen = { { "count", from = "n" } } })
+    local snapping = assert(eventstore.open(url, { prefix = prefix, snapshot_every = 1 }))
+    local batch = {}
+    for i = 1, 100 do batch[i] = { type = "T", data = { n = 1, last = i } } end
+    for b = 0, 11 do assert(store:append("big-1", batch, { expected = b * 100 })) end
+    local st, rev = snapping:state("big-1", rules)  -- writes a snapshot at 1,200
+    snapping:close()
+    assert.same({ n = 1200, last = 100, seen = 1200 }, st)
+    assert.equals(1200, rev)
+    for b = 12, 24 do assert(store:append("big-1", batch, { expected = b * 100 })) end
+    -- the snapshot's own state, so using it shows: then 1,300 events after it (2 pages)
+    psql("UPDATE " .. prefix .. "snapshots SET data = '{\"n\":-1000000,\"last\":0,\"seen\":1000}' " ..
+      "WHERE stream = 'big-1'")
+    st, rev = store:state("big-1", rules)
+    assert.same({ n = -1000000 + 1300, last = 100, seen = 2300 }, st)
+    assert.equals(2500, rev)
+    -- a snapshot at the last revision: only its row comes back
+    psql("UPDATE " .. prefix .. "snapshots SET revision = 2500, data = '{\"n\":7,\"last\":8,\"seen\":9}' " ..
+      "WHERE stream = 'big-1'")
+    st, rev = store:state("big-1", rules)
+    assert.same({ n = 7, last = 8, seen = 9 }, st)
+    assert.equals(2500, rev)
+    -- an unknown stream, then a stream of one event
+    st, rev = store:state("none-1", rules)
+    assert.same({}, st)
+    assert.equals(0, rev)
+    assert(store:append("one-1", { { type = "T", data = { n = 5, last = 1 } } }))
+    assert.same({ n = 5, last = 1, seen = 1 }, (store:state("one-1", rules)))
+    -- the connection is free after each of them
+    assert.equals(2500, #store:read("big-1"))
+    assert.equals(1, #store:read("one-1"))
+  end)
+
   it("raises for a stored value it cannot read halfway through, and the store goes on working", function()
     local batch = {}
     for i = 1, 300 do batch[i] = { type = "T", data = { i = i } } end
