@@ -55,7 +55,7 @@ $(BUILD)/c_example: examples/c_example.c $(BUILD)/libeventstore.a
 TEST_SRC := $(wildcard tests/c/*_check.c)
 TEST_BIN := $(patsubst tests/c/%.c,$(BUILD)/tests/%,$(TEST_SRC))
 
-$(BUILD)/tests/%: tests/c/%.c $(BUILD)/libeventstore.a
+$(BUILD)/tests/%: tests/c/%.c $(wildcard tests/c/*.h) $(BUILD)/libeventstore.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) -DES_CHECK_STATE $(CFLAGS) -o $@ $< $(BUILD)/libeventstore.a $(LDLIBS_CORE)
 

@@ -1,0 +1,192 @@
+/* pg_stream_check.c: PostgreSQL reads whose rows stream in (es_query.whole, libpq's single-row mode) */
+/* SPDX-License-Identifier: MIT */
+/*
+ * Usage: EVENTSTORE_PG_URL=postgresql://... pg_stream_check
+ * Exits 0 when every check passed. Works in its own schema (pgs_<pid>),
+ * dropped at the end.
+ */
+#include "pg_check.h"
+
+/* big-1: 2,500 events in 5 batches of 500 (types Even and Odd, data
+ * {"n": 1..2500}); small-1: one event. */
+static void fill(es_store *s) {
+    static es_event_in evs[500];
+    static json_t *datas[500];
+    static const char *types[2] = { "Even", "Odd" };
+    es_append_result res;
+    int b, i;
+    memset(evs, 0, sizeof evs);
+    for (i = 0; i < 500; i++) datas[i] = json_object();
+    for (b = 0; b < 5; b++) {
+        for (i = 0; i < 500; i++) {
+            json_object_set_new(datas[i], "n", json_integer(b * 500 + i + 1));
+            evs[i].type = types[(b * 500 + i + 1) % 2];
+            evs[i].data = datas[i];
+        }
+        OK(es_store_append(s, "big-1", evs, 500, b * 500, &res, &E));
+    }
+    for (i = 0; i < 500; i++) json_decref(datas[i]);
+    OK(append1(s, "small-1", "Odd", 1, ES_ANY, &res));
+}
+
+/* ---- streamed reads (es_query.whole) ---- */
+
+/* A whole read gets its rows as the server sends them (libpq's single-row
+ * mode), page after page: it must read exactly what a paged read reads. */
+static int same_rows(es_store *s, es_query *q) {
+    static row a[3000], b[3000];
+    long na, nb, i;
+    q->whole = 0;
+    na = collect(s, q, a, 3000);
+    q->whole = 1;
+    nb = collect(s, q, b, 3000);
+    q->whole = 0;
+    if (na < 0 || na != nb) {
+        fprintf(stderr, "pg_check: a paged read gave %ld rows, a whole one %ld\n", na, nb);
+        return 0;
+    }
+    for (i = 0; i < na && i < 3000; i++)
+        if (a[i].pos != b[i].pos || a[i].rev != b[i].rev || a[i].n != b[i].n || strcmp(a[i].id, b[i].id) != 0 ||
+            strcmp(a[i].stream, b[i].stream) != 0 || strcmp(a[i].type, b[i].type) != 0)
+            return 0;
+    return na > 0;
+}
+
+/* The first n rows of a whole read of big-1, the cursor left open. */
+static es_cursor *streamed(es_store *s, int n) {
+    es_query q;
+    es_cursor *cur = NULL;
+    const es_event *ev;
+    int i;
+    es_query_init(&q, ES_Q_STREAM);
+    q.stream = "big-1";
+    q.whole = 1;
+    if (es_store_read(s, &q, &cur, &E) != ES_OK) return NULL;
+    for (i = 0; i < n; i++)
+        if (es_cursor_next(cur, &ev, &E) != 1 || ev->revision != i + 1) {
+            es_cursor_close(cur);
+            return NULL;
+        }
+    return cur;
+}
+
+static void test_streamed_reads(es_store *s) {
+    const char *types[1] = { "Odd" };
+    es_query q;
+    es_cursor *cur;
+    const es_event *ev;
+    es_append_result res;
+    es_options o;
+    es_store *s2 = NULL;
+    PGconn *pg;
+    PGresult *r;
+    const char *vals[1];
+    char app_url[600];
+    int64_t rev;
+    int rc, rows;
+
+    es_query_init(&q, ES_Q_STREAM);
+    q.stream = "big-1";                                      /* 2,500 events: 3 pages */
+    CHECK(same_rows(s, &q));
+    q.backward = 1;
+    CHECK(same_rows(s, &q));
+    q.backward = 0;
+    q.from = 700;
+    q.to = 2100;
+    q.limit = 1200;
+    CHECK(same_rows(s, &q));
+    es_query_init(&q, ES_Q_ALL);
+    CHECK(same_rows(s, &q));
+    q.after = 1000;
+    q.limit = 1777;
+    CHECK(same_rows(s, &q));
+    q.category = "big";
+    q.types = types;
+    q.ntypes = 1;
+    CHECK(same_rows(s, &q));
+
+    /* another call on the store before the rows are all read: it runs,
+     * and the read ends with an error instead of handing out rows of the
+     * other call or leaving the connection busy */
+    CHECK((cur = streamed(s, 10)) != NULL);
+    OK(es_store_revision(s, "small-1", &rev, &E));
+    CHECK(rev == 1);
+    if (cur) {
+        es_err_clear(&E);
+        CHECK(es_cursor_next(cur, &ev, &E) == ES_EBACKEND && strstr(E.msg, "another call"));
+        CHECK(es_cursor_next(cur, &ev, &E) == 0);
+        es_cursor_close(cur);
+    }
+    /* closed halfway: the rest is read and dropped */
+    CHECK((cur = streamed(s, 5)) != NULL);
+    if (cur) es_cursor_close(cur);
+    OK(append1(s, "small-1", "Odd", 3, 1, &res));
+    CHECK((cur = streamed(s, 2500)) != NULL);
+    if (cur) {
+        CHECK(es_cursor_next(cur, &ev, &E) == 0);
+        es_cursor_close(cur);
+    }
+
+    /* the store closed under a streamed read, then its session killed
+     * under another: each read ends with an error, never a crash */
+    snprintf(app_url, sizeof app_url, "%s%capplication_name=%s_s", url, strchr(url, '?') ? '&' : '?', schema);
+    es_options_init(&o);
+    o.schema = schema;
+    OK(es_store_open(app_url, &o, &s2, &E));
+    if (!s2) return;
+    CHECK((cur = streamed(s2, 3)) != NULL);
+    es_store_close(s2);
+    if (cur) {
+        CHECK(es_cursor_next(cur, &ev, &E) == ES_EINVALID && strstr(E.msg, "closed"));
+        es_cursor_close(cur);
+    }
+    s2 = NULL;
+    OK(es_store_open(app_url, &o, &s2, &E));
+    if (!s2) return;
+    CHECK((cur = streamed(s2, 1)) != NULL);
+    pg = raw_connect();
+    snprintf(app_url, sizeof app_url, "%s_s", schema);
+    vals[0] = app_url;
+    r = PQexecParams(pg, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1",
+                     1, NULL, vals, NULL, NULL, 0);
+    CHECK(PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1);
+    PQclear(r);
+    PQfinish(pg);
+    if (cur) {
+        rows = 1;
+        while ((rc = es_cursor_next(cur, &ev, &E)) == 1) rows++;
+        /* rows already on their way may come first */
+        CHECK(rc == ES_EBACKEND && rows < 2500);
+        es_cursor_close(cur);
+    }
+    rc = es_store_revision(s2, "small-1", &rev, &E);
+    if (rc != ES_OK) rc = es_store_revision(s2, "small-1", &rev, &E);
+    CHECK(rc == ES_OK && rev == 2);
+    CHECK((cur = streamed(s2, 2500)) != NULL);
+    if (cur) es_cursor_close(cur);
+    es_store_close(s2);
+}
+
+int main(void) {
+    PGconn *pg;
+    es_store *s;
+    char sql[200];
+
+    check_file = "pg_stream_check";
+    url = getenv("EVENTSTORE_PG_URL");
+    if (!url || !*url) {
+        fprintf(stderr, "pg_stream_check: set EVENTSTORE_PG_URL (scripts/pg.sh start DIR prints one)\n");
+        return 2;
+    }
+    snprintf(schema, sizeof schema, "pgs_%ld", (long)getpid());
+    s = open_store();
+    fill(s);
+    test_streamed_reads(s);
+    es_store_close(s);
+    pg = raw_connect();
+    snprintf(sql, sizeof sql, "SET client_min_messages = warning; DROP SCHEMA IF EXISTS \"%s\" CASCADE", schema);
+    raw_exec(pg, sql);
+    PQfinish(pg);
+    printf("pg_stream_check: %d checks, %d failed\n", checks, failures);
+    return failures ? 1 : 0;
+}
