@@ -210,30 +210,17 @@ static void test_values(es_store *s) {
 
 static void test_reads(es_store *s) {
     static row rows[3000];
-    es_append_result res;
-    es_event_in evs[500];
-    json_t *datas[500];
     const char *types[2] = { "Even", "Odd" };
+    es_append_result res;
     es_query q;
     es_stats st;
     int64_t start, i, rev;
     long n;
-    int b, ok;
+    int ok;
 
-    /* 2500 events in one stream, 5 batches of 500: reads cross pages */
-    memset(evs, 0, sizeof evs);
-    for (i = 0; i < 500; i++) datas[i] = json_object();
     st = stats(s);
     start = st.position;
-    for (b = 0; b < 5; b++) {
-        for (i = 0; i < 500; i++) {
-            json_object_set_new(datas[i], "n", json_integer(b * 500 + i + 1));
-            evs[i].type = types[(b * 500 + i + 1) % 2];
-            evs[i].data = datas[i];
-        }
-        OK(es_store_append(s, "big-1", evs, 500, b * 500, &res, &E));
-    }
-    for (i = 0; i < 500; i++) json_decref(datas[i]);
+    fill_big(s);
     OK(append1(s, "small-1", "Odd", 1, ES_ANY, &res));
     OK(append1(s, "small-2", "Even", 2, ES_ANY, &res));
 

@@ -143,4 +143,25 @@ PG_CHECK_UNUSED static es_stats stats(es_store *s) {
     return st;
 }
 
+/* big-1: 2,500 events in 5 batches of 500, so reads cross pages: types Even
+ * and Odd by n, data {"n": 1..2500}. */
+PG_CHECK_UNUSED static void fill_big(es_store *s) {
+    static es_event_in evs[500];
+    static json_t *datas[500];
+    static const char *const types[2] = { "Even", "Odd" };
+    es_append_result res;
+    int b, i;
+    memset(evs, 0, sizeof evs);
+    for (i = 0; i < 500; i++) datas[i] = json_object();
+    for (b = 0; b < 5; b++) {
+        for (i = 0; i < 500; i++) {
+            json_object_set_new(datas[i], "n", json_integer(b * 500 + i + 1));
+            evs[i].type = types[(b * 500 + i + 1) % 2];
+            evs[i].data = datas[i];
+        }
+        OK(es_store_append(s, "big-1", evs, 500, b * 500, &res, &E));
+    }
+    for (i = 0; i < 500; i++) json_decref(datas[i]);
+}
+
 #endif

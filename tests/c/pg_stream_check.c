@@ -7,28 +7,6 @@
  */
 #include "pg_check.h"
 
-/* big-1: 2,500 events in 5 batches of 500 (types Even and Odd, data
- * {"n": 1..2500}); small-1: one event. */
-static void fill(es_store *s) {
-    static es_event_in evs[500];
-    static json_t *datas[500];
-    static const char *types[2] = { "Even", "Odd" };
-    es_append_result res;
-    int b, i;
-    memset(evs, 0, sizeof evs);
-    for (i = 0; i < 500; i++) datas[i] = json_object();
-    for (b = 0; b < 5; b++) {
-        for (i = 0; i < 500; i++) {
-            json_object_set_new(datas[i], "n", json_integer(b * 500 + i + 1));
-            evs[i].type = types[(b * 500 + i + 1) % 2];
-            evs[i].data = datas[i];
-        }
-        OK(es_store_append(s, "big-1", evs, 500, b * 500, &res, &E));
-    }
-    for (i = 0; i < 500; i++) json_decref(datas[i]);
-    OK(append1(s, "small-1", "Odd", 1, ES_ANY, &res));
-}
-
 /* ---- streamed reads (es_query.whole) ---- */
 
 /* A whole read gets its rows as the server sends them (libpq's single-row
@@ -170,6 +148,7 @@ static void test_streamed_reads(es_store *s) {
 int main(void) {
     PGconn *pg;
     es_store *s;
+    es_append_result res;
     char sql[200];
 
     check_file = "pg_stream_check";
@@ -180,7 +159,8 @@ int main(void) {
     }
     snprintf(schema, sizeof schema, "pgs_%ld", (long)getpid());
     s = open_store();
-    fill(s);
+    fill_big(s);
+    OK(append1(s, "small-1", "Odd", 1, ES_ANY, &res));
     test_streamed_reads(s);
     es_store_close(s);
     pg = raw_connect();
