@@ -171,10 +171,7 @@ void pg_stream_stop(postgres_conn *c) {
     postgres_cursor *cur = c->streaming;
     c->streaming = NULL;
     while ((r = PQgetResult(c->pg)) != NULL) PQclear(r);
-    if (cur) {
-        cur->streaming = 0;
-        cur->stopped = 1;
-    }
+    if (cur) cur->stopped = 1;
 }
 
 int64_t pg_col_i64(const PGresult *res, int row, int col) {
@@ -517,12 +514,10 @@ static void postgres_backend__close(es_conn *conn) {
     /* Cursors still open keep their current page, then report the closed
      * store; their close() then touches only itself. */
     for (cur = c->cursors; cur; cur = cur->next) {
+        /* a streaming cursor's rows stop here: the next one reports the
+         * closed store */
+        if (c->streaming == cur) cur->stopped = 1;
         cur->conn = NULL;
-        if (cur->streaming) {
-            /* its rows stop here: the next one reports the closed store */
-            cur->streaming = 0;
-            cur->stopped = 1;
-        }
     }
     if (c->pg) PQfinish(c->pg);
     for (i = 0; i < 3; i++) es_free(c->secrets[i]);

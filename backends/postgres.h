@@ -113,7 +113,6 @@ struct postgres_cursor {
     es_buf types;                      /* the type filter as a binary text[] */
     es_buf last;                       /* ES_Q_STREAMS: the last name seen (keyset) */
     int whole;                         /* es_query.whole: pages may stream (single-row mode) */
-    int streaming;                     /* the current page's rows are still coming in */
     int resent;                        /* the page was sent again after losing its statement */
     int stopped;                       /* another call on the store ended the streamed rows */
     int peeked;                        /* res holds a streamed row next() has not returned */

@@ -135,7 +135,6 @@ static int cursor_fetch(postgres_cursor *cur, es_err *err) {
         if ((rc = pg_send(c, cur, n, vals, lens, formats, err, "read",
                           cur->kind == ES_Q_STREAM ? cur->stream : NULL)) != ES_OK)
             return rc;
-        cur->streaming = 1;
         cur->page = page;
         cur->page_rows = 0;
         return ES_OK;
@@ -155,6 +154,9 @@ static int cursor_fetch(postgres_cursor *cur, es_err *err) {
     if (cur->kind == ES_Q_ID || cur->nrows - cur->snap_row < page) cur->done = 1;
     return ES_OK;
 }
+
+/* Whether the current page's rows are still coming in. */
+static int streaming(const postgres_cursor *cur) { return cur->conn && cur->conn->streaming == cur; }
 
 /* The next row of a streamed page: 1 with it in cur->res (row 0), 0 at the
  * page's end, or an error. A statement the session lost (a pooler's
@@ -233,7 +235,7 @@ static int postgres_cursor__next(es_cursor *base, const es_event **ev, es_err *e
             stream_key(cur);
             break;
         }
-        if (cur->streaming) {
+        if (streaming(cur)) {
             if ((rc = stream_next(cur, err)) < 0) {
                 cur->done = 1;
                 return rc;
@@ -253,7 +255,7 @@ static int postgres_cursor__next(es_cursor *base, const es_event **ev, es_err *e
             cur->done = 1;
             return rc;
         }
-        if (!cur->streaming && cur->nrows == 0) return 0;
+        if (!streaming(cur) && cur->nrows == 0) return 0;
     }
     cursor_row(cur);
     cur->row++;
@@ -264,7 +266,7 @@ static int postgres_cursor__next(es_cursor *base, const es_event **ev, es_err *e
 
 static void postgres_cursor__close(es_cursor *base) {
     postgres_cursor *cur = (postgres_cursor *)base;
-    if (cur->conn && cur->conn->streaming == cur) pg_stream_stop(cur->conn);
+    if (streaming(cur)) pg_stream_stop(cur->conn);
     if (cur->conn) {
         if (cur->prev) cur->prev->next = cur->next;
         else cur->conn->cursors = cur->next;
@@ -368,7 +370,7 @@ int postgres_backend__read_state(es_conn *conn, const char *stream, const char *
      * before its first fetch */
     if ((rc = cursor_new(c, &q, ST_STATE_FIRST, fingerprint, &base, err)) != ES_OK) return rc;
     cur = (postgres_cursor *)base;
-    if (cur->streaming) {
+    if (streaming(cur)) {
         /* the first row tells whether a snapshot came: taken here, or kept
          * for the first next() when it is an event */
         if ((rc = stream_next(cur, err)) < 0) {
