@@ -108,13 +108,18 @@ static int drain_notifies(postgres_conn *c) {
     return any;
 }
 
+int pg_statement_lost(const PGresult *res) {
+    const char *state = res && PQresultStatus(res) == PGRES_FATAL_ERROR
+                            ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+    return state && strcmp(state, "26000") == 0;
+}
+
 /* Runs a slot's prepared statement (reconnecting and preparing as needed)
  * and hands the result to *out, which the caller PQclears; on failure *out
  * is NULL. Rows come back as text; formats say which parameters are binary. */
 int pg_run(postgres_conn *c, int slot, int n, const char *const *vals, const int *lens, const int *formats,
            PGresult **out, es_err *err, const char *op, const char *name) {
     char sname[16];
-    const char *state;
     PGresult *res;
     ExecStatusType st;
     int rc;
@@ -124,8 +129,7 @@ int pg_run(postgres_conn *c, int slot, int n, const char *const *vals, const int
     snprintf(sname, sizeof sname, "es_%d", slot);
     res = PQexecPrepared(c->pg, sname, n, vals, lens, formats, 0);
     st = PQresultStatus(res);
-    state = st == PGRES_FATAL_ERROR ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
-    if (state && strcmp(state, "26000") == 0) {
+    if (pg_statement_lost(res)) {
         /* the session lost its prepared statements (DISCARD ALL, a pooler):
          * the statement did not run, so prepare and run it once more */
         PQclear(res);

@@ -134,6 +134,10 @@ int pg_send(postgres_conn *c, postgres_cursor *cur, int n, const char *const *va
  * connection can take the next one; the cursor that was streaming ends
  * with an error on its next row (another call on the store came first). */
 void pg_stream_stop(postgres_conn *c);
+/* Whether a statement failed because the session no longer has it
+ * prepared (DISCARD ALL from a pooler): it did not run, and can be
+ * prepared and sent again. */
+int pg_statement_lost(const PGresult *res);
 /* Drops libpq's queued notifications, noting that some came. */
 void pg_drain_notifies(postgres_conn *c);
 /* err for a failed result (res may be NULL: the connection's message). */

@@ -44,6 +44,26 @@ static int stream_rev_col(const postgres_cursor *cur) {
     return cur->lean ? 0 : 2;
 }
 
+/* Moves the keyset past row `row` of cur->res: the next page starts after
+ * it. A whole page moves it from its last row (cursor_fetch), a streamed
+ * one from each row as it comes (next). */
+static int move_key(postgres_cursor *cur, int row, es_err *err) {
+    switch (cur->kind) {
+    case ES_Q_STREAM:
+        if (cur->backward) cur->hi = pg_col_i64(cur->res, row, stream_rev_col(cur)) - 1;
+        else cur->lo = pg_col_i64(cur->res, row, stream_rev_col(cur)) + 1;
+        break;
+    case ES_Q_STREAMS:
+        cur->last.len = 0;
+        if (es_buf_add(&cur->last, PQgetvalue(cur->res, row, 0), (size_t)PQgetlength(cur->res, row, 0)))
+            return es_err_set(err, ES_ENOMEM, "read: out of memory");
+        break;
+    default:
+        cur->lo = pg_col_i64(cur->res, row, 0);
+    }
+    return ES_OK;
+}
+
 /* Moves the keyset past the last row of the current page and runs the
  * next page's query. Pages are separate statements: an event committed
  * between two pages shows up in a later page if it belongs after the key. */
@@ -55,22 +75,7 @@ static int cursor_fetch(postgres_cursor *cur, es_err *err) {
     int64_t page = PG_PAGE;
     int rc;
 
-    if (cur->res && cur->nrows > 0) {
-        int last = cur->nrows - 1;
-        switch (cur->kind) {
-        case ES_Q_STREAM:
-            if (cur->backward) cur->hi = pg_col_i64(cur->res, last, stream_rev_col(cur)) - 1;
-            else cur->lo = pg_col_i64(cur->res, last, stream_rev_col(cur)) + 1;
-            break;
-        case ES_Q_STREAMS:
-            cur->last.len = 0;
-            if (es_buf_add(&cur->last, PQgetvalue(cur->res, last, 0), (size_t)PQgetlength(cur->res, last, 0)))
-                return es_err_set(err, ES_ENOMEM, "read: out of memory");
-            break;
-        default:
-            cur->lo = pg_col_i64(cur->res, last, 0);
-        }
-    }
+    if (cur->res && cur->nrows > 0 && (rc = move_key(cur, cur->nrows - 1, err)) != ES_OK) return rc;
     PQclear(cur->res);
     cur->res = NULL;
     cur->row = cur->nrows = 0;
@@ -164,7 +169,6 @@ static int streaming(const postgres_cursor *cur) { return cur->conn && cur->conn
  * more, as pg_run does. */
 static int stream_next(postgres_cursor *cur, es_err *err) {
     postgres_conn *c = cur->conn;
-    const char *state;
     PGresult *r;
     ExecStatusType st;
     int rc;
@@ -179,11 +183,10 @@ static int stream_next(postgres_cursor *cur, es_err *err) {
         cur->page_rows++;
         return 1;
     }
-    state = r && st == PGRES_FATAL_ERROR ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
     if (st == PGRES_TUPLES_OK) {
         PQclear(r);
         rc = 0;
-    } else if (state && strcmp(state, "26000") == 0 && cur->page_rows == 0 && !cur->resent) {
+    } else if (pg_statement_lost(r) && cur->page_rows == 0 && !cur->resent) {
         PQclear(r);
         pg_stream_stop(c);
         cur->stopped = 0;
@@ -205,18 +208,6 @@ static int stream_next(postgres_cursor *cur, es_err *err) {
     return rc;
 }
 
-/* Moves a streamed page's keyset past its current row (cursor_fetch does
- * it from a whole page's last row). */
-static void stream_key(postgres_cursor *cur) {
-    if (cur->kind == ES_Q_STREAM) {
-        int64_t rev = pg_col_i64(cur->res, 0, stream_rev_col(cur));
-        if (cur->backward) cur->hi = rev - 1;
-        else cur->lo = rev + 1;
-    } else {
-        cur->lo = pg_col_i64(cur->res, 0, 0);
-    }
-}
-
 static int postgres_cursor__next(es_cursor *base, const es_event **ev, es_err *err) {
     postgres_cursor *cur = (postgres_cursor *)base;
     int rc;
@@ -232,7 +223,7 @@ static int postgres_cursor__next(es_cursor *base, const es_event **ev, es_err *e
         if (cur->peeked) {
             /* read_state looked at the first row: it is an event */
             cur->peeked = 0;
-            stream_key(cur);
+            (void)move_key(cur, 0, err);     /* stream and global reads: no allocation */
             break;
         }
         if (streaming(cur)) {
@@ -241,7 +232,7 @@ static int postgres_cursor__next(es_cursor *base, const es_event **ev, es_err *e
                 return rc;
             }
             if (rc == 1) {
-                stream_key(cur);
+                (void)move_key(cur, 0, err);
                 break;
             }
             if (cur->page_rows < cur->page) cur->done = 1;
@@ -382,7 +373,7 @@ int postgres_backend__read_state(es_conn *conn, const char *stream, const char *
         } else if (PQgetisnull(cur->res, 0, 1)) {
             r = cur->res;
             cur->page_rows--;       /* the page's LIMIT counts events only */
-            stream_key(cur);
+            (void)move_key(cur, 0, err);
         } else {
             cur->peeked = 1;
         }
