@@ -7,8 +7,14 @@
 # Environment:
 #   BENCH_RUNS=3      runs per backend; each run is a fresh process per backend
 #   BENCH_SCALE=1     0 < x <= 1 scales the stream counts (each keeps 100 events)
-#   BENCH_BACKENDS    space-separated subset of: raw-sqlite-full raw-sqlite-normal
-#                     memory sqlite-full sqlite-normal raw-pg pg
+#   BENCH_BACKENDS    space-separated subset of: raw-sqlite-full sqlite-full
+#                     raw-sqlite-normal sqlite-normal memory raw-pg pg; each raw
+#                     loop runs next to its store, and even runs go in reverse
+#                     order, so a pair is minutes apart at most and neither
+#                     side is always first
+#   BENCH_CPU=auto    the CPU every benchmark process is pinned to (taskset);
+#                     auto: the first CPU this shell may use, with the
+#                     PostgreSQL server it starts on the others; none: no pinning
 #   BENCH_PG_URL      use this server for raw-pg and pg instead of starting one;
 #                     the bench drops everything its user owns in that database
 #   BENCH_GROWTH=1    0 skips the growth step: append cost on an empty store
@@ -27,11 +33,36 @@ set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 ROOT=$PWD
 RUNS=${BENCH_RUNS:-3}
-BACKENDS=${BENCH_BACKENDS:-raw-sqlite-full raw-sqlite-normal memory sqlite-full sqlite-normal raw-pg pg}
+BACKENDS=${BENCH_BACKENDS:-raw-sqlite-full sqlite-full raw-sqlite-normal sqlite-normal memory raw-pg pg}
 OUT=$ROOT/bench/out
 TOOLS=$ROOT/build/bench
 LUA=${LUA:-lua5.4}
 WATCH=(timeout -k 10 "${BENCH_TIMEOUT:-1800}")
+
+# Pinning. The two vCPUs of the machine this was written on differ in speed
+# by up to 50%, and which one is slow changes within minutes (a busy
+# neighbour on the host): a raw loop on the fast CPU and our store on the
+# slow one made a ratio out of two machines. Every process of the bench
+# runs on one CPU; the PostgreSQL server started here runs on the others,
+# so client and server do not take turns on one CPU.
+ALLOWED=()
+for r in $(sed -n 's/^Cpus_allowed_list:[[:space:]]*//p' /proc/self/status | tr ',' ' '); do
+    case $r in
+        *-*) for ((i = ${r%-*}; i <= ${r#*-}; i++)); do ALLOWED+=("$i"); done ;;
+        *) ALLOWED+=("$r") ;;
+    esac
+done
+CLIENT_CPU=${BENCH_CPU:-auto}
+[ "$CLIENT_CPU" != auto ] || CLIENT_CPU=${ALLOWED[0]:-none}
+PIN=()
+SERVER_CPUS=
+if [ "$CLIENT_CPU" != none ] && command -v taskset >/dev/null && [ ${#ALLOWED[@]} -ge 2 ]; then
+    PIN=(taskset -c "$CLIENT_CPU")
+    for i in "${ALLOWED[@]}"; do
+        [ "$i" = "$CLIENT_CPU" ] || SERVER_CPUS=${SERVER_CPUS:+$SERVER_CPUS,}$i
+    done
+fi
+RUN=("${WATCH[@]}" "${PIN[@]}")
 
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/es-bench.XXXXXX") || exit 1
 chmod 755 "$TMP"   # the postgres user must reach its data folder inside
@@ -85,6 +116,12 @@ if [ -z "$PG_URL" ] && { wants raw-pg || wants pg; }; then
         PG_URL=$(start_own_pg) || PG_URL=
     fi
     [ -n "$PG_URL" ] || echo "bench: PostgreSQL did not start; the raw-pg and pg rows are skipped" >&2
+    # The postmaster and the processes it has started; later backends
+    # inherit its CPUs.
+    if [ -n "$PG_URL" ] && [ -n "$SERVER_CPUS" ] && [ -f "$PG_DIR/postmaster.pid" ]; then
+        pm=$(head -n 1 "$PG_DIR/postmaster.pid")
+        for p in "$pm" $(pgrep -P "$pm"); do taskset -a -p -c "$SERVER_CPUS" "$p" >/dev/null || true; done
+    fi
 fi
 
 # Our store needs the Lua module; without it only the raw limits run.
@@ -108,14 +145,14 @@ run_one() {
     local b=$1 run=$2 d=$TMP/run$2-$1 rc
     mkdir -p "$d"
     case $b in
-        raw-sqlite-full)   "${WATCH[@]}" "$TOOLS/raw_sqlite" full "$d/w1.db" "$d/w2.db" ;;
-        raw-sqlite-normal) "${WATCH[@]}" "$TOOLS/raw_sqlite" normal "$d/w1.db" "$d/w2.db" ;;
-        memory)            "${WATCH[@]}" "$LUA" bench/run.lua memory memory: memory: - ;;
-        sqlite-full)       "${WATCH[@]}" "$LUA" bench/run.lua sqlite-full "sqlite:$d/w1.db" "sqlite:$d/w2.db" full ;;
-        sqlite-normal)     "${WATCH[@]}" "$LUA" bench/run.lua sqlite-normal "sqlite:$d/w1.db" "sqlite:$d/w2.db" normal ;;
-        raw-pg)            "${WATCH[@]}" "$TOOLS/raw_pg" "$PG_URL" ;;
+        raw-sqlite-full)   "${RUN[@]}" "$TOOLS/raw_sqlite" full "$d/w1.db" "$d/w2.db" ;;
+        raw-sqlite-normal) "${RUN[@]}" "$TOOLS/raw_sqlite" normal "$d/w1.db" "$d/w2.db" ;;
+        memory)            "${RUN[@]}" "$LUA" bench/run.lua memory memory: memory: - ;;
+        sqlite-full)       "${RUN[@]}" "$LUA" bench/run.lua sqlite-full "sqlite:$d/w1.db" "sqlite:$d/w2.db" full ;;
+        sqlite-normal)     "${RUN[@]}" "$LUA" bench/run.lua sqlite-normal "sqlite:$d/w1.db" "sqlite:$d/w2.db" normal ;;
+        raw-pg)            "${RUN[@]}" "$TOOLS/raw_pg" "$PG_URL" ;;
         pg)                BENCH_RESET="'$TOOLS/raw_pg' reset '$PG_URL'" \
-                               "${WATCH[@]}" "$LUA" bench/run.lua pg "$PG_URL" "$PG_URL" - ;;
+                               "${RUN[@]}" "$LUA" bench/run.lua pg "$PG_URL" "$PG_URL" - ;;
     esac >"$d/out" 2>"$d/err"
     rc=$?
     sed "s/^{/{\"run\":$run,/" "$d/out" >>"$LINES"
@@ -131,8 +168,12 @@ run_one() {
 }
 
 START=$(date +%s)
+REVERSED=
+for b in $BACKENDS; do REVERSED="$b $REVERSED"; done
 for run in $(seq 1 "$RUNS"); do
-    for b in $BACKENDS; do
+    order=$BACKENDS
+    [ $((run % 2)) -eq 1 ] || order=$REVERSED
+    for b in $order; do
         case $b in
             memory|sqlite-full|sqlite-normal|pg) [ -n "$HAVE_MODULE" ] || continue ;;
         esac
@@ -153,11 +194,11 @@ if [ "${BENCH_GROWTH:-1}" != 0 ] && [ -n "$HAVE_MODULE" ]; then
             d=$TMP/growth-$b
             mkdir -p "$d"
             case $b in
-                memory)        set -- "${WATCH[@]}" "$LUA" bench/growth.lua memory memory: - ;;
-                sqlite-full)   set -- "${WATCH[@]}" "$LUA" bench/growth.lua sqlite-full "sqlite:$d/g.db" full ;;
-                sqlite-normal) set -- "${WATCH[@]}" "$LUA" bench/growth.lua sqlite-normal "sqlite:$d/g.db" normal ;;
+                memory)        set -- "${RUN[@]}" "$LUA" bench/growth.lua memory memory: - ;;
+                sqlite-full)   set -- "${RUN[@]}" "$LUA" bench/growth.lua sqlite-full "sqlite:$d/g.db" full ;;
+                sqlite-normal) set -- "${RUN[@]}" "$LUA" bench/growth.lua sqlite-normal "sqlite:$d/g.db" normal ;;
                 pg)            [ -n "$PG_URL" ] || continue
-                               set -- "${WATCH[@]}" "$LUA" bench/growth.lua pg "$PG_URL" - ;;
+                               set -- "${RUN[@]}" "$LUA" bench/growth.lua pg "$PG_URL" - ;;
                 *)             echo "bench: no growth step for $b" >&2; continue ;;
             esac
             printf 'bench: growth %d/%d %-18s' "$run" "$RUNS" "$b" >&2
@@ -184,7 +225,12 @@ if [ "${BENCH_GROWTH:-1}" != 0 ] && [ -n "$HAVE_MODULE" ]; then
 fi
 
 echo
-echo "eventstore bench: $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, runs=$RUNS," \
+if [ ${#PIN[@]} -gt 0 ]; then
+    PINNED="processes on CPU $CLIENT_CPU${SERVER_CPUS:+, the PostgreSQL started here on CPU $SERVER_CPUS}"
+else
+    PINNED="not pinned"
+fi
+echo "eventstore bench: $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores ($PINNED), runs=$RUNS," \
      "scale=${BENCH_SCALE:-1}, medians; $(( $(date +%s) - START ))s"
 BENCH_RUNS=$RUNS "$LUA" bench/report.lua "$LINES" "$TMP/results.json"
 rc=$?
