@@ -117,4 +117,42 @@ describe("PostgreSQL streamed reads #postgres", function()
     assert.equals(260, #store:read("s-1", { from = 41 }))
     assert.equals(1, #store:read("s-2"))
   end)
+
+  it("prepares a statement again when the session lost it (DISCARD ALL, a pooler)", function()
+    -- a trigger runs DEALLOCATE ALL in the session of the next append, as
+    -- DISCARD ALL or a pooler handing over another session would
+    psql("CREATE TABLE " .. prefix .. "lose_flag (x int); " ..
+      "CREATE FUNCTION " .. prefix .. "lose() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN " ..
+      "IF EXISTS (SELECT 1 FROM " .. prefix .. "lose_flag) THEN DELETE FROM " .. prefix .. "lose_flag; " ..
+      "EXECUTE 'DEALLOCATE ALL'; END IF; RETURN NULL; END $$; " ..
+      "CREATE TRIGGER lose AFTER INSERT ON " .. prefix .. "events FOR EACH STATEMENT " ..
+      "EXECUTE FUNCTION " .. prefix .. "lose()")
+    local function lose()
+      psql("INSERT INTO " .. prefix .. "lose_flag VALUES (1)")
+      assert(store:append("lost-1", { { type = "T", data = { n = 0 } } }))
+      assert.equals("0", psql("SELECT count(*) FROM " .. prefix .. "lose_flag"):match("%d+"))
+    end
+    finally(function()
+      psql("DROP TABLE IF EXISTS " .. prefix .. "lose_flag; DROP FUNCTION IF EXISTS " .. prefix .. "lose() CASCADE")
+    end)
+    local rules = eventstore.reducer({ n = "sum" })
+    local batch = {}
+    for i = 1, 1500 do batch[i] = { type = "T", data = { n = 1 } } end
+    assert(store:append("s-1", batch))
+    -- each kind of call runs once, so that its statement is prepared
+    assert.equals(1500, #store:read("s-1"))
+    assert.equals(1500, (store:state("s-1", rules)).n)
+    local all = #store:read_all()
+    lose()
+    assert.equals(1500, #store:read("s-1"))
+    lose()
+    assert.same({ n = 1500 }, (store:state("s-1", rules)))
+    lose()
+    assert.equals(all + 3, #store:read_all())
+    lose()
+    assert.equals(1500, store:revision("s-1"))
+    lose()
+    local res = assert(store:append("lost-1", { { type = "T", data = { n = 1 } } }))
+    assert.equals(6, res.revision)
+  end)
 end)

@@ -145,6 +145,83 @@ static void test_streamed_reads(es_store *s) {
     es_store_close(s2);
 }
 
+/* ---- statements the session lost ---- */
+
+/* Makes the store's session drop its prepared statements, as DISCARD ALL
+ * or a pooler handing over another session would: a trigger on the events
+ * table runs DEALLOCATE ALL in the session of the next append. Returns
+ * whether the trigger ran. */
+static int lose_statements(es_store *s, PGconn *pg) {
+    es_append_result res;
+    char sql[200];
+    PGresult *r;
+    int gone;
+    snprintf(sql, sizeof sql, "INSERT INTO \"%s\".lose_flag VALUES (1)", schema);
+    raw_exec(pg, sql);
+    if (append1(s, "lost-1", "Odd", 1, ES_ANY, &res) != ES_OK) return 0;
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM \"%s\".lose_flag", schema);
+    r = PQexec(pg, sql);
+    gone = PQresultStatus(r) == PGRES_TUPLES_OK && strcmp(PQgetvalue(r, 0, 0), "0") == 0;
+    PQclear(r);
+    return gone;
+}
+
+/* Every kind of call prepares its statement again once and runs it: the
+ * first statement of each kind after the loss gets SQLSTATE 26000. */
+static void test_statements_lost(es_store *s) {
+    static row rows[3000];
+    PGconn *pg = raw_connect();
+    es_query q;
+    es_append_result res;
+    int64_t rev = 0;
+    long n, i, bad = 0;
+    char sql[1024];
+    snprintf(sql, sizeof sql,
+             "CREATE TABLE \"%s\".lose_flag (x int);"
+             "CREATE FUNCTION \"%s\".lose() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+             "IF EXISTS (SELECT 1 FROM \"%s\".lose_flag) THEN DELETE FROM \"%s\".lose_flag; "
+             "EXECUTE 'DEALLOCATE ALL'; END IF; RETURN NULL; END $$;"
+             "CREATE TRIGGER lose AFTER INSERT ON \"%s\".es_events FOR EACH STATEMENT "
+             "EXECUTE FUNCTION \"%s\".lose();",
+             schema, schema, schema, schema, schema, schema);
+    raw_exec(pg, sql);
+
+    /* a streamed stream read: the resend before the first row */
+    CHECK(lose_statements(s, pg));
+    es_query_init(&q, ES_Q_STREAM);
+    q.stream = "big-1";
+    q.whole = 1;
+    n = collect(s, &q, rows, 3000);
+    for (i = 0; i < n && i < 3000; i++) bad += rows[i].rev != i + 1 || rows[i].n != i + 1;
+    CHECK(n == 2500 && bad == 0);
+    /* the same read in pages (pg_run) */
+    CHECK(lose_statements(s, pg));
+    q.whole = 0;
+    CHECK(collect(s, &q, rows, 3000) == 2500 && rows[2499].n == 2500);
+    /* a streamed lean read, as state() makes: once to prepare it */
+    q.whole = 1;
+    q.lean = 1;
+    CHECK(collect(s, &q, rows, 3000) == 2500);
+    CHECK(lose_statements(s, pg));
+    CHECK(collect(s, &q, rows, 3000) == 2500 && rows[0].n == 1 && rows[2499].rev == 2500);
+    /* the whole store, streamed */
+    CHECK(lose_statements(s, pg));
+    es_query_init(&q, ES_Q_ALL);
+    q.whole = 1;
+    n = collect(s, &q, rows, 3000);
+    CHECK(n > 2500 && n == stats(s).events);
+    /* a single-row call and an append */
+    CHECK(lose_statements(s, pg));
+    OK(es_store_revision(s, "big-1", &rev, &E));
+    CHECK(rev == 2500);
+    CHECK(lose_statements(s, pg));
+    OK(append1(s, "lost-1", "Odd", 2, ES_ANY, &res));
+    CHECK(res.revision == 7);
+    snprintf(sql, sizeof sql, "DROP TRIGGER lose ON \"%s\".es_events", schema);
+    raw_exec(pg, sql);
+    PQfinish(pg);
+}
+
 int main(void) {
     PGconn *pg;
     es_store *s;
@@ -162,6 +239,7 @@ int main(void) {
     fill_big(s);
     OK(append1(s, "small-1", "Odd", 1, ES_ANY, &res));
     test_streamed_reads(s);
+    test_statements_lost(s);
     es_store_close(s);
     pg = raw_connect();
     snprintf(sql, sizeof sql, "SET client_min_messages = warning; DROP SCHEMA IF EXISTS \"%s\" CASCADE", schema);
