@@ -86,17 +86,20 @@ local function med(b, w, k)
 end
 
 -- The ratio to a baseline is taken within each run (the same minutes of a
--- noisy machine), then the median over runs, as WORKLOAD.md asks.
-local function run_ratio(b, w, base_b, base_w)
+-- noisy machine), then the median over runs, as WORKLOAD.md asks; the
+-- lowest and highest of the runs' ratios come second and third. A fixed
+-- baseline (a peer's figure) divides every run alike.
+local function run_ratio(b, w, base_b, base_w, fixed)
   local s = samples[b] and samples[b][w]
   local t = samples[base_b] and samples[base_b][base_w]
   local rs = {}
-  if not (s and s.by_run and t and t.by_run) then return nil end
+  if not (s and s.by_run and (fixed or (t and t.by_run))) then return nil end
   for run, eps in pairs(s.by_run) do
-    local base = t.by_run[run]
+    local base = fixed or t.by_run[run]
     if base and base > 0 then rs[#rs + 1] = eps / base end
   end
-  return median(rs)
+  local m = median(rs)
+  return m, rs[1], rs[#rs]           -- median sorted rs
 end
 
 local function runs(b, w)
@@ -116,7 +119,7 @@ for _, b in ipairs(BACKENDS) do
       if w == "C/Lua" then
         row.baseline_events_per_s = med(b, "W5-lua", "events_per_s")
         row.baseline = "store:read() + plain-Lua fold"
-        row.ratio = run_ratio(b, "W5", b, "W5-lua")
+        row.ratio, row.ratio_min, row.ratio_max = run_ratio(b, "W5", b, "W5-lua")
         row.bar = FOLD_BAR
         row.runs = runs(b, "W5")
       elseif w == "fold" then
@@ -133,13 +136,14 @@ for _, b in ipairs(BACKENDS) do
         local base = PEERS[w] or PEERS.W5
         row.baseline_events_per_s = base
         row.baseline = "best in-process peer"
+        row.ratio, row.ratio_min, row.ratio_max = run_ratio(b, w, nil, nil, base)
         if PEERS[w] then row.bar = 10 end
       else
         local raw = BASELINE[b]
         row.baseline = raw
         local base_w = w == "W5-lua" and "W5" or w
         row.baseline_events_per_s = med(raw, base_w, "events_per_s")
-        row.ratio = run_ratio(b, w, raw, base_w)
+        row.ratio, row.ratio_min, row.ratio_max = run_ratio(b, w, raw, base_w)
         if w ~= "W5-lua" then row.bar = BAR[b:match("^sqlite") and "sqlite" or "pg"][w] end
       end
       if w == "fold" then
@@ -169,13 +173,20 @@ local function num(x, fmt)
   return fmt and string.format(fmt, x) or commas(x)
 end
 
-local fmt = "%-18s %-7s %12s %14s %8s %7s %8s  %s\n"
-io.write(string.format(fmt, "backend", "load", "events/s", "baseline/s", "ratio", "bar",
+-- the runs' lowest and highest ratio, when there are several
+local function range(r)
+  if not (r.ratio_min and r.ratio_max and r.runs and r.runs > 1) then return "" end
+  local f = r.ratio_max >= 10 and "%.1f" or "%.2f"
+  return string.format(f .. "-" .. f, r.ratio_min, r.ratio_max)
+end
+
+local fmt = "%-18s %-7s %12s %14s %8s %11s %7s %8s  %s\n"
+io.write(string.format(fmt, "backend", "load", "events/s", "baseline/s", "ratio", "min-max", "bar",
   "RSS MB", ""))
-io.write(string.rep("-", 86), "\n")
+io.write(string.rep("-", 98), "\n")
 for _, r in ipairs(rows) do
   if r.note then
-    io.write(string.format(fmt, r.backend, r.workload, "-", "-", "-", "-", "-", r.note))
+    io.write(string.format(fmt, r.backend, r.workload, "-", "-", "-", "", "-", "-", r.note))
   else
     local mark = {}
     if r.below then mark[#mark + 1] = "BELOW BAR" end
@@ -192,7 +203,8 @@ for _, r in ipairs(rows) do
     local bar = r.bar and (r.bar >= 10 and string.format(">=%dx", r.bar) or string.format(">=%.2f", r.bar)) or ""
     local raw = r.backend:match("^raw%-") and r.workload ~= "fold"
     io.write(string.format(fmt, r.backend, r.workload, num(r.events_per_s),
-      raw and "-" or num(r.baseline_events_per_s), raw and "-" or num(r.ratio, "%.2f"), bar,
+      raw and "-" or num(r.baseline_events_per_s), raw and "-" or num(r.ratio, "%.2f"),
+      raw and "" or range(r), bar,
       num(r.peak_rss_mb, "%.1f"),
       table.concat(mark, "; ")))
   end
@@ -260,6 +272,8 @@ for _, r in ipairs(rows) do
     '"events_per_s":' .. jnum(r.events_per_s),
     '"baseline_events_per_s":' .. jnum(r.baseline_events_per_s),
     '"ratio":' .. jnum(r.ratio),
+    '"ratio_min":' .. jnum(r.ratio_min),
+    '"ratio_max":' .. jnum(r.ratio_max),
     '"peak_rss_mb":' .. jnum(r.peak_rss_mb),
   }
   if r.baseline then fields[#fields + 1] = '"baseline":' .. jstr(r.baseline) end
