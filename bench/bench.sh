@@ -55,6 +55,11 @@ CLIENT_CPU=${BENCH_CPU:-auto}
 [ "$CLIENT_CPU" != auto ] || CLIENT_CPU=$(echo "$ALLOWED" | sed 's/[-,].*//')
 PIN=()
 if [ -n "$CLIENT_CPU" ] && [ "$CLIENT_CPU" != none ] && command -v taskset >/dev/null && [ "$(nproc)" -ge 2 ]; then
+    # a CPU this shell may not use would fail every run: say so once
+    if ! taskset -c "$CLIENT_CPU" true 2>/dev/null; then
+        echo "bench: BENCH_CPU=$CLIENT_CPU is not a CPU this shell may use (allowed: $ALLOWED; or none)" >&2
+        exit 2
+    fi
     PIN=(taskset -c "$CLIENT_CPU")
 fi
 RUN=("${WATCH[@]}" "${PIN[@]}")
