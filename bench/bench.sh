@@ -9,9 +9,8 @@
 #   BENCH_SCALE=1     0 < x <= 1 scales the stream counts (each keeps 100 events)
 #   BENCH_BACKENDS    space-separated subset of: raw-sqlite-full sqlite-full
 #                     raw-sqlite-normal sqlite-normal memory raw-pg pg; each raw
-#                     loop runs next to its store, and even runs go in reverse
-#                     order, so a pair is minutes apart at most and neither
-#                     side is always first
+#                     loop runs right before or after its store (even runs go
+#                     in reverse order), so neither side is always first
 #   BENCH_CPU=auto    the CPU the SQLite and memory processes (raw loops and
 #                     stores alike) are pinned to with taskset; auto: the first
 #                     CPU this shell may use; none: no pinning. PostgreSQL's
@@ -63,7 +62,6 @@ if [ -n "$CLIENT_CPU" ] && [ "$CLIENT_CPU" != none ] && command -v taskset >/dev
     PIN=(taskset -c "$CLIENT_CPU")
 fi
 RUN=("${WATCH[@]}" "${PIN[@]}")
-PG_RUN=("${WATCH[@]}")
 
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/es-bench.XXXXXX") || exit 1
 chmod 755 "$TMP"   # the postgres user must reach its data folder inside
@@ -145,9 +143,9 @@ run_one() {
         memory)            "${RUN[@]}" "$LUA" bench/run.lua memory memory: memory: - ;;
         sqlite-full)       "${RUN[@]}" "$LUA" bench/run.lua sqlite-full "sqlite:$d/w1.db" "sqlite:$d/w2.db" full ;;
         sqlite-normal)     "${RUN[@]}" "$LUA" bench/run.lua sqlite-normal "sqlite:$d/w1.db" "sqlite:$d/w2.db" normal ;;
-        raw-pg)            "${PG_RUN[@]}" "$TOOLS/raw_pg" "$PG_URL" ;;
+        raw-pg)            "${WATCH[@]}" "$TOOLS/raw_pg" "$PG_URL" ;;
         pg)                BENCH_RESET="'$TOOLS/raw_pg' reset '$PG_URL'" \
-                               "${PG_RUN[@]}" "$LUA" bench/run.lua pg "$PG_URL" "$PG_URL" - ;;
+                               "${WATCH[@]}" "$LUA" bench/run.lua pg "$PG_URL" "$PG_URL" - ;;
     esac >"$d/out" 2>"$d/err"
     rc=$?
     sed "s/^{/{\"run\":$run,/" "$d/out" >>"$LINES"
@@ -193,7 +191,7 @@ if [ "${BENCH_GROWTH:-1}" != 0 ] && [ -n "$HAVE_MODULE" ]; then
                 sqlite-full)   set -- "${RUN[@]}" "$LUA" bench/growth.lua sqlite-full "sqlite:$d/g.db" full ;;
                 sqlite-normal) set -- "${RUN[@]}" "$LUA" bench/growth.lua sqlite-normal "sqlite:$d/g.db" normal ;;
                 pg)            [ -n "$PG_URL" ] || continue
-                               set -- "${PG_RUN[@]}" "$LUA" bench/growth.lua pg "$PG_URL" - ;;
+                               set -- "${WATCH[@]}" "$LUA" bench/growth.lua pg "$PG_URL" - ;;
                 *)             echo "bench: no growth step for $b" >&2; continue ;;
             esac
             printf 'bench: growth %d/%d %-18s' "$run" "$RUNS" "$b" >&2

@@ -98,8 +98,8 @@ local function run_ratio(b, w, base_b, base_w, fixed)
     local base = fixed or t.by_run[run]
     if base and base > 0 then rs[#rs + 1] = eps / base end
   end
-  local m = median(rs)
-  return m, rs[1], rs[#rs]           -- median sorted rs
+  if #rs == 0 then return nil end
+  return median(rs), math.min(table.unpack(rs)), math.max(table.unpack(rs))
 end
 
 local function runs(b, w)
