@@ -45,8 +45,9 @@ static int stream_rev_col(const postgres_cursor *cur) {
 }
 
 /* Moves the keyset past row `row` of cur->res: the next page starts after
- * it. A whole page moves it from its last row (cursor_fetch), a streamed
- * one from each row as it comes (next). */
+ * it. A whole page moves it from its last row (cursor_fetch), state()'s
+ * first statement past its snapshot row; a streamed row moves it in next(),
+ * from the event cursor_row has read. */
 static int move_key(postgres_cursor *cur, int row, es_err *err) {
     switch (cur->kind) {
     case ES_Q_STREAM:
@@ -210,7 +211,7 @@ static int stream_next(postgres_cursor *cur, es_err *err) {
 
 static int postgres_cursor__next(es_cursor *base, const es_event **ev, es_err *err) {
     postgres_cursor *cur = (postgres_cursor *)base;
-    int rc;
+    int rc, streamed = 0;
     *ev = NULL;
     for (;;) {
         if (cur->stopped) {
@@ -223,7 +224,7 @@ static int postgres_cursor__next(es_cursor *base, const es_event **ev, es_err *e
         if (cur->peeked) {
             /* read_state looked at the first row: it is an event */
             cur->peeked = 0;
-            (void)move_key(cur, 0, err);     /* stream and global reads: no allocation */
+            streamed = 1;
             break;
         }
         if (streaming(cur)) {
@@ -232,7 +233,7 @@ static int postgres_cursor__next(es_cursor *base, const es_event **ev, es_err *e
                 return rc;
             }
             if (rc == 1) {
-                (void)move_key(cur, 0, err);
+                streamed = 1;
                 break;
             }
             if (cur->page_rows < cur->page) cur->done = 1;
@@ -249,6 +250,13 @@ static int postgres_cursor__next(es_cursor *base, const es_event **ev, es_err *e
         if (!streaming(cur) && cur->nrows == 0) return 0;
     }
     cursor_row(cur);
+    /* a streamed row moves the keyset as it comes, from the numbers
+     * cursor_row has just read (streams are stream or global reads) */
+    if (streamed) {
+        if (cur->kind != ES_Q_STREAM) cur->lo = cur->ev.position;
+        else if (cur->backward) cur->hi = cur->ev.revision - 1;
+        else cur->lo = cur->ev.revision + 1;
+    }
     cur->row++;
     cur->returned++;
     *ev = &cur->ev;
