@@ -366,6 +366,8 @@ static int memory_backend__append(es_conn *base, es_append_req *req, es_append_r
         mem_event *e = &c->ev[c->nev + i];
         memset(e, 0, sizeof *e);
         e->st = st;
+        /* as SQLite does, so a generated id looks the same on both */
+        if (req->generated && req->generated[i]) es_id_stamp((char *)in->id, (int64_t)(c->nev + i) + 1);
         memcpy(b, in->id, idl);
         e->ev.id = b;
         memcpy(b + idl, in->type, tl);

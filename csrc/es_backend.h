@@ -26,6 +26,11 @@ typedef struct es_append_req {
     es_event *events;          /* count events; revision and position filled by the backend */
     int ids_given;             /* 1 if any id came from the caller (idempotency check needed) */
     int outbox;                /* record the events as undispatched in the same transaction */
+    /* count flags: 1 where store.c generated the id. Such an id is
+     * writable, and a backend that knows the event's position before it
+     * stores it may stamp the position into it (es_id_stamp); store.c
+     * reports the id as the backend left it. */
+    const unsigned char *generated;
 } es_append_req;
 
 /*

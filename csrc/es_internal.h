@@ -27,6 +27,18 @@
 void *es_huge_alloc(size_t n);
 void  es_huge_free(void *p, size_t n);
 
+/* Generated event ids carry their event's position. es_id_stamp writes a
+ * position below ES_ID_STAMP_LIMIT (2^48) into the first 48 bits of a
+ * generated id (the 8 and 4 hex digits before the second dash, where a
+ * version 7 id has its time) and makes it version 8; the other 74 bits stay
+ * random. A SQLite store finds such an id through its position, so its
+ * unique index on ids holds only ids that do not name their own row
+ * (caller-given ids): one B-tree fewer written per append. es_id_position
+ * reads those 48 bits of any UUID text back (-1 when they are not hex). */
+#define ES_ID_STAMP_LIMIT ((int64_t)1 << 48)
+void    es_id_stamp(char *id, int64_t position);
+int64_t es_id_position(const char *id);
+
 /* A growable byte buffer on es_malloc; b->data is NUL-terminated when len > 0. */
 typedef struct es_buf {
     char *data;

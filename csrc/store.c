@@ -15,6 +15,7 @@ struct es_store {
     /* The last append's events: es_append_result.events points here until
      * the next call, so the caller can publish what was committed. */
     es_event *last;
+    unsigned char *generated;  /* per event of last: 1 where the id was generated */
     size_t last_cap;
     es_buf arena;              /* texts of the last append's events */
     /* The lower-cased id of the last ES_Q_ID query: cursors borrow query
@@ -102,6 +103,7 @@ void es_store_close(es_store *s) {
     es_free(s->schema);
     es_free(s->prefix);
     es_free(s->last);
+    es_free(s->generated);
     es_buf_free(&s->arena);
     es_free(s);
 }
@@ -234,8 +236,11 @@ static int do_append(es_store *s, const char *stream, const es_event_in *evs, co
         return es_err_set(err, ES_ENOMEM, "append: too many events");
     if (n > s->last_cap) {
         es_event *p = es_realloc(s->last, n * sizeof *p);
+        unsigned char *g;
         if (!p) return es_err_set(err, ES_ENOMEM, "append: out of memory");
         s->last = p;
+        if (!(g = es_realloc(s->generated, n))) return es_err_set(err, ES_ENOMEM, "append: out of memory");
+        s->generated = g;
         s->last_cap = n;
     }
     if (!(offs = es_malloc(n * sizeof *offs))) return es_err_set(err, ES_ENOMEM, "append: out of memory");
@@ -257,6 +262,7 @@ static int do_append(es_store *s, const char *stream, const es_event_in *evs, co
         } else {
             es_uuid_v7(idbuf);
         }
+        s->generated[i] = !EV_ID(i);
         offs[i].id = s->arena.len;
         if (es_buf_add(&s->arena, idbuf, ES_UUID_LEN + 1) != ES_OK) goto nomem;
         offs[i].type = s->arena.len;
@@ -290,6 +296,7 @@ static int do_append(es_store *s, const char *stream, const es_event_in *evs, co
     req.count = n;
     req.events = s->last;
     req.outbox = s->opt.outbox;
+    req.generated = s->generated;
     if (err) err->expected = err->actual = 0;
     if ((rc = s->conn->be->append(s->conn, &req, &r, err)) != ES_OK) return rc;
     r.count = n;

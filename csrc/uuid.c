@@ -80,6 +80,32 @@ void es_uuid_v7(char out[ES_UUID_LEN + 1]) {
     uuid_unparse_lower(u, out);
 }
 
+/* The hex digits of a UUID's first 48 bits, most significant first. */
+static const int id_prefix_at[12] = { 0, 1, 2, 3, 4, 5, 6, 7, 9, 10, 11, 12 };
+
+void es_id_stamp(char *id, int64_t position) {
+    static const char hex[] = "0123456789abcdef";
+    uint64_t p = (uint64_t)position;
+    int k;
+    /* outside (0, 2^48) the id stays the time-ordered one it was */
+    if (position <= 0 || position >= ES_ID_STAMP_LIMIT) return;
+    for (k = 11; k >= 0; k--, p >>= 4) id[id_prefix_at[k]] = hex[p & 15];
+    id[14] = '8';
+}
+
+int64_t es_id_position(const char *id) {
+    int64_t p = 0;
+    int k;
+    for (k = 0; k < 12; k++) {
+        char c = id[id_prefix_at[k]];
+        int v = (c >= '0' && c <= '9') ? c - '0' : (c >= 'a' && c <= 'f') ? c - 'a' + 10
+              : (c >= 'A' && c <= 'F') ? c - 'A' + 10 : -1;
+        if (v < 0) return -1;
+        p = p * 16 + v;
+    }
+    return p;
+}
+
 /* 8-4-4-4-12 hex digits; either case. */
 int es_valid_uuid(const char *s) {
     size_t i;

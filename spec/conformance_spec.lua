@@ -79,6 +79,78 @@ for _, b in ipairs(backends.list) do
         assert.equals(id, store:event(id).id)
       end)
 
+      -- Generated ids carry their position on memory and SQLite (where
+      -- SQLite finds them by it, without an index entry); caller-given ids
+      -- can name a position too, their own or another event's. Every kind
+      -- is found by id, refused elsewhere and idempotent at its place.
+      describe("ids that name a position", function()
+        -- an id whose first 48 bits name pos, with the given last part
+        local function naming(pos, tail)
+          return string.format("%08x-%04x-4abc-8def-%012x", pos // 65536, pos % 65536, tail)
+        end
+
+        local function found(id, s, position)
+          local ev = store:event(id)
+          assert.is_table(ev, "event(" .. id .. ")")
+          assert.equals(id, ev.id)
+          assert.equals(s, ev.stream)
+          assert.equals(position, ev.position)
+        end
+
+        it("a generated id is found, idempotent at its place and refused elsewhere", function()
+          local s, other = fx.stream(), fx.stream()
+          local res = assert(store:append(s, fx.events(3), { expected = NO_STREAM }))
+          for _, ev in ipairs(res.events) do
+            assert.is_true(fx.is_uuid(ev.id))
+            found(ev.id, s, ev.position)
+            if b.backend == "postgres" then
+              assert.equals("7", ev.id:sub(15, 15), ev.id) -- time-ordered
+            else
+              assert.equals(string.format("%012x", ev.position), ev.id:sub(1, 8) .. ev.id:sub(10, 13))
+              assert.equals("8", ev.id:sub(15, 15), ev.id)
+            end
+          end
+          local again = {}
+          for i, ev in ipairs(res.events) do again[i] = fx.event("Counted", { i = i }, { id = ev.id }) end
+          local idem = assert(store:append(s, again, { expected = NO_STREAM }))
+          assert.same(fx.positions(res.events), fx.positions(idem.events))
+          local before = store:read(s)
+          fx.fails("conflict", store:append(other, fx.event("Copy", {}, { id = res.events[2].id })))
+          fx.fails("conflict", store:append(s, fx.event("Copy", {}, { id = res.events[1].id }), { expected = 3 }))
+          assert.same({}, store:read(other))
+          assert.same(before, store:read(s))
+        end)
+
+        it("a given id naming its own position or another event's is stored and found like any", function()
+          local a, c, d, e = fx.stream(), fx.stream(), fx.stream(), fx.stream()
+          local gen = assert(store:append(a, fx.event("Generated"))).events[1]
+          -- names the position it gets (on a store no one else writes)
+          local own = naming(store:stats().position + 1, 1)
+          local r_own = assert(store:append(c, fx.event("Own", {}, { id = own }))).events[1]
+          if not b.shared then assert.equals(store:stats().position, r_own.position) end
+          -- name the rows of the two events above, but are other ids
+          local beside_gen = naming(gen.position, 2)
+          local beside_own = naming(r_own.position, 3)
+          local r_bg = assert(store:append(d, fx.event("BesideGenerated", {}, { id = beside_gen }))).events[1]
+          local r_bo = assert(store:append(e, fx.event("BesideOwn", {}, { id = beside_own }))).events[1]
+          found(gen.id, a, gen.position)
+          found(own, c, r_own.position)
+          found(beside_gen, d, r_bg.position)
+          found(beside_own, e, r_bo.position)
+          assert.is_nil(store:event(naming(r_own.position, 4)))
+          assert.is_nil(store:event(naming(gen.position, 5)))
+          for _, id in ipairs({ gen.id, own, beside_gen, beside_own }) do
+            fx.fails("conflict", store:append(fx.stream(), fx.event("Copy", {}, { id = id })))
+          end
+          local idem = assert(store:append(c, fx.event("Own", {}, { id = own }), { expected = NO_STREAM }))
+          assert.equals(r_own.position, idem.events[1].position)
+          local upper = assert(store:append(d, fx.event("BesideGenerated", {}, { id = beside_gen:upper() }),
+            { expected = NO_STREAM }))
+          assert.equals(r_bg.position, upper.events[1].position)
+          assert.equals(1, #store:read(d))
+        end)
+      end)
+
       it("ANY (the default) appends to a new and to an existing stream", function()
         local s = fx.stream()
         assert.equals(1, assert(store:append(s, fx.event("A"))).revision)

@@ -25,6 +25,39 @@ static void test_shape(void) {
     CHECK(dup == 0, "%d repeated ids among %d", dup, N);
 }
 
+/* A stamped id names its position in its first 48 bits, is version 8 and
+ * keeps every other character; es_id_position reads any id's 48 bits back
+ * (either case). Positions outside (0, 2^48) leave the id as it was. */
+static void test_stamp(void) {
+    static const int64_t at[] = { 1, 2, 15, 16, 65535, 65536, 4294967295LL, 4294967296LL,
+                                  ES_ID_STAMP_LIMIT - 1 };
+    char id[ES_UUID_LEN + 1], before[ES_UUID_LEN + 1], want[16];
+    size_t i;
+    int k;
+    for (i = 0; i < sizeof at / sizeof at[0]; i++) {
+        es_uuid_v7(id);
+        memcpy(before, id, sizeof id);
+        es_id_stamp(id, at[i]);
+        snprintf(want, sizeof want, "%08llx-%04llx", (unsigned long long)(at[i] >> 16),
+                 (unsigned long long)(at[i] & 0xffff));
+        CHECK(es_valid_uuid(id) && memcmp(id, want, 13) == 0 && id[14] == '8', "stamp %lld: %s",
+              (long long)at[i], id);
+        CHECK(memcmp(id + 15, before + 15, ES_UUID_LEN - 15) == 0 && id[13] == '-',
+              "stamp %lld kept the rest: %s from %s", (long long)at[i], id, before);
+        CHECK(es_id_position(id) == at[i], "position of %s: %lld", id, (long long)es_id_position(id));
+    }
+    for (k = 0; k < 4; k++) {
+        static const int64_t out[] = { 0, -1, ES_ID_STAMP_LIMIT, INT64_MAX };
+        es_uuid_v7(id);
+        memcpy(before, id, sizeof id);
+        es_id_stamp(id, out[k]);
+        CHECK(strcmp(id, before) == 0, "stamp %lld changed %s to %s", (long long)out[k], before, id);
+    }
+    CHECK(es_id_position("0000ABCD-EF01-4000-8000-000000000000") == 0xabcdef01LL, "upper-case hex");
+    CHECK(es_id_position("ffffffff-ffff-4000-8000-000000000000") == ES_ID_STAMP_LIMIT - 1, "all ones");
+    CHECK(es_id_position("0000000g-0001-4000-8000-000000000000") == -1, "not hex");
+}
+
 /* A forked child must not hand out the ids its parent's pool still holds:
  * the parent draws once (its pool is now full), then parent and child each
  * draw the next ids, and none of the child's equals one of the parent's. */
@@ -55,6 +88,7 @@ static void test_fork(void) {
 
 int main(void) {
     test_shape();
+    test_stamp();
     test_fork();
     printf("uuid_check: %d checks, %d failures\n", checks, failures);
     return failures ? 1 : 0;

@@ -1,0 +1,160 @@
+-- sqlite_ids: the unique index on event ids leaves out the ids that name their own row
+-- SPDX-License-Identifier: MIT
+--
+-- A generated id carries its event's position in its first 48 bits, so a
+-- SQLite store finds it by position and its partial unique index on ids
+-- holds only the ids that do not name their own row (caller-given ids): an
+-- append with generated ids writes three B-trees, not four. These specs look
+-- at the file with the sqlite3 CLI: what the index holds, duplicates written
+-- behind the store's back, positions past 2^48 (ids no longer stamped) and a
+-- store made with the old layout (a unique index on every id).
+local eventstore = require("eventstore")
+local fx = require("spec.support.fixtures")
+local procs = require("spec.support.procs")
+
+local function sql(path, text)
+  local rc, out = procs.sh("sqlite3 " .. procs.quote(path) .. " " .. procs.quote(text))
+  return rc == 0, out
+end
+
+local function sql_ok(path, text)
+  local ok, out = sql(path, text)
+  assert(ok, "sqlite3 CLI failed (apt-get install sqlite3): " .. out)
+  return out
+end
+
+local function tmpfile()
+  local p = os.tmpname()
+  os.remove(p)
+  return p .. ".db"
+end
+
+local function remove(path)
+  for _, s in ipairs({ "", "-wal", "-shm" }) do os.remove(path .. s) end
+end
+
+-- The ids the partial index holds, sorted.
+local function indexed(path)
+  local out = sql_ok(path, "SELECT id FROM es_events INDEXED BY es_events_id WHERE id > '' AND " ..
+    "substr(id, 1, 8) || substr(id, 10, 4) <> printf('%012x', position) ORDER BY id")
+  local ids = {}
+  for id in out:gmatch("[%x%-]+") do ids[#ids + 1] = id end
+  return ids
+end
+
+local function naming(pos, tail)
+  return string.format("%08x-%04x-4abc-8def-%012x", pos // 65536, pos % 65536, tail)
+end
+
+-- The events table and indexes of a store made before 2026-12-07.
+local OLD_LAYOUT = [[
+CREATE TABLE es_events (position INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE,
+ stream TEXT NOT NULL, category TEXT NOT NULL, revision INTEGER NOT NULL, type TEXT NOT NULL,
+ data TEXT NOT NULL, metadata TEXT NOT NULL, timestamp INTEGER NOT NULL, UNIQUE (stream, revision));
+CREATE INDEX es_events_category ON es_events (category, position);
+CREATE TABLE es_streams (stream TEXT PRIMARY KEY, category TEXT NOT NULL) WITHOUT ROWID;
+CREATE INDEX es_streams_category ON es_streams (category, stream);
+CREATE TABLE es_snapshots (stream TEXT NOT NULL, revision INTEGER NOT NULL,
+ fingerprint TEXT NOT NULL, version INTEGER NOT NULL, data TEXT NOT NULL, timestamp INTEGER NOT NULL,
+ UNIQUE (stream, fingerprint, revision));
+CREATE INDEX es_snapshots_stream ON es_snapshots (stream, revision);
+CREATE TABLE es_checkpoints (name TEXT PRIMARY KEY, position INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE es_outbox (position INTEGER PRIMARY KEY);
+]]
+
+describe("sqlite event ids", function()
+  local path, store
+  before_each(function() path = tmpfile() end)
+  after_each(function()
+    if store then store:close() end
+    store = nil
+    remove(path)
+  end)
+
+  it("the unique index holds only the ids that do not name their own row", function()
+    store = assert(eventstore.open("sqlite:" .. path))
+    local gen = assert(store:append("a-1", fx.events(5))).events
+    local given = { eventstore.uuid(), eventstore.uuid() }
+    assert(store:append("a-2", { fx.event("G", {}, { id = given[1] }), fx.event("G", {}, { id = given[2] }) }))
+    local own = naming(store:stats().position + 1, 7)
+    local beside = naming(gen[1].position, 8)
+    assert.equals(8, assert(store:append("a-3", fx.event("Own", {}, { id = own }))).position)
+    assert(store:append("a-4", fx.event("Beside", {}, { id = beside })))
+    store:close()
+    store = nil
+    local want = { given[1], given[2], beside }
+    table.sort(want)
+    assert.same(want, indexed(path))
+    assert.equals("9", sql_ok(path, "SELECT count(*) FROM es_events"):match("%d+"))
+    -- the index refuses a duplicate written behind the store's back
+    local ok, out = sql(path, string.format("INSERT INTO es_events VALUES (100, '%s', 'z-1', 'z', 1, 'T', '{}', " ..
+      "'{}', 0)", given[1]))
+    assert.is_false(ok)
+    assert.matches("UNIQUE", out)
+    store = assert(eventstore.open("sqlite:" .. path))
+    for _, ev in ipairs(gen) do assert.equals(ev.position, store:event(ev.id).position) end
+    assert.equals(8, store:event(own).position)
+    assert.equals("a-4", store:event(beside).stream)
+  end)
+
+  it("mark_dispatched finds generated and given ids", function()
+    store = assert(eventstore.open("sqlite:" .. path, { outbox = true }))
+    local gen = assert(store:append("o-1", fx.events(2))).events
+    local own = naming(3, 1)
+    local given = eventstore.uuid()
+    assert(store:append("o-2", { fx.event("Own", {}, { id = own }), fx.event("Given", {}, { id = given }) }))
+    assert.equals(4, #store:undispatched())
+    for _, id in ipairs({ gen[2].id, own, given }) do assert(store:mark_dispatched(id)) end
+    assert.same({ gen[1].id }, fx.ids(store:undispatched()))
+    assert(store:mark_dispatched(gen[2].id)) -- already dispatched: fine
+    fx.fails("not_found", store:mark_dispatched(naming(1, 99)))
+  end)
+
+  it("past position 2^48 a generated id is not stamped and goes into the index", function()
+    local last = (1 << 48) - 1
+    store = assert(eventstore.open("sqlite:" .. path))
+    assert(store:append("far-1", fx.event("First")))
+    store:close()
+    store = nil
+    sql_ok(path, string.format("INSERT INTO es_events VALUES (%d, '%s', 'far-1', 'far', 2, 'T', '{}', '{}', 0)",
+      last, eventstore.uuid()))
+    store = assert(eventstore.open("sqlite:" .. path))
+    local at = assert(store:append("far-1", { fx.event("A"), fx.event("B") })).events
+    assert.same({ last + 1, last + 2 }, fx.positions(at))
+    for _, ev in ipairs(at) do
+      assert.equals("7", ev.id:sub(15, 15), ev.id) -- still the time-ordered id
+      assert.equals(ev.position, store:event(ev.id).position)
+    end
+    fx.fails("conflict", store:append("far-2", fx.event("Copy", {}, { id = at[1].id })))
+    store:close()
+    store = nil
+    local ids = indexed(path)
+    assert.is_true(#ids == 3, "indexed: " .. table.concat(ids, " "))
+  end)
+
+  it("a store with the old layout (every id in a unique index) keeps working", function()
+    sql_ok(path, OLD_LAYOUT)
+    store = assert(eventstore.open("sqlite:" .. path, { outbox = true }))
+    local gen = assert(store:append("old-1", fx.events(3))).events
+    local given = eventstore.uuid()
+    local own = naming(4, 1)
+    assert(store:append("old-2", { fx.event("Own", {}, { id = own }), fx.event("Given", {}, { id = given }) }))
+    for _, ev in ipairs(gen) do
+      assert.equals(ev.position, store:event(ev.id).position)
+      fx.fails("conflict", store:append("old-3", fx.event("Copy", {}, { id = ev.id })))
+    end
+    assert.equals(4, store:event(own).position)
+    assert.equals(5, store:event(given).position)
+    fx.fails("conflict", store:append("old-3", fx.event("Copy", {}, { id = own })))
+    fx.fails("conflict", store:append("old-3", fx.event("Copy", {}, { id = given })))
+    assert.equals(3, assert(store:append("old-1", fx.event("Counted", {}, { id = gen[3].id }),
+      { expected = 2 })).revision)
+    for _, id in ipairs({ gen[1].id, own, given }) do assert(store:mark_dispatched(id)) end
+    assert.same({ gen[2].id, gen[3].id }, fx.ids(store:undispatched()))
+    assert.same({}, store:read("old-3"))
+    store:close()
+    store = nil
+    -- the old store got no second index on ids
+    assert.equals("", sql_ok(path, "SELECT name FROM sqlite_master WHERE name = 'es_events_id'"))
+  end)
+end)
