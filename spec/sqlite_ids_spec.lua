@@ -11,27 +11,9 @@
 local eventstore = require("eventstore")
 local fx = require("spec.support.fixtures")
 local procs = require("spec.support.procs")
+local backends = require("spec.support.backends")
 
-local function sql(path, text)
-  local rc, out = procs.sh("sqlite3 " .. procs.quote(path) .. " " .. procs.quote(text))
-  return rc == 0, out
-end
-
-local function sql_ok(path, text)
-  local ok, out = sql(path, text)
-  assert(ok, "sqlite3 CLI failed (apt-get install sqlite3): " .. out)
-  return out
-end
-
-local function tmpfile()
-  local p = os.tmpname()
-  os.remove(p)
-  return p .. ".db"
-end
-
-local function remove(path)
-  for _, s in ipairs({ "", "-wal", "-shm" }) do os.remove(path .. s) end
-end
+local sql, sql_ok = procs.sqlite3, procs.sqlite3_ok
 
 -- The ids the partial index holds, sorted.
 local function indexed(path)
@@ -64,11 +46,11 @@ CREATE TABLE es_outbox (position INTEGER PRIMARY KEY);
 
 describe("sqlite event ids", function()
   local path, store
-  before_each(function() path = tmpfile() end)
+  before_each(function() path = backends.tmpfile() end)
   after_each(function()
     if store then store:close() end
     store = nil
-    remove(path)
+    backends.remove(path)
   end)
 
   it("the unique index holds only the ids that do not name their own row", function()

@@ -9,11 +9,7 @@
 local eventstore = require("eventstore")
 local procs = require("spec.support.procs")
 
-local function sql(path, text)
-  local rc, out = procs.sh("sqlite3 " .. procs.quote(path) .. " " .. procs.quote(text))
-  assert(rc == 0, "sqlite3 CLI failed (apt-get install sqlite3): " .. out)
-  return out
-end
+local sql = procs.sqlite3_ok
 
 local function tmpfile()
   local p = os.tmpname()

@@ -28,6 +28,19 @@ function M.sh(cmd)
   return tonumber(rc), body
 end
 
+-- sqlite3(path, sql): the sqlite3 CLI on a database file; true and its
+-- output, or false and the error. sqlite3_ok raises on failure.
+function M.sqlite3(path, sql)
+  local rc, out = M.sh("sqlite3 " .. M.quote(path) .. " " .. M.quote(sql))
+  return rc == 0, out
+end
+
+function M.sqlite3_ok(path, sql)
+  local ok, out = M.sqlite3(path, sql)
+  assert(ok, "sqlite3 CLI failed (apt-get install sqlite3): " .. out)
+  return out
+end
+
 function M.write_file(path, text)
   local f = assert(io.open(path, "wb"))
   f:write(text)
