@@ -84,10 +84,7 @@ for _, b in ipairs(backends.list) do
       -- can name a position too, their own or another event's. Every kind
       -- is found by id, refused elsewhere and idempotent at its place.
       describe("ids that name a position", function()
-        -- an id whose first 48 bits name pos, with the given last part
-        local function naming(pos, tail)
-          return string.format("%08x-%04x-4abc-8def-%012x", pos // 65536, pos % 65536, tail)
-        end
+        local naming = fx.id_naming
 
         local function found(id, s, position)
           local ev = store:event(id)

@@ -24,9 +24,7 @@ local function indexed(path)
   return ids
 end
 
-local function naming(pos, tail)
-  return string.format("%08x-%04x-4abc-8def-%012x", pos // 65536, pos % 65536, tail)
-end
+local naming = fx.id_naming
 
 -- The events table and indexes of a store made before 2026-12-07.
 local OLD_LAYOUT = [[
@@ -108,7 +106,7 @@ describe("sqlite event ids", function()
   end)
 
   it("past position 2^48 a generated id is not stamped and goes into the index", function()
-    local last = (1 << 48) - 1
+    local last = 2 ^ 48 - 1
     store = assert(eventstore.open("sqlite:" .. path))
     assert(store:append("far-1", fx.event("First")))
     store:close()

@@ -262,6 +262,12 @@ function M.assert_exactly(expected, actual)
 end
 
 -- A UUID in its canonical text form (8-4-4-4-12 hex digits).
+-- A UUID whose first 48 bits name position pos (as a generated id of
+-- memory and SQLite does), with tail as its last 12 hex digits.
+function M.id_naming(pos, tail)
+  return string.format("%08x-%04x-4abc-8def-%012x", math.floor(pos / 65536), pos % 65536, tail)
+end
+
 function M.is_uuid(s)
   return type(s) == "string" and #s == 36
     and s:match("^%x%x%x%x%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%x%x%x%x%x%x%x%x$") ~= nil
