@@ -4,12 +4,14 @@
  * The input decodes to up to 24 operations run on a "memory:" store and a
  * "sqlite::memory:" store side by side: appends (stream names and types
  * from a pool of tricky ones: empty, 255/256 bytes, invalid UTF-8, SQL and
- * LIKE characters; given, repeated, upper-case or invalid ids; any expected
- * revision), stream reads (from/to/backward/limit) and read_all (after,
- * limit, category, types). Both backends must return the same code and,
- * on success, the same revisions, positions, counts, idempotent flag, and
- * the same events (id, stream, revision, position, type, data, metadata;
- * not the timestamp).
+ * LIKE characters; given, repeated, upper-case or invalid ids, and given
+ * ids that name a position as generated ids do; any expected revision),
+ * stream reads (from/to/backward/limit) and read_all (after, limit,
+ * category, types). Both backends must return the same code and, on
+ * success, the same revisions, positions, counts, idempotent flag, and the
+ * same events (id, stream, revision, position, type, data, metadata; not
+ * the timestamp). SQLite keeps no index entry for an id that names its own
+ * row, so these ids go down both of its lookup paths.
  */
 #include <strings.h>
 
@@ -29,6 +31,9 @@ static const char *const categories[] = { "a", "b", "a%", "_", "x'; DROP TABLE e
 static const char *const ids[] = {
     "0d6f3a8e-4b8c-4c1a-9f1e-2d3b4c5d6e7f", "0D6F3A8E-4B8C-4C1A-9F1E-2D3B4C5D6E7F",
     "11111111-2222-4333-8444-555555555555", "not-a-uuid", "0d6f3a8e-4b8c-4c1a-9f1e-2d3b4c5d6e7g",
+    /* name positions 1, 2 and 3 (the first 48 bits) */
+    "00000000-0001-4abc-8def-000000000001", "00000000-0002-8abc-8def-000000000002",
+    "00000000-0003-4ABC-8DEF-000000000003",
 };
 
 static char s255[256], s256[257];
@@ -63,12 +68,14 @@ static json_t *data_of(fz *f) {
 }
 
 /* The id as compared: a given one (from the pool, stored lower-case) as
- * it is, a generated one (random on each backend) as "generated". */
-static const char *id_text(const char *id) {
+ * it is; of a generated one (random bits on each backend) the position it
+ * carries and its version, the first 15 characters. */
+static const char *id_text(const char *id, char buf[32]) {
     size_t i;
     for (i = 0; i < sizeof ids / sizeof *ids; i++)
         if (strcasecmp(id, ids[i]) == 0) return id;
-    return "generated";
+    snprintf(buf, 32, "generated %.15s", id);
+    return buf;
 }
 
 static const char *nz(const char *s) { return s ? s : "(null)"; }
@@ -77,12 +84,12 @@ static const char *nz(const char *s) { return s ? s : "(null)"; }
  * rows carry only stream and revision: the rest is NULL). */
 static char *event_text(const es_event *e, int streams_only) {
     size_t n = 256 + strlen(nz(e->stream)) + strlen(nz(e->type)) + e->data_len + e->metadata_len;
-    char *s = malloc(n);
+    char *s = malloc(n), idbuf[32];
     if (streams_only) {
         snprintf(s, n, "%s|%lld", nz(e->stream), (long long)e->revision);
         return s;
     }
-    snprintf(s, n, "%s|%s|%lld|%lld|%s|%.*s|%.*s", e->id ? id_text(e->id) : "(null)", nz(e->stream),
+    snprintf(s, n, "%s|%s|%lld|%lld|%s|%.*s|%.*s", e->id ? id_text(e->id, idbuf) : "(null)", nz(e->stream),
              (long long)e->revision, (long long)e->position, nz(e->type), (int)e->data_len,
              e->data ? e->data : "", (int)e->metadata_len, e->metadata ? e->metadata : "");
     return s;
@@ -141,7 +148,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             for (i = 0; i < n; i++) {
                 unsigned b = fz_byte(&f);
                 evs[i].type = types[b % 6];
-                evs[i].id = (b & 0x18) == 0x18 ? ids[fz_pick(&f, 5)] : NULL;
+                /* ids[5..7] on bits 0xC0, so older inputs keep their other ids */
+                evs[i].id = (b & 0x18) != 0x18 ? NULL : (b & 0xC0) == 0xC0 ? ids[5 + fz_pick(&f, 3)] : ids[fz_pick(&f, 5)];
                 datas[i] = data_of(&f);
                 evs[i].data = datas[i];
                 evs[i].metadata = (b & 0x20) ? datas[i] : NULL;
