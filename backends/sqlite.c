@@ -235,6 +235,11 @@ void sqlite_lower_id(const char *id, char out[ES_UUID_LEN + 1]) {
     out[i] = '\0';
 }
 
+int sqlite_bind_id(sqlite3_stmt *st, const char *id) {
+    int src = sqlite3_bind_text(st, 1, id, -1, SQLITE_TRANSIENT);
+    return src == SQLITE_OK ? sqlite3_bind_int64(st, 2, es_id_position(id)) : src;
+}
+
 /* One integer looked up by one text key (a stream's revision, a
  * checkpoint); 0 when there is no row. Returns a SQLite code. */
 int sqlite_lookup_int64(sqlite_conn *c, int slot, const char *key, int64_t *out) {
@@ -257,9 +262,7 @@ static int id_lookup(sqlite_conn *c, const char *id, const char *stream, es_even
     sqlite3_stmt *st;
     int src, found = 0;
     if ((src = sqlite_stmt_get(c, ST_ID_LOOKUP, &st)) != SQLITE_OK) return sqlite_fail(c, src, err, "%s", op);
-    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 2, es_id_position(id));
-    src = sqlite3_step(st);
+    if ((src = sqlite_bind_id(st, id)) == SQLITE_OK) src = sqlite3_step(st);
     if (src == SQLITE_ROW) {
         const char *s = (const char *)sqlite3_column_text(st, 1);
         row->position = sqlite3_column_int64(st, 0);
@@ -586,9 +589,8 @@ static int sqlite_backend__mark_dispatched(es_conn *conn, const char *id, es_err
         return es_err_set(err, ES_EREADONLY, "mark_dispatched '%s': the store is read-only", lid);
     if ((src = sqlite_stmt_get(c, ST_DISPATCH, &st)) != SQLITE_OK)
         return sqlite_fail(c, src, err, "mark_dispatched '%s'", lid);
-    sqlite3_bind_text(st, 1, lid, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 2, es_id_position(lid));
-    if ((src = step_done(st)) != SQLITE_OK) return sqlite_fail(c, src, err, "mark_dispatched '%s'", lid);
+    if ((src = sqlite_bind_id(st, lid)) != SQLITE_OK || (src = step_done(st)) != SQLITE_OK)
+        return sqlite_fail(c, src, err, "mark_dispatched '%s'", lid);
     if (sqlite3_changes(c->db) > 0) return ES_OK;
     found = id_lookup(c, lid, NULL, &row, &same, "mark_dispatched", err);
     if (found < 0) return found;

@@ -142,8 +142,7 @@ static int cursor_bind(sqlite_cursor *cur, const es_query *q, int variant) {
         break;
     case ES_Q_ID:
         sqlite_lower_id(q->id, id);
-        if ((src = sqlite3_bind_text(st, 1, id, -1, SQLITE_TRANSIENT)) == SQLITE_OK)
-            src = sqlite3_bind_int64(st, 2, es_id_position(id));
+        src = sqlite_bind_id(st, id);
         break;
     case ES_Q_STREAMS:
         if ((src = sqlite3_bind_int64(st, 1, limit)) == SQLITE_OK && q->category)
