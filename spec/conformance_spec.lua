@@ -503,6 +503,56 @@ for _, b in ipairs(backends.list) do
       end)
     end)
 
+    describe("long reads", function()
+      -- a read's list is filled in runs of 1,000 events: 2,500 take three
+      it("read returns 2,500 events of a stream whole and in order, both ways", function()
+        local s = fx.stream()
+        for batch = 0, 4 do
+          assert(store:append(s, fx.events(500, "Long", function(i) return { i = batch * 500 + i } end)))
+        end
+        local evs = store:read(s)
+        assert.equals(2500, #evs)
+        for n = 1, 2500 do
+          assert.equals(n, evs[n].revision)
+          assert.equals(n, evs[n].data.i)
+          assert.equals(s, evs[n].stream)
+        end
+        assert.is_nil(evs[2501])
+        local back = store:read(s, { backward = true })
+        assert.equals(2500, #back)
+        for n = 1, 2500 do assert.equals(2501 - n, back[n].revision) end
+        local mid = store:read(s, { from = 998, limit = 1003 })
+        assert.equals(1003, #mid)
+        assert.equals(998, mid[1].revision)
+        assert.equals(2000, mid[1003].revision)
+        local exact = store:read(s, { limit = 1000 })
+        assert.equals(1000, #exact)
+        assert.equals(1000, exact[1000].revision)
+      end)
+
+      it("read_all and streams return lists longer than 1,000", function()
+        local cat = fx.category()
+        local start = store:stats().position
+        assert(store:append(cat .. "-a", fx.events(1200)))
+        assert(store:append(cat .. "-b", fx.events(1)))
+        local all = store:read_all({ after = start, category = cat, limit = 1201 })
+        assert.equals(1201, #all)
+        for n = 2, 1201 do assert.is_true(all[n].position > all[n - 1].position) end
+        assert.equals(cat .. "-b", all[1201].stream)
+        local want = { [cat .. "-a"] = true, [cat .. "-b"] = true }
+        for k = 1, 1001 do
+          local name = string.format("%s-s%04d", cat, k)
+          want[name] = true
+          assert(store:append(name, fx.events(1)))
+        end
+        local listed = store:streams({ category = cat })
+        assert.equals(1003, #listed)
+        local found = {}
+        for _, name in ipairs(listed) do found[name] = true end
+        assert.same(want, found)
+      end)
+    end)
+
     describe("each", function()
       it("iterates 2,500 events of a stream in order across pages, both ways", function()
         local s = fx.stream()
