@@ -636,7 +636,7 @@ void lvalue_push_event_r(lua_State *L, const es_event *ev, lvalue_reader *r) {
     int keys = r->keys;
     lua_createtable(L, 0, LVALUE_EVENT_KEYS);
     lua_pushvalue(L, keys + 0);
-    lua_pushstring(L, ev->id);
+    lua_pushlstring(L, ev->id, strlen(ev->id)); /* not lua_pushstring: its string cache compares every new id */
     lua_rawset(L, -3);
     lua_pushvalue(L, keys + 1);
     lvalue_push_cached(L, r, ev->stream, strlen(ev->stream));
