@@ -94,11 +94,12 @@ void lvalue_push_event(lua_State *L, const es_event *ev);
  * interning lookup misses the cache when the Lua state holds many strings).
  * lvalue_reader_init pushes keys + slots; they stay until the caller pops. */
 #define LVALUE_EVENT_KEYS 8
-#define LVALUE_CACHE 16
+#define LVALUE_CACHE 32              /* slots: 16 sets of 2 */
 typedef struct lvalue_reader {
     int keys;                        /* stack index of the field names */
     int slots;                       /* stack index of the LVALUE_CACHE slots; 0: no cache */
     struct { const char *s; size_t len; } c[LVALUE_CACHE];   /* s: the slot's bytes */
+    unsigned char older[LVALUE_CACHE / 2];  /* per set: the slot a miss replaces */
 } lvalue_reader;
 void lvalue_reader_init(lua_State *L, lvalue_reader *r);
 void lvalue_push_event_r(lua_State *L, const es_event *ev, lvalue_reader *r);

@@ -530,6 +530,36 @@ for _, b in ipairs(backends.list) do
         assert.equals(1000, exact[1000].revision)
       end)
 
+      -- a read interns the names events repeat once, through a small cache:
+      -- many names alike in length and first, middle and last bytes
+      it("keys, types and streams repeated across events come back exactly", function()
+        local cat = fx.category()
+        local keys = {}
+        for k = 1, 60 do keys[k] = string.format("k%02dx%02dk", k % 7, k) end
+        keys[#keys + 1] = "correlationId"
+        keys[#keys + 1] = "price"
+        local written = {}
+        for e = 1, 40 do
+          local data = {}
+          for j = 1, 12 do
+            local key = keys[(e * 5 + j * 7) % #keys + 1]
+            data[key] = e * 100 + j
+          end
+          local stream = string.format("%s-%d", cat, e % 3)
+          local typ = string.format("T%dx", e % 5)
+          assert(store:append(stream, { type = typ, data = data, metadata = { [keys[e % #keys + 1]] = e } }))
+          written[e] = { stream = stream, type = typ, data = data, metadata = { [keys[e % #keys + 1]] = e } }
+        end
+        local all = store:read_all({ after = 0, category = cat })
+        assert.equals(40, #all)
+        for e = 1, 40 do
+          assert.equals(written[e].stream, all[e].stream)
+          assert.equals(written[e].type, all[e].type)
+          assert.same(written[e].data, all[e].data)
+          assert.same(written[e].metadata, all[e].metadata)
+        end
+      end)
+
       it("read_all and streams return lists longer than 1,000", function()
         local cat = fx.category()
         local start = store:stats().position
