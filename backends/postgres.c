@@ -178,8 +178,14 @@ void pg_stream_stop(postgres_conn *c) {
     if (cur) cur->stopped = 1;
 }
 
+/* The server writes an int8 as an optional '-' and its digits (a NULL
+ * column reads as "", 0): parsed inline, strtoll was 2% of a stream read. */
 int64_t pg_col_i64(const PGresult *res, int row, int col) {
-    return (int64_t)strtoll(PQgetvalue(res, row, col), NULL, 10);
+    const char *s = PQgetvalue(res, row, col);
+    uint64_t v = 0;
+    int neg = *s == '-';
+    for (s += neg; *s >= '0' && *s <= '9'; s++) v = v * 10 + (uint64_t)(*s - '0');
+    return neg ? (int64_t)(0 - v) : (int64_t)v;
 }
 
 /* ---- append ---- */

@@ -75,6 +75,29 @@ static void test_open_errors(void) {
 
 /* ---- appends: expected modes, conflicts, idempotency ---- */
 
+/* The backend reads int8 columns of text rows with its own parser. */
+int64_t pg_col_i64(const PGresult *res, int row, int col);
+
+static void test_int8_text(void) {
+    PGconn *pg = raw_connect();
+    PGresult *r = PQexec(pg, "SELECT '-9223372036854775808'::int8, '9223372036854775807'::int8, 0::int8, "
+                             "NULL::int8, '-42'::int8, 1234567890123::int8, '-1'::int8");
+    if (!CHECK(PQresultStatus(r) == PGRES_TUPLES_OK)) {
+        PQclear(r);
+        PQfinish(pg);
+        return;
+    }
+    CHECK(pg_col_i64(r, 0, 0) == INT64_MIN);
+    CHECK(pg_col_i64(r, 0, 1) == INT64_MAX);
+    CHECK(pg_col_i64(r, 0, 2) == 0);
+    CHECK(pg_col_i64(r, 0, 3) == 0);      /* NULL reads as 0, as strtoll("") did */
+    CHECK(pg_col_i64(r, 0, 4) == -42);
+    CHECK(pg_col_i64(r, 0, 5) == 1234567890123LL);
+    CHECK(pg_col_i64(r, 0, 6) == -1);
+    PQclear(r);
+    PQfinish(pg);
+}
+
 static void test_append(es_store *s) {
     es_append_result res;
     es_event_in evs[3];
@@ -734,6 +757,7 @@ int main(int argc, char **argv) {
         bench();
     } else {
         test_open_errors();
+        test_int8_text();
         s = open_store();
         test_append(s);
         test_values(s);
