@@ -23,6 +23,13 @@ for _, b in ipairs(backends.list) do
       return res
     end
 
+    -- 2,500 events in five appends of 500, data.i numbering them from 1.
+    local function seed_2500(s, type)
+      for batch = 0, 4 do
+        assert(store:append(s, fx.events(500, type, function(i) return { i = batch * 500 + i } end)))
+      end
+    end
+
     -- Events appended since a position, restricted to the given streams.
     local function ours_after(start, streams)
       return fx.only(store:read_all({ after = start }), streams)
@@ -507,9 +514,7 @@ for _, b in ipairs(backends.list) do
       -- a read's list is filled in runs of 1,000 events: 2,500 take three
       it("read returns 2,500 events of a stream whole and in order, both ways", function()
         local s = fx.stream()
-        for batch = 0, 4 do
-          assert(store:append(s, fx.events(500, "Long", function(i) return { i = batch * 500 + i } end)))
-        end
+        seed_2500(s, "Long")
         local evs = store:read(s)
         assert.equals(2500, #evs)
         for n = 1, 2500 do
@@ -586,9 +591,7 @@ for _, b in ipairs(backends.list) do
     describe("each", function()
       it("iterates 2,500 events of a stream in order across pages, both ways", function()
         local s = fx.stream()
-        for batch = 0, 4 do
-          assert(store:append(s, fx.events(500, "Many", function(i) return { i = batch * 500 + i } end)))
-        end
+        seed_2500(s, "Many")
         local n = 0
         for ev in store:each(s) do
           n = n + 1
