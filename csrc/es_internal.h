@@ -8,6 +8,15 @@
 
 #define ES_UNUSED(x) ((void)(x))
 
+/* Whether n bytes are equal: for short names (keys, types) a loop costs
+ * less than a call into memcmp (the reducer's fold, a read's string cache). */
+static inline int es_same_bytes(const char *a, const char *b, size_t n) {
+    size_t i;
+    for (i = 0; i < n; i++)
+        if (a[i] != b[i]) return 0;
+    return 1;
+}
+
 /* SSE2 is in every x86-64: the byte scanners (es_json_plain,
  * es_valid_utf8) take 16 bytes at a time with it, 8 without. */
 #if defined(__SSE2__) && defined(__GNUC__)

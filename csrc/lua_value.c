@@ -613,17 +613,8 @@ static void reader_init(lua_State *L, lvalue_reader *r, int slots) {
 
 void lvalue_reader_init(lua_State *L, lvalue_reader *r) { reader_init(L, r, LVALUE_CACHE); }
 
-/* Names are short: a loop costs less than a call into memcmp. */
-static int same_bytes(const char *a, const char *b, size_t n) {
-    size_t i;
-    if (n > 32) return memcmp(a, b, n) == 0;
-    for (i = 0; i < n; i++)
-        if (a[i] != b[i]) return 0;
-    return 1;
-}
-
 /* Two-way set associative, on the length and the first, middle and last
- * bytes: a hit costs one memcmp, a miss replaces the set's older slot. It
+ * bytes: a hit costs one comparison, a miss replaces the set's older slot. It
  * was direct-mapped on fewer bytes, and the bench's events had two pairs
  * of strings sharing a slot ("price" and "correlationId", "note" and the
  * stream), each evicting the other on every event. */
@@ -641,7 +632,7 @@ void lvalue_push_cached(lua_State *L, lvalue_reader *r, const char *s, size_t le
     set = (h >> 16) % (LVALUE_CACHE / 2);
     i = (int)set * 2;
     for (k = i; k < i + 2; k++) {
-        if (r->c[k].s && r->c[k].len == len && same_bytes(r->c[k].s, s, len)) {
+        if (r->c[k].s && r->c[k].len == len && es_same_bytes(r->c[k].s, s, len)) {
             r->older[set] = (unsigned char)(k == i);   /* the other slot is now the older */
             lua_pushvalue(L, r->slots + k);
             return;

@@ -55,13 +55,6 @@ static int is_digit(char ch) { return ch >= '0' && ch <= '9'; }
 /* What a "*" = last value is, as fold_last needs to know to set it in place. */
 enum { V_OTHER, V_STRING, V_INT, V_REAL };
 
-/* Short names compare inline: a call into memcmp costs more than the loop. */
-static int same_name(const char *a, const char *b, size_t n) {
-    size_t i;
-    for (i = 0; i < n; i++)
-        if (a[i] != b[i]) return 0;
-    return 1;
-}
 
 /* JSON's number grammar; *real is 0 for an integer, 1 with a fraction, 2
  * with an exponent. */
@@ -334,7 +327,7 @@ static int member_kind(const es_fold_pass *fp, const member *m, size_t i, last_s
     kind_memo *k;
     if (!ls || m->klen > sizeof k->key) return es_fold_member_kind(fp, m->key, m->klen);
     k = &ls->kinds[i];
-    if (k->set && k->klen == m->klen && k->star_ok == fp->star_ok && same_name(k->key, m->key, m->klen))
+    if (k->set && k->klen == m->klen && k->star_ok == fp->star_ok && es_same_bytes(k->key, m->key, m->klen))
         return k->kind;
     k->kind = (unsigned char)es_fold_member_kind(fp, m->key, m->klen);
     memcpy(k->key, m->key, m->klen);
@@ -370,7 +363,7 @@ static int scan_members(const es_fold_pass *fp, const char *p, const char *end, 
         m[n].klen = (size_t)(p - m[n].key - 1);
         for (i = 0; i < n; i++)
             if (m[i].klen == m[n].klen && m[i].key[0] == m[n].key[0] &&
-                same_name(m[i].key, m[n].key, m[n].klen))
+                es_same_bytes(m[i].key, m[n].key, m[n].klen))
                 return 0;
         p = skip_ws(p, end);
         if (p == end || *p++ != ':') return 0;
@@ -418,7 +411,7 @@ static int scan_members(const es_fold_pass *fp, const char *p, const char *end, 
 static pending_last *last_find(last_set *ls, const char *key, size_t klen) {
     size_t i;
     for (i = 0; i < ls->n; i++)
-        if (ls->ents[i].klen == klen && same_name(ls->ents[i].key, key, klen)) return &ls->ents[i];
+        if (ls->ents[i].klen == klen && es_same_bytes(ls->ents[i].key, key, klen)) return &ls->ents[i];
     return NULL;
 }
 
