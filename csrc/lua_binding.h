@@ -83,6 +83,9 @@ ljson_box *lvalue_newbox(lua_State *L);
 /* Converts the table at idx (nil = {}) into a JSON object owned by box;
  * raises naming `what` (e.g. "event 2 data") on a value JSON cannot hold. */
 json_t *lvalue_to_json(lua_State *L, int idx, ljson_box *box, const char *what);
+/* The same, with what a format taking what_index as %d: formatted only for
+ * an error message (a fold converts one event's data after another). */
+json_t *lvalue_to_json_at(lua_State *L, int idx, ljson_box *box, const char *what, int what_index);
 void lvalue_push_json(lua_State *L, const json_t *v);
 /* Decodes a stored JSON text straight into Lua values and pushes them
  * (raises on a malformed text; holds nothing a raise could leak). */

@@ -357,7 +357,6 @@ static int lreducer_fold(lua_State *L) {
     for (i = 1; i <= n; i++) {
         const char *type;
         json_t *data;
-        char what[64];
         lua_rawgeti(L, 2, (int)i);                             /* top + 1: the event */
         if (!lua_istable(L, -1)) luaL_error(L, "fold: event %d must be a table", (int)i);
         lua_getfield(L, -1, "type");
@@ -365,8 +364,7 @@ static int lreducer_fold(lua_State *L) {
         type = lua_tostring(L, -1);                            /* the event table keeps it alive */
         lua_pop(L, 1);
         lua_getfield(L, -1, "data");
-        snprintf(what, sizeof what, "fold: event %d data", (int)i);
-        data = lvalue_to_json(L, -1, data_box, what);
+        data = lvalue_to_json_at(L, -1, data_box, "fold: event %d data", (int)i);
         lua_pop(L, 1);
         c.event_idx = top + 1;
         es_err_clear(&err);

@@ -243,8 +243,13 @@ static void conv_fill(lconv *cv, int idx, json_t *v) {
 }
 
 json_t *lvalue_to_json(lua_State *L, int idx, ljson_box *box, const char *what) {
+    return lvalue_to_json_at(L, idx, box, what, -1);
+}
+
+json_t *lvalue_to_json_at(lua_State *L, int idx, ljson_box *box, const char *what, int what_index) {
     lconv conv, *cv = &conv;
     json_t *v;
+    char buf[96];
     idx = lua_absindex(L, idx);
     if (lua_isnoneornil(L, idx)) {
         v = json_object();
@@ -256,9 +261,10 @@ json_t *lvalue_to_json(lua_State *L, int idx, ljson_box *box, const char *what) 
         }
         return v;
     }
-    if (!lua_istable(L, idx))
-        luaL_error(L, "%s must be a table, got %s", what, luaL_typename(L, idx));
     lconv_init(cv, L, what);
+    cv->what_index = what_index;
+    if (!lua_istable(L, idx))
+        luaL_error(L, "%s must be a table, got %s", lconv_what(cv, buf, sizeof buf), luaL_typename(L, idx));
     v = conv_make(cv, idx);
     /* A box whose root is an array holds many values (one per event). */
     if (box->root && json_is_array(box->root)) {
@@ -266,7 +272,7 @@ json_t *lvalue_to_json(lua_State *L, int idx, ljson_box *box, const char *what) 
     } else {
         box_set(box, v);
     }
-    if (!json_is_object(v)) luaL_error(L, "%s must be an object, not an array", what);
+    if (!json_is_object(v)) luaL_error(L, "%s must be an object, not an array", lconv_what(cv, buf, sizeof buf));
     conv_fill(cv, idx, v);
     lua_pop(L, 1);
     return v;

@@ -79,6 +79,16 @@ describe("reducer rule kinds", function()
     fx.raises(function() r:fold({ ev("A", { n = true }) }) end, "'n'")
   end)
 
+  it("fold names the event whose data cannot be folded", function()
+    local r = eventstore.reducer({ n = "sum" })
+    fx.raises(function() r:fold({ ev("A", { n = 1 }), { type = "A", data = "text" } }) end,
+      "fold: event 2 data must be a table, got string")
+    fx.raises(function() r:fold({ ev("A", { n = 1 }), ev("A", { n = 2 }), ev("A", { 1, 2 }) }) end,
+      "fold: event 3 data must be an object, not an array")
+    fx.raises(function() r:fold({ ev("A", { n = 1 }), ev("A", { n = { [true] = 1 } }) }) end, "fold: event 2 data")
+    assert.equals(3, r:fold({ ev("A", { n = 1 }), { type = "A" }, ev("A", { n = 2 }) }).n)
+  end)
+
   it("min and max compare integers and floats", function()
     local evs = { ev("A", { v = 3 }), ev("A", { v = 1.5 }), ev("A", { v = 7 }), ev("A", { v = -2 }) }
     assert_json({ v = -2 }, fold({ v = "min" }, evs))
