@@ -267,12 +267,14 @@ static int push_query(lua_State *L, es_store *s, const es_query *q, int names_on
     luaL_getmetatable(L, LCURSOR_MT);
     lua_setmetatable(L, -2);
     list_at = lua_gettop(L) + 1;
+    /* a run of rows, and what pushing one row needs above them (a nested
+     * value checks for its own slots); list_take brings the stack back */
+    luaL_checkstack(L, LIST_RUN + 16, "reading events");
     es_err_clear(&err);
     whole = *q;
     whole.whole = 1;        /* every row is read here, before anything else */
     if ((rc = es_store_read(s, &whole, &c->cur, &err)) != ES_OK) return lerror_fail(L, &err);
     while ((rc = es_cursor_next(c->cur, &ev, &err)) == 1) {
-        luaL_checkstack(L, 8, "reading events");
         if (names_only) lua_pushstring(L, ev->stream);
         else lvalue_push_event_r(L, ev, &r);
         if (++run == LIST_RUN) {
