@@ -300,6 +300,8 @@ static int lcall_custom(void *ud, int custom_id, const char *field, json_t **acc
     lcall *c = ud;
     lua_State *L = c->L;
     json_t *res;
+    /* the binding makes the box when the rules have a custom one */
+    if (!c->out) return es_err_set(err, ES_EINVALID, "reducer: no box for the rule for '%s'", field);
     c->custom_id = custom_id;
     c->field = field;
     c->acc = *acc;
@@ -410,16 +412,19 @@ static int lreducer_state(lua_State *L) {
     check_keys(L, 4, "state: unknown option '%s' (initial)", "initial", NULL);
     if (lua_istable(L, 2)) check_keys(L, 2, "state: unknown key '%s' in the query (category, where)", "category", "where");
     lua_settop(L, 4);
-    init_box = lvalue_newbox(L);                               /* 5 */
-    where_box = lvalue_newbox(L);                              /* 6 */
-    out_box = lvalue_newbox(L);                                /* 7 */
-    state_box = lvalue_newbox(L);                              /* 8 */
+    /* the boxes root what the core borrows until this call returns: each
+     * is a userdata with a finalizer, so only those a call needs are made
+     * (a plain state(stream, rules) needs the state's) */
+    out_box = es_reducer_has_custom(ud->r) ? lvalue_newbox(L) : NULL;
+    state_box = lvalue_newbox(L);
     if (lua_istable(L, 4)) {
         lua_getfield(L, 4, "initial");
-        if (!lua_isnil(L, -1)) initial = lvalue_to_json(L, -1, init_box, "state: initial");
-        lua_pop(L, 1);
+        if (!lua_isnil(L, -1)) {
+            init_box = lvalue_newbox(L);
+            initial = lvalue_to_json(L, -2, init_box, "state: initial");
+        }
     }
-    lcall_init(L, &c, 3, out_box);                             /* 9: functions */
+    lcall_init(L, &c, 3, out_box);                             /* functions */
     es_err_clear(&err);
     if (lua_type(L, 2) == LUA_TSTRING) {
         const char *stream = lstore_checkstream(L, 2);
@@ -432,7 +437,10 @@ static int lreducer_state(lua_State *L) {
             category = lua_tostring(L, -1);
         }
         lua_getfield(L, 2, "where");
-        if (!lua_isnil(L, -1)) where = lvalue_to_json(L, -1, where_box, "state: where");
+        if (!lua_isnil(L, -1)) {
+            where_box = lvalue_newbox(L);
+            where = lvalue_to_json(L, -2, where_box, "state: where");
+        }
         rc = es_store_state_query(s, category, where, ud->r, initial, lcall_custom, &c, &state, &at, &err);
     } else {
         return luaL_argerror(L, 2, "a stream name or a { category, where } table");

@@ -284,6 +284,25 @@ describe("reducer Lua function rules", function()
     assert.same({ acc = 2, value = 5, type = "B", field = "score" }, calls[2])
   end)
 
+  it("may run the collector while state() folds, with initial and where held", function()
+    local store = assert(eventstore.open("memory:"))
+    local evs = { ev("A", { n = 1, k = "x" }), ev("A", { n = 2, k = "x" }), ev("A", { n = 4, k = "y" }) }
+    assert(store:append("gc-1", evs))
+    local rules = eventstore.reducer({
+      n = function(acc, v)
+        collectgarbage()
+        collectgarbage()
+        return (acc or 0) + v
+      end,
+    })
+    local st = store:state("gc-1", rules, { initial = { n = 10, note = string.rep("z", 100) } })
+    assert.equals(17, st.n)
+    assert.equals(string.rep("z", 100), st.note)
+    st = store:state({ category = "gc", where = { k = "x" } }, rules, { initial = { n = 100 } })
+    assert.equals(103, st.n)
+    store:close()
+  end)
+
   it("are not called when the event lacks the field", function()
     local n = 0
     local rules = eventstore.reducer({ f = function(acc) n = n + 1; return (acc or 0) + 1 end })
