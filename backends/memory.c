@@ -359,6 +359,7 @@ static int memory_backend__append(es_conn *base, es_append_req *req, es_append_r
     if (id_reserve(c, req->count) != ES_OK) goto nomem;
     for (i = 0; i < req->count; i++) {
         const es_event *in = &req->events[i];
+        int64_t pos = (int64_t)(c->nev + i) + 1;
         size_t idl = strlen(in->id) + 1, tl = strlen(in->type) + 1;
         /* on failure the bytes already cut stay unused in the arena */
         char *b = arena_alloc(&c->arena, idl + tl + in->data_len + 1 + in->metadata_len + 1);
@@ -367,7 +368,7 @@ static int memory_backend__append(es_conn *base, es_append_req *req, es_append_r
         memset(e, 0, sizeof *e);
         e->st = st;
         /* as SQLite does, so a generated id looks the same on both */
-        if (req->generated && req->generated[i]) es_id_stamp((char *)in->id, (int64_t)(c->nev + i) + 1);
+        if (req->generated && req->generated[i]) es_id_stamp((char *)in->id, pos);
         memcpy(b, in->id, idl);
         e->ev.id = b;
         memcpy(b + idl, in->type, tl);
@@ -383,7 +384,7 @@ static int memory_backend__append(es_conn *base, es_append_req *req, es_append_r
         e->ev.stream = st->name;
         e->ev.timestamp = in->timestamp;
         e->ev.revision = cur + (int64_t)i + 1;
-        e->ev.position = (int64_t)(c->nev + i) + 1;
+        e->ev.position = pos;
         e->dispatched = !req->outbox;
     }
     /* Commit: nothing below can fail. */

@@ -300,7 +300,7 @@ static int lcall_custom(void *ud, int custom_id, const char *field, json_t **acc
     lcall *c = ud;
     lua_State *L = c->L;
     json_t *res;
-    /* the binding makes the box when the rules have a custom one */
+    /* lcall_init makes the box when the rules have a custom one */
     if (!c->out) return es_err_set(err, ES_EINVALID, "reducer: no box for the rule for '%s'", field);
     c->custom_id = custom_id;
     c->field = field;
@@ -322,10 +322,13 @@ static int lcall_custom(void *ud, int custom_id, const char *field, json_t **acc
     return ES_OK;
 }
 
-static void lcall_init(lua_State *L, lcall *c, int reducer_idx, ljson_box *out) {
+/* Pushes the reducer's Lua functions and, when it has a custom rule, the
+ * box that roots a rule's converted result (a userdata with a finalizer:
+ * rules without one need none). */
+static void lcall_init(lua_State *L, lcall *c, int reducer_idx, const es_reducer *r) {
     memset(c, 0, sizeof *c);
     c->L = L;
-    c->out = out;
+    if (es_reducer_has_custom(r)) c->out = lvalue_newbox(L);
     compat_getuservalue(L, reducer_idx);
     c->fns = lua_gettop(L);
     luaL_checkstack(L, 20, "reducer callbacks");
@@ -340,7 +343,7 @@ static int fold_fail(lua_State *L, lcall *c, es_err *err) {
 /* rules:fold(events, initial) -> state */
 static int lreducer_fold(lua_State *L) {
     lreducer *ud = lreducer_check(L, 1);
-    ljson_box *state_box, *data_box, *out_box;
+    ljson_box *state_box, *data_box;
     lcall c;
     es_err err;
     size_t n, i;
@@ -352,8 +355,7 @@ static int lreducer_fold(lua_State *L) {
     state_box = lvalue_newbox(L);                              /* 4 */
     lvalue_to_json(L, 3, state_box, "fold: initial state");
     data_box = lvalue_newbox(L);                               /* 5 */
-    out_box = lvalue_newbox(L);                                /* 6 */
-    lcall_init(L, &c, 1, out_box);                             /* 7: functions */
+    lcall_init(L, &c, 1, ud->r);                               /* functions */
     top = lua_gettop(L);
     n = lua_rawlen(L, 2);
     for (i = 1; i <= n; i++) {
@@ -400,7 +402,7 @@ static void check_keys(lua_State *L, int idx, const char *fmt, const char *a, co
 static int lreducer_state(lua_State *L) {
     es_store *s = lstore_checkstore(L, 1);
     lreducer *ud;
-    ljson_box *init_box, *where_box, *out_box, *state_box;
+    ljson_box *init_box, *where_box, *state_box;
     json_t *initial = NULL, *where = NULL, *state = NULL;
     lcall c;
     es_err err;
@@ -415,7 +417,6 @@ static int lreducer_state(lua_State *L) {
     /* the boxes root what the core borrows until this call returns: each
      * is a userdata with a finalizer, so only those a call needs are made
      * (a plain state(stream, rules) needs the state's) */
-    out_box = es_reducer_has_custom(ud->r) ? lvalue_newbox(L) : NULL;
     state_box = lvalue_newbox(L);
     if (lua_istable(L, 4)) {
         lua_getfield(L, 4, "initial");
@@ -424,7 +425,7 @@ static int lreducer_state(lua_State *L) {
             initial = lvalue_to_json(L, -2, init_box, "state: initial");
         }
     }
-    lcall_init(L, &c, 3, out_box);                             /* functions */
+    lcall_init(L, &c, 3, ud->r);                               /* functions */
     es_err_clear(&err);
     if (lua_type(L, 2) == LUA_TSTRING) {
         const char *stream = lstore_checkstream(L, 2);

@@ -239,16 +239,14 @@ static int lstore_open(lua_State *L) {
 #define LIST_RUN 1000
 
 /* Moves the n rows on top of the stack into the list at stack index
- * *list (made here, at *list_at, when there is none yet) after its *len
- * rows. */
-static void list_take(lua_State *L, int *list, int list_at, int *len, int n) {
+ * list_at, after its *len rows; the first run makes the list there. */
+static void list_take(lua_State *L, int list_at, int *len, int n) {
     int k;
-    if (!*list) {
+    if (*len == 0) {
         lua_createtable(L, n, 0);
         lua_insert(L, list_at);
-        *list = list_at;
     }
-    for (k = n; k >= 1; k--) lua_rawseti(L, *list, *len + k);
+    for (k = n; k >= 1; k--) lua_rawseti(L, list_at, *len + k);
     *len += n;
 }
 
@@ -257,7 +255,7 @@ static int push_query(lua_State *L, es_store *s, const es_query *q, int names_on
     lcursor *c;
     es_err err;
     const es_event *ev;
-    int rc, len = 0, run = 0, list = 0, list_at;
+    int rc, len = 0, run = 0, list_at;
     lvalue_reader r;
     es_query whole;
 
@@ -278,14 +276,14 @@ static int push_query(lua_State *L, es_store *s, const es_query *q, int names_on
         if (names_only) lua_pushstring(L, ev->stream);
         else lvalue_push_event_r(L, ev, &r);
         if (++run == LIST_RUN) {
-            list_take(L, &list, list_at, &len, run);
+            list_take(L, list_at, &len, run);
             run = 0;
         }
     }
     es_cursor_close(c->cur);
     c->cur = NULL;
     if (rc < 0) return lerror_fail(L, &err);
-    list_take(L, &list, list_at, &len, run);
+    list_take(L, list_at, &len, run);
     return 1;
 }
 
