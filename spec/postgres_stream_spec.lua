@@ -110,6 +110,8 @@ describe("PostgreSQL streamed reads #postgres", function()
     assert.matches("not valid JSON", tostring(err))
     ok = pcall(store.read_all, store)
     assert.is_false(ok)
+    -- reads build their rows with the collector paused: it runs again
+    if pcall(collectgarbage, "isrunning") then assert.is_true(collectgarbage("isrunning")) end
     -- the rows the failed reads left unread are gone from the connection
     assert.equals(300, store:revision("s-1"))
     assert(store:append("s-2", { { type = "T", data = { i = 1 } } }))
