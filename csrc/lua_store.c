@@ -306,7 +306,7 @@ static int push_query(lua_State *L, es_store *s, const es_query *q, int names_on
     es_err err;
     es_query whole;
     rows_job job;
-    int rc, paused = 0;
+    int rc, status, paused = 0;
 
     c = lua_newuserdata(L, sizeof *c);
     c->cur = NULL;
@@ -328,11 +328,11 @@ static int push_query(lua_State *L, es_store *s, const es_query *q, int names_on
         paused = 1;
     }
 #endif
-    rc = lua_pcall(L, 1, 1, 0);
+    status = lua_pcall(L, 1, 1, 0);
     if (paused) lua_gc(L, LUA_GCRESTART, 0);
     es_cursor_close(c->cur);    /* now, not at the cursor's __gc: the store is free again */
     c->cur = NULL;
-    if (rc != 0) return lua_error(L);
+    if (status != 0) return lua_error(L);
     if (job.rc < 0) return lerror_fail(L, &err);
     return 1;
 }
