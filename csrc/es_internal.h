@@ -34,6 +34,7 @@ static inline int es_same_bytes(const char *a, const char *b, size_t n) {
 /* n bytes on whole 2 MB huge pages where the kernel gives them (error.c);
  * es_huge_free takes the same n. For large, long-lived blocks only. */
 void *es_huge_alloc(size_t n);
+void  es_huge_populate(void *p, size_t n);
 void  es_huge_free(void *p, size_t n);
 
 /* Generated event ids carry their event's position. es_id_stamp writes a
