@@ -133,6 +133,7 @@ int pg_send(postgres_conn *c, postgres_cursor *cur, int n, const char *const *va
 /* Reads and drops what is left of a streamed statement's results, so the
  * connection can take the next one; the cursor that was streaming ends
  * with an error on its next row (another call on the store came first). */
+PGresult *pg_next_result(postgres_conn *c);
 void pg_stream_stop(postgres_conn *c);
 /* Whether a statement failed because the session no longer has it
  * prepared (DISCARD ALL from a pooler): it did not run, and can be

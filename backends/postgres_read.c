@@ -176,7 +176,7 @@ static int stream_next(postgres_cursor *cur, es_err *err) {
     PQclear(cur->res);
     cur->res = NULL;
     cur->row = cur->nrows = 0;
-    r = PQgetResult(c->pg);
+    r = pg_next_result(c);
     st = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
     if (st == PGRES_SINGLE_TUPLE) {
         cur->res = r;
