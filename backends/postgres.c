@@ -191,11 +191,54 @@ PGresult *pg_next_result(postgres_conn *c) {
     return PQgetResult(pg);
 }
 
+int pg_copy_data(postgres_conn *c, char **buf) {
+    struct pollfd pfd;
+    int n;
+    for (;;) {
+        if ((n = PQgetCopyData(c->pg, buf, 1)) != 0) return n;
+        if (!PQconsumeInput(c->pg)) return -2;
+        if ((n = PQgetCopyData(c->pg, buf, 1)) != 0) return n;
+        pfd.fd = PQsocket(c->pg);
+        pfd.events = POLLIN;
+        pfd.revents = 0;
+        if (pfd.fd < 0 || (poll(&pfd, 1, -1) < 0 && errno != EINTR)) return -2;
+    }
+}
+
+int pg_send_copy(postgres_conn *c, postgres_cursor *cur, int64_t limit, es_err *err) {
+    es_buf b = { NULL, 0, 0 };
+    char *lit = NULL;
+    int rc;
+    if ((rc = pg_ready(c, err, "read", NULL)) != ES_OK) return rc;
+    if (cur->category && !(lit = PQescapeLiteral(c->pg, cur->category, strlen(cur->category))))
+        return pg_fail(c, NULL, err, "read", NULL);
+    rc = es_pg_sql_copy_all(&c->names, cur->lo, limit, lit, &b);
+    PQfreemem(lit);
+    if (rc != ES_OK) {
+        es_buf_free(&b);
+        return es_err_set(err, ES_ENOMEM, "read: out of memory");
+    }
+    rc = PQsendQuery(c->pg, b.data);
+    es_buf_free(&b);
+    if (!rc) return pg_fail(c, NULL, err, "read", NULL);
+    cur->copy_open = cur->copy_hdr = 0;
+    c->streaming = cur;
+    return ES_OK;
+}
+
+/* Takes what is left of the streamed statement, so the connection is free
+ * again: a COPY's rows must all be read before its result. */
 void pg_stream_stop(postgres_conn *c) {
     PGresult *r;
+    char *buf;
     postgres_cursor *cur = c->streaming;
     c->streaming = NULL;
-    while ((r = PQgetResult(c->pg)) != NULL) PQclear(r);
+    while ((r = PQgetResult(c->pg)) != NULL) {
+        int copying = PQresultStatus(r) == PGRES_COPY_OUT;
+        PQclear(r);
+        if (copying)
+            while (PQgetCopyData(c->pg, &buf, 0) > 0) PQfreemem(buf);
+    }
     if (cur) cur->stopped = 1;
 }
 

@@ -53,6 +53,11 @@ typedef struct es_pg_names {
 int es_pg_names_init(es_pg_names *n, const char *schema, const char *prefix, es_err *err);
 /* Appends a slot's statement text to b. ES_OK or ES_ENOMEM. */
 int es_pg_sql_statement(const es_pg_names *n, int slot, es_buf *b);
+/* Appends a global read's page as COPY (...) TO STDOUT (FORMAT binary):
+ * EVENT_COLS after position `after`, at most `limit` rows, in the category
+ * whose SQL literal (quoted and escaped by PQescapeLiteral) is cat_lit
+ * when not NULL. ES_OK or ES_ENOMEM. */
+int es_pg_sql_copy_all(const es_pg_names *n, int64_t after, int64_t limit, const char *cat_lit, es_buf *b);
 /* Appends the transaction that creates the store's tables and append
  * function (and the schema when create_schema) to b. ES_OK or ES_ENOMEM. */
 int es_pg_sql_schema(const es_pg_names *n, int create_schema, es_buf *b);
@@ -117,6 +122,11 @@ struct postgres_cursor {
     int stopped;                       /* another call on the store ended the streamed rows */
     int peeked;                        /* res holds a streamed row next() has not returned */
     int64_t page, page_rows;           /* a streamed page: rows asked for, rows so far */
+    int copy;                          /* pages stream as COPY ... (FORMAT binary) (pg_send_copy) */
+    int copy_open;                     /* the page's COPY has started sending rows */
+    int copy_hdr;                      /* the page's binary header has been read */
+    char *copybuf;                     /* the current COPY row; ev points into it */
+    char idtext[ES_UUID_LEN + 1];      /* the current COPY row's id as text */
     es_event ev;
 };
 
@@ -134,6 +144,13 @@ int pg_send(postgres_conn *c, postgres_cursor *cur, int n, const char *const *va
  * connection can take the next one; the cursor that was streaming ends
  * with an error on its next row (another call on the store came first). */
 PGresult *pg_next_result(postgres_conn *c);
+/* Sends a global read's page (cur's category, after cur->lo, at most
+ * limit rows) as COPY ... TO STDOUT (FORMAT binary): its rows then come as
+ * pg_copy_data gives them, one libpq buffer each. c->streaming is cur. */
+int pg_send_copy(postgres_conn *c, postgres_cursor *cur, int64_t limit, es_err *err);
+/* PQgetCopyData without libpq's poll before every read (as pg_next_result):
+ * a row's length with *buf (PQfreemem it), -1 at the end, -2 on an error. */
+int pg_copy_data(postgres_conn *c, char **buf);
 void pg_stream_stop(postgres_conn *c);
 /* Whether a statement failed because the session no longer has it
  * prepared (DISCARD ALL from a pooler): it did not run, and can be

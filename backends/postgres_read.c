@@ -65,6 +65,23 @@ static int move_key(postgres_cursor *cur, int row, es_err *err) {
     return ES_OK;
 }
 
+/* Pages of at least this many rows of a global read that the caller takes
+ * at once come as COPY ... TO STDOUT (FORMAT binary): a row is one buffer
+ * from libpq, not a PGresult (with a 2 KB block) as in single-row mode,
+ * and the numbers and the uuid come as bytes. COPY takes no parameters, so
+ * the server plans it on every page: for a stream read of 100 rows that
+ * cost more than it saved (a C model: 370,000 against 460,000 rows/s), for
+ * pages of 1,000 rows it gave 615,000-637,000 against 517,000-563,000
+ * with 1.1 us of client work per row. */
+#define PG_COPY_MIN 500
+
+/* Whether a page of cur fits COPY: a global read (all, or one category)
+ * with no time or type filter (their statements take parameters COPY
+ * cannot), paged by at least PG_COPY_MIN rows. */
+static int copy_fits(const postgres_cursor *cur, int64_t page) {
+    return cur->kind == ES_Q_ALL && cur->since == INT64_MIN && !cur->types.len && page >= PG_COPY_MIN;
+}
+
 /* Moves the keyset past the last row of the current page and runs the
  * next page's query. Pages are separate statements: an event committed
  * between two pages shows up in a later page if it belongs after the key. */
@@ -134,6 +151,14 @@ static int cursor_fetch(postgres_cursor *cur, es_err *err) {
             formats[n++] = 1;
         }
     }
+    cur->copy = 0;                          /* a short last page goes the prepared way */
+    if (cur->whole && copy_fits(cur, page)) {
+        if ((rc = pg_send_copy(c, cur, page, err)) != ES_OK) return rc;
+        cur->copy = 1;
+        cur->page = page;
+        cur->page_rows = 0;
+        return ES_OK;
+    }
     if (cur->whole && (cur->kind == ES_Q_STREAM || cur->kind == ES_Q_ALL)) {
         /* the caller takes every row at once: they come in as the server
          * sends them, and the caller's work on one overlaps the server's
@@ -161,6 +186,115 @@ static int cursor_fetch(postgres_cursor *cur, es_err *err) {
     return ES_OK;
 }
 
+static uint32_t be32(const unsigned char *p) {
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | (uint32_t)p[3];
+}
+
+static int64_t be64(const unsigned char *p) {
+    return (int64_t)((uint64_t)be32(p) << 32 | be32(p + 4));
+}
+
+/* One CopyData message of a binary COPY of EVENT_COLS: 1 with its row in
+ * cur->ev (texts NUL-terminated in place, over the length word of the
+ * field after them, which is read by then), 0 for the header or the
+ * trailer alone, -1 for anything else. The first message of a page starts
+ * with the header: the 11-byte signature, flags and an extension. */
+static int copy_row(postgres_cursor *cur, char *buf, int n) {
+    static const char sig[11] = "PGCOPY\n\377\r\n";
+    static const int fixed[8] = { 8, 16, -1, 8, -1, -1, -1, 8 };
+    static const char hex[] = "0123456789abcdef";
+    unsigned char *p = (unsigned char *)buf, *end = p + n, *f[8];
+    int64_t len[8];
+    int i, k;
+    es_event *ev = &cur->ev;
+    if (!cur->copy_hdr) {
+        uint32_t ext;
+        if (n < 19 || memcmp(p, sig, sizeof sig) != 0) return -1;
+        ext = be32(p + 15);
+        if (ext > (uint32_t)(n - 19)) return -1;
+        p += 19 + ext;
+        cur->copy_hdr = 1;
+        if (p == end) return 0;
+    }
+    if (end - p < 2) return -1;
+    if (p[0] == 0xFF && p[1] == 0xFF) return end - p == 2 ? 0 : -1;   /* the trailer */
+    if (p[0] != 0 || p[1] != 8) return -1;
+    p += 2;
+    for (i = 0; i < 8; i++) {
+        if (end - p < 4) return -1;
+        len[i] = (int32_t)be32(p);
+        p += 4;
+        if (len[i] < 0 || len[i] > end - p || (fixed[i] >= 0 && len[i] != fixed[i])) return -1;
+        f[i] = p;
+        p += len[i];
+    }
+    if (p != end) return -1;
+    ev->position = be64(f[0]);
+    for (i = 0, k = 0; i < 16; i++) {
+        if (i == 4 || i == 6 || i == 8 || i == 10) cur->idtext[k++] = '-';
+        cur->idtext[k++] = hex[f[1][i] >> 4];
+        cur->idtext[k++] = hex[f[1][i] & 15];
+    }
+    cur->idtext[k] = '\0';
+    ev->id = cur->idtext;
+    ev->revision = be64(f[3]);
+    ev->timestamp = be64(f[7]);
+    ev->data_len = (size_t)len[5];
+    ev->metadata_len = (size_t)len[6];
+    for (i = 2; i <= 6; i++)
+        if (i != 3) f[i][len[i]] = '\0';
+    ev->stream = (const char *)f[2];
+    ev->type = (const char *)f[4];
+    ev->data = (const char *)f[5];
+    ev->metadata = (const char *)f[6];
+    return 1;
+}
+
+/* The statement's end: the connection is free again, and any notices
+ * that came with it are queued. */
+static int stream_end(postgres_cursor *cur, int rc) {
+    pg_stream_stop(cur->conn);
+    cur->stopped = 0;
+    cur->resent = 0;
+    pg_drain_notifies(cur->conn);
+    return rc;
+}
+
+/* The next row of a COPY page, as stream_next. */
+static int copy_next(postgres_cursor *cur, es_err *err) {
+    postgres_conn *c = cur->conn;
+    PGresult *r;
+    char *buf;
+    int n, rc;
+    PQfreemem(cur->copybuf);
+    cur->copybuf = NULL;
+    if (!cur->copy_open) {
+        r = pg_next_result(c);
+        if (PQresultStatus(r) != PGRES_COPY_OUT) {
+            rc = r ? pg_fail(c, r, err, "read", NULL) : es_err_set(err, ES_EBACKEND, "read: the server sent no rows");
+            PQclear(r);
+            return stream_end(cur, rc);
+        }
+        PQclear(r);
+        cur->copy_open = 1;
+    }
+    while ((n = pg_copy_data(c, &buf)) > 0) {
+        rc = copy_row(cur, buf, n);
+        if (rc == 1) {
+            cur->copybuf = buf;
+            cur->page_rows++;
+            return 1;
+        }
+        PQfreemem(buf);
+        if (rc < 0) return stream_end(cur, es_err_set(err, ES_EBACKEND, "read: the server sent a row in an unknown form"));
+    }
+    r = PQgetResult(c->pg);
+    if (n == -1 && PQresultStatus(r) == PGRES_COMMAND_OK) rc = 0;
+    else rc = r ? pg_fail(c, r, err, "read", NULL) : es_err_set(err, ES_EBACKEND, "read: the server ended the rows early");
+    PQclear(r);
+    return stream_end(cur, rc);
+}
+
 /* Whether the current page's rows are still coming in. */
 static int streaming(const postgres_cursor *cur) { return cur->conn && cur->conn->streaming == cur; }
 
@@ -173,6 +307,7 @@ static int stream_next(postgres_cursor *cur, es_err *err) {
     PGresult *r;
     ExecStatusType st;
     int rc;
+    if (cur->copy) return copy_next(cur, err);
     PQclear(cur->res);
     cur->res = NULL;
     cur->row = cur->nrows = 0;
@@ -202,11 +337,7 @@ static int stream_next(postgres_cursor *cur, es_err *err) {
     }
     /* the statement's results end with a NULL; take it (and anything
      * left after an error) so the connection is free again */
-    pg_stream_stop(c);
-    cur->stopped = 0;
-    cur->resent = 0;
-    pg_drain_notifies(c);
-    return rc;
+    return stream_end(cur, rc);
 }
 
 static int postgres_cursor__next(es_cursor *base, const es_event **ev, es_err *err) {
@@ -249,7 +380,7 @@ static int postgres_cursor__next(es_cursor *base, const es_event **ev, es_err *e
         }
         if (!streaming(cur) && cur->nrows == 0) return 0;
     }
-    cursor_row(cur);
+    if (!cur->copy) cursor_row(cur);   /* copy_row has filled cur->ev */
     /* a streamed row moves the keyset as it comes, from the numbers
      * cursor_row has just read (streams are stream or global reads) */
     if (streamed) {
@@ -272,6 +403,7 @@ static void postgres_cursor__close(es_cursor *base) {
         if (cur->next) cur->next->prev = cur->prev;
     }
     PQclear(cur->res);
+    PQfreemem(cur->copybuf);
     es_free(cur->stream);
     es_free(cur->category);
     es_free(cur->id);

@@ -145,6 +145,180 @@ static void test_streamed_reads(es_store *s) {
     es_store_close(s2);
 }
 
+/* ---- global pages as binary COPY (postgres_read.c, PG_COPY_MIN) ---- */
+
+/* Whether two events are the same, field by field and byte by byte. */
+static int same_event(const es_event *a, const es_event *b) {
+    return a->position == b->position && a->revision == b->revision && a->timestamp == b->timestamp &&
+           strcmp(a->id, b->id) == 0 && strcmp(a->stream, b->stream) == 0 && strcmp(a->type, b->type) == 0 &&
+           a->data_len == b->data_len && memcmp(a->data, b->data, a->data_len) == 0 && a->data[a->data_len] == '\0' &&
+           a->metadata_len == b->metadata_len && memcmp(a->metadata, b->metadata, a->metadata_len) == 0 &&
+           a->metadata[a->metadata_len] == '\0';
+}
+
+/* q read whole (pages of >= PG_COPY_MIN rows come as COPY) on s and paged
+ * (prepared statements, one PGresult a page) on s2, side by side: the
+ * number of events, or -1 at the first difference. */
+static long same_copy(es_store *s, es_store *s2, es_query q) {
+    es_cursor *a = NULL, *b = NULL;
+    const es_event *ea, *eb;
+    long n = 0;
+    int ra, rb;
+    q.whole = 1;
+    if (es_store_read(s, &q, &a, &E) != ES_OK) return -1;
+    q.whole = 0;
+    if (es_store_read(s2, &q, &b, &E) != ES_OK) {
+        es_cursor_close(a);
+        return -1;
+    }
+    for (;;) {
+        ra = es_cursor_next(a, &ea, &E);
+        rb = es_cursor_next(b, &eb, &E);
+        if (ra != rb || (ra == 1 && !same_event(ea, eb))) {
+            fprintf(stderr, "pg_stream_check: event %ld differs (%d, %d)\n", n + 1, ra, rb);
+            n = -1;
+            break;
+        }
+        if (ra != 1) break;
+        n++;
+    }
+    es_cursor_close(a);
+    es_cursor_close(b);
+    return n;
+}
+
+static void test_copy_pages(es_store *s) {
+    /* a category with a quote and a backslash goes into COPY's SQL as a
+     * literal; texts with escapes, non-ASCII and \u0000 come back as stored */
+    static const char *const cat = "co'py\\x";
+    es_event_in evs[700];
+    es_append_result res;
+    es_query q;
+    es_cursor *cur;
+    const es_event *ev;
+    es_store *s2 = NULL;
+    es_options o;
+    char stream[64], id[ES_UUID_LEN + 1], app_url[600];
+    const char *vals[1];
+    PGconn *pg;
+    PGresult *r;
+    json_t *data[700], *meta[700];
+    int i, rc, rows;
+    int64_t rev;
+
+    for (i = 0; i < 700; i++) {
+        memset(&evs[i], 0, sizeof evs[i]);
+        evs[i].type = i % 3 ? "Copied" : "Tab\tType";
+        data[i] = json_pack("{sI,ss,sf,s[is]}", "n", (json_int_t)i, "t", "caf\u00e9 \"q\" \\ \n", "x", 0.1 * i,
+                            "list", i, "b");
+        json_object_set_new(data[i], "z", json_stringn("a\0b", 3));
+        meta[i] = json_pack("{ss}", "correlationId", "c-1");
+        evs[i].data = data[i];
+        evs[i].metadata = i % 2 ? meta[i] : NULL;
+    }
+    es_uuid(id);
+    evs[5].id = id;                                  /* a given id, not a generated one */
+    for (i = 0; i < 3; i++) {
+        snprintf(stream, sizeof stream, "%s-%d", cat, i);
+        OK(es_store_append(s, stream, evs, 700, ES_ANY, &res, &E));
+        evs[5].id = NULL;
+    }
+    for (i = 0; i < 700; i++) {
+        json_decref(data[i]);
+        json_decref(meta[i]);
+    }
+    es_options_init(&o);
+    o.schema = schema;
+    OK(es_store_open(url, &o, &s2, &E));
+    if (!s2) return;
+
+    es_query_init(&q, ES_Q_ALL);
+    CHECK(same_copy(s, s2, q) == stats(s).events);   /* every event of the store */
+    q.category = cat;
+    CHECK(same_copy(s, s2, q) == 2100);              /* 3 pages: 1,000 + 1,000 + 100 */
+    q.limit = 1500;
+    CHECK(same_copy(s, s2, q) == 1500);              /* 1,000 by COPY, 500 by COPY */
+    q.limit = 1300;
+    CHECK(same_copy(s, s2, q) == 1300);              /* the last 300 the prepared way */
+    q.limit = 0;
+    q.after = stats(s).position - 800;
+    CHECK(same_copy(s, s2, q) == 800);
+    q.category = "co'py";                            /* no such category: nothing */
+    q.after = 0;
+    CHECK(same_copy(s, s2, q) == 0);
+    es_store_close(s2);
+
+    /* the pages of a whole global read are COPY statements indeed */
+    snprintf(app_url, sizeof app_url, "%s%capplication_name=%s_c", url, strchr(url, '?') ? '&' : '?', schema);
+    s2 = NULL;
+    OK(es_store_open(app_url, &o, &s2, &E));
+    if (!s2) return;
+    es_query_init(&q, ES_Q_ALL);
+    q.whole = 1;
+    OK(es_store_read(s2, &q, &cur, &E));
+    if (cur) {
+        CHECK(es_cursor_next(cur, &ev, &E) == 1);
+        pg = raw_connect();
+        snprintf(app_url, sizeof app_url, "%s_c", schema);
+        vals[0] = app_url;
+        r = PQexecParams(pg, "SELECT query FROM pg_stat_activity WHERE application_name = $1", 1, NULL, vals, NULL,
+                         NULL, 0);
+        CHECK(PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 &&
+              strncmp(PQgetvalue(r, 0, 0), "COPY (SELECT", 12) == 0);
+        PQclear(r);
+        PQfinish(pg);
+        es_cursor_close(cur);
+    }
+    /* the session killed under a COPY page: the read ends with an error,
+     * and the store's next call reconnects */
+    OK(es_store_read(s2, &q, &cur, &E));
+    if (cur) {
+        CHECK(es_cursor_next(cur, &ev, &E) == 1);
+        pg = raw_connect();
+        r = PQexecParams(pg, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1",
+                         1, NULL, vals, NULL, NULL, 0);
+        CHECK(PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1);
+        PQclear(r);
+        PQfinish(pg);
+        rows = 1;
+        while ((rc = es_cursor_next(cur, &ev, &E)) == 1) rows++;
+        CHECK(rc == ES_EBACKEND && rows < stats(s).events);
+        es_cursor_close(cur);
+    }
+    rc = es_store_revision(s2, "small-1", &rev, &E);
+    if (rc != ES_OK) rc = es_store_revision(s2, "small-1", &rev, &E);
+    CHECK(rc == ES_OK && rev >= 1);
+    es_store_close(s2);
+
+    /* another call in the middle of a COPY page: the COPY is read to its
+     * end and dropped, the call runs, the read ends with an error */
+    es_query_init(&q, ES_Q_ALL);
+    q.category = cat;
+    q.whole = 1;
+    OK(es_store_read(s, &q, &cur, &E));
+    if (cur) {
+        for (i = 0; i < 10; i++) CHECK(es_cursor_next(cur, &ev, &E) == 1);
+        OK(es_store_revision(s, "small-1", &rev, &E));
+        es_err_clear(&E);
+        CHECK(es_cursor_next(cur, &ev, &E) == ES_EBACKEND && strstr(E.msg, "another call"));
+        es_cursor_close(cur);
+    }
+    /* closed halfway: the next call finds the connection free */
+    OK(es_store_read(s, &q, &cur, &E));
+    if (cur) {
+        CHECK(es_cursor_next(cur, &ev, &E) == 1);
+        es_cursor_close(cur);
+    }
+    OK(es_store_revision(s, "small-1", &rev, &E));
+    rows = 0;
+    OK(es_store_read(s, &q, &cur, &E));
+    if (cur) {
+        while ((rc = es_cursor_next(cur, &ev, &E)) == 1) rows++;
+        CHECK(rc == 0 && rows == 2100);
+        es_cursor_close(cur);
+    }
+}
+
 /* ---- statements the session lost ---- */
 
 /* Makes the store's session drop its prepared statements, as DISCARD ALL
@@ -239,6 +413,7 @@ int main(void) {
     fill_big(s);
     OK(append1(s, "small-1", "Odd", 1, ES_ANY, &res));
     test_streamed_reads(s);
+    test_copy_pages(s);
     test_statements_lost(s);
     es_store_close(s);
     pg = raw_connect();
