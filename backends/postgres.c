@@ -207,14 +207,9 @@ int pg_copy_data(postgres_conn *c, char **buf) {
 
 int pg_send_copy(postgres_conn *c, postgres_cursor *cur, int64_t limit, es_err *err) {
     es_buf b = { NULL, 0, 0 };
-    char *lit = NULL;
     int rc;
     if ((rc = pg_ready(c, err, "read", NULL)) != ES_OK) return rc;
-    if (cur->category && !(lit = PQescapeLiteral(c->pg, cur->category, strlen(cur->category))))
-        return pg_fail(c, NULL, err, "read", NULL);
-    rc = es_pg_sql_copy_all(&c->names, cur->lo, limit, lit, &b);
-    PQfreemem(lit);
-    if (rc != ES_OK) {
+    if (es_pg_sql_copy_all(&c->names, cur->lo, limit, &b) != ES_OK) {
         es_buf_free(&b);
         return es_err_set(err, ES_ENOMEM, "read: out of memory");
     }

@@ -53,11 +53,10 @@ typedef struct es_pg_names {
 int es_pg_names_init(es_pg_names *n, const char *schema, const char *prefix, es_err *err);
 /* Appends a slot's statement text to b. ES_OK or ES_ENOMEM. */
 int es_pg_sql_statement(const es_pg_names *n, int slot, es_buf *b);
-/* Appends a global read's page as COPY (...) TO STDOUT (FORMAT binary):
- * EVENT_COLS after position `after`, at most `limit` rows, in the category
- * whose SQL literal (quoted and escaped by PQescapeLiteral) is cat_lit
- * when not NULL. ES_OK or ES_ENOMEM. */
-int es_pg_sql_copy_all(const es_pg_names *n, int64_t after, int64_t limit, const char *cat_lit, es_buf *b);
+/* Appends a page of the global order as COPY (...) TO STDOUT (FORMAT
+ * binary): EVENT_COLS after position `after`, at most `limit` rows. Only
+ * numbers go into its text. ES_OK or ES_ENOMEM. */
+int es_pg_sql_copy_all(const es_pg_names *n, int64_t after, int64_t limit, es_buf *b);
 /* Appends the transaction that creates the store's tables and append
  * function (and the schema when create_schema) to b. ES_OK or ES_ENOMEM. */
 int es_pg_sql_schema(const es_pg_names *n, int create_schema, es_buf *b);
@@ -144,8 +143,8 @@ int pg_send(postgres_conn *c, postgres_cursor *cur, int n, const char *const *va
  * connection can take the next one; the cursor that was streaming ends
  * with an error on its next row (another call on the store came first). */
 PGresult *pg_next_result(postgres_conn *c);
-/* Sends a global read's page (cur's category, after cur->lo, at most
- * limit rows) as COPY ... TO STDOUT (FORMAT binary): its rows then come as
+/* Sends a page of the global order (after cur->lo, at most limit rows) as
+ * COPY ... TO STDOUT (FORMAT binary): its rows then come as
  * pg_copy_data gives them, one libpq buffer each. c->streaming is cur. */
 int pg_send_copy(postgres_conn *c, postgres_cursor *cur, int64_t limit, es_err *err);
 /* PQgetCopyData without libpq's poll before every read (as pg_next_result):

@@ -65,7 +65,7 @@ static int move_key(postgres_cursor *cur, int row, es_err *err) {
     return ES_OK;
 }
 
-/* Pages of at least this many rows of a global read that the caller takes
+/* Pages of at least this many rows of the global order that the caller takes
  * at once come as COPY ... TO STDOUT (FORMAT binary): a row is one buffer
  * from libpq, not a PGresult (with a 2 KB block) as in single-row mode,
  * and the numbers and the uuid come as bytes. COPY takes no parameters, so
@@ -75,11 +75,13 @@ static int move_key(postgres_cursor *cur, int row, es_err *err) {
  * with 1.1 us of client work per row. */
 #define PG_COPY_MIN 500
 
-/* Whether a page of cur fits COPY: a global read (all, or one category)
- * with no time or type filter (their statements take parameters COPY
- * cannot), paged by at least PG_COPY_MIN rows. */
+/* Whether a page of cur fits COPY: a read of the whole global order, paged
+ * by at least PG_COPY_MIN rows. A category, a time or types would have to
+ * be written into COPY's SQL (it takes no parameters), and names go to the
+ * server only as parameters: those reads keep their prepared statements. */
 static int copy_fits(const postgres_cursor *cur, int64_t page) {
-    return cur->kind == ES_Q_ALL && cur->since == INT64_MIN && !cur->types.len && page >= PG_COPY_MIN;
+    return cur->kind == ES_Q_ALL && !cur->category && cur->since == INT64_MIN && !cur->types.len &&
+           page >= PG_COPY_MIN;
 }
 
 /* Moves the keyset past the last row of the current page and runs the

@@ -279,16 +279,14 @@ int es_pg_sql_statement(const es_pg_names *c, int slot, es_buf *b) {
     return sql_expand(c, " ORDER BY e.position LIMIT $2::bigint", b);
 }
 
-/* COPY takes no parameters: the numbers are printed here and the category
- * comes quoted by the caller. It is planned on every page, which a page
- * of 1,000 rows pays back (see es_pg_copy_min in postgres_read.c). */
-int es_pg_sql_copy_all(const es_pg_names *c, int64_t after, int64_t limit, const char *cat_lit, es_buf *b) {
+/* COPY takes no parameters: the two numbers are printed into its text. It
+ * is planned on every page, which a page of 1,000 rows pays back (see
+ * PG_COPY_MIN in postgres_read.c). */
+int es_pg_sql_copy_all(const es_pg_names *c, int64_t after, int64_t limit, es_buf *b) {
     char num[64];
     snprintf(num, sizeof num, "%lld", (long long)after);
     if (sql_expand(c, "COPY (SELECT " EVENT_COLS " FROM @events\" e WHERE e.position > ", b) != ES_OK ||
         es_buf_add(b, num, strlen(num)) != ES_OK)
-        return ES_ENOMEM;
-    if (cat_lit && (es_buf_add(b, " AND e.category = ", 18) != ES_OK || es_buf_add(b, cat_lit, strlen(cat_lit)) != ES_OK))
         return ES_ENOMEM;
     snprintf(num, sizeof num, " ORDER BY e.position LIMIT %lld) TO STDOUT (FORMAT binary)", (long long)limit);
     return es_buf_add(b, num, strlen(num));
