@@ -139,17 +139,20 @@ int pg_run(postgres_conn *c, int slot, int n, const char *const *vals, const int
  * take with PQgetResult. c->streaming is cur until they are all read. */
 int pg_send(postgres_conn *c, postgres_cursor *cur, int n, const char *const *vals, const int *lens,
             const int *formats, es_err *err, const char *op, const char *name);
-/* Reads and drops what is left of a streamed statement's results, so the
- * connection can take the next one; the cursor that was streaming ends
- * with an error on its next row (another call on the store came first). */
+/* PQgetResult for a streamed read, polling the socket only when a read of
+ * it found nothing (libpq polls before every read). */
 PGresult *pg_next_result(postgres_conn *c);
 /* Sends a page of the global order (after cur->lo, at most limit rows) as
  * COPY ... TO STDOUT (FORMAT binary): its rows then come as
  * pg_copy_data gives them, one libpq buffer each. c->streaming is cur. */
 int pg_send_copy(postgres_conn *c, postgres_cursor *cur, int64_t limit, es_err *err);
-/* PQgetCopyData without libpq's poll before every read (as pg_next_result):
- * a row's length with *buf (PQfreemem it), -1 at the end, -2 on an error. */
+/* PQgetCopyData, waiting as pg_next_result does: a row's length with *buf
+ * (PQfreemem it), -1 at the end, -2 on an error. */
 int pg_copy_data(postgres_conn *c, char **buf);
+/* Reads and drops what is left of a streamed statement's results (a
+ * COPY's rows too), so the connection can take the next one; the cursor
+ * that was streaming ends with an error on its next row (another call on
+ * the store came first). */
 void pg_stream_stop(postgres_conn *c);
 /* Whether a statement failed because the session no longer has it
  * prepared (DISCARD ALL from a pooler): it did not run, and can be

@@ -106,6 +106,14 @@ static int cursor_fetch(postgres_cursor *cur, es_err *err) {
         }
         if (cur->limit - cur->returned < page) page = cur->limit - cur->returned;
     }
+    cur->copy = 0;                          /* a short last page goes the prepared way */
+    if (cur->whole && copy_fits(cur, page)) {
+        if ((rc = pg_send_copy(c, cur, page, err)) != ES_OK) return rc;
+        cur->copy = 1;
+        cur->page = page;
+        cur->page_rows = 0;
+        return ES_OK;
+    }
     switch (cur->kind) {
     case ES_Q_STREAM:
         if (cur->slot == ST_STATE_FIRST) {
@@ -152,14 +160,6 @@ static int cursor_fetch(postgres_cursor *cur, es_err *err) {
             lens[n] = (int)cur->types.len;
             formats[n++] = 1;
         }
-    }
-    cur->copy = 0;                          /* a short last page goes the prepared way */
-    if (cur->whole && copy_fits(cur, page)) {
-        if ((rc = pg_send_copy(c, cur, page, err)) != ES_OK) return rc;
-        cur->copy = 1;
-        cur->page = page;
-        cur->page_rows = 0;
-        return ES_OK;
     }
     if (cur->whole && (cur->kind == ES_Q_STREAM || cur->kind == ES_Q_ALL)) {
         /* the caller takes every row at once: they come in as the server
