@@ -1,6 +1,7 @@
 /* postgres_read.c: the PostgreSQL backend's cursors: keyset pages of reads, and state()'s first page */
 /* SPDX-License-Identifier: MIT */
 #include <string.h>
+#include <uuid/uuid.h>
 
 #include "postgres.h"
 
@@ -204,10 +205,9 @@ static int64_t be64(const unsigned char *p) {
 static int copy_row(postgres_cursor *cur, char *buf, int n) {
     static const char sig[11] = "PGCOPY\n\377\r\n";
     static const int fixed[8] = { 8, 16, -1, 8, -1, -1, -1, 8 };
-    static const char hex[] = "0123456789abcdef";
     unsigned char *p = (unsigned char *)buf, *end = p + n, *f[8];
     int64_t len[8];
-    int i, k;
+    int i;
     es_event *ev = &cur->ev;
     if (!cur->copy_hdr) {
         uint32_t ext;
@@ -232,12 +232,7 @@ static int copy_row(postgres_cursor *cur, char *buf, int n) {
     }
     if (p != end) return -1;
     ev->position = be64(f[0]);
-    for (i = 0, k = 0; i < 16; i++) {
-        if (i == 4 || i == 6 || i == 8 || i == 10) cur->idtext[k++] = '-';
-        cur->idtext[k++] = hex[f[1][i] >> 4];
-        cur->idtext[k++] = hex[f[1][i] & 15];
-    }
-    cur->idtext[k] = '\0';
+    uuid_unparse_lower(f[1], cur->idtext);   /* as uuid.c writes generated ids */
     ev->id = cur->idtext;
     ev->revision = be64(f[3]);
     ev->timestamp = be64(f[7]);
