@@ -63,6 +63,33 @@ describe("PostgreSQL streamed reads #postgres", function()
     for _, ev in ipairs(odd) do assert.equals("Odd", ev.type) end
   end)
 
+  it("gives every field as stored when pages of the global order come as binary COPY", function()
+    -- read_all of the whole global order sends pages of 500 rows or more
+    -- as COPY ... (FORMAT binary); each() and filtered reads stay prepared
+    local evs = {}
+    for i = 1, 1300 do
+      evs[i] = {
+        type = i % 3 == 0 and "Tab\tType" or "Café",
+        data = { i = i, big = 9007199254740993, neg = -i, x = i / 8, t = "q\"u\\o\nte é ✓ \0 end",
+                 list = { i, "b", false }, empty = {}, yes = true },
+        metadata = i % 2 == 0 and { correlationId = "c-" .. i, causationId = "d" } or nil,
+      }
+    end
+    evs[7].id = "0190a5e2-7c4b-7def-8abc-0123456789ab"
+    assert(store:append("co'py\\x-1", { table.unpack(evs, 1, 700) }))
+    assert(store:append("co'py\\x-2", { table.unpack(evs, 701, 1300) }))
+    local paged = {}
+    for ev in store:each() do paged[#paged + 1] = ev end
+    local copied = store:read_all()
+    assert.equals(1300, #copied)
+    assert.same(paged, copied)
+    assert.equals("0190a5e2-7c4b-7def-8abc-0123456789ab", copied[7].id)
+    assert.equals(9007199254740993, copied[1].data.big)
+    assert.same(paged, store:read_all({ category = "co'py\\x" }))
+    local tail = store:read_all({ after = 650, limit = 600 })
+    assert.same({ table.unpack(paged, 651, 1250) }, tail)
+  end)
+
   it("folds state() from streamed rows: across pages, after a snapshot, and with nothing after it", function()
     -- seen counts the events folded: a snapshot folded as if it were an
     -- event would count one more
