@@ -216,40 +216,40 @@ static int grow(void **p, size_t *cap, size_t need, size_t size) {
     return ES_OK;
 }
 
-/* Prefaults a huge c->ev up to need events and 2 MB beyond, in 2 MB steps:
- * the array is filled in order, and a doubled array's upper half is not
- * touched before the events reach it. */
-static void ev_populate(memory_conn *c, size_t need) {
-    size_t want = need * sizeof *c->ev, top, end;
-    if (!c->ev_huge || want <= c->ev_ready) return;
-    end = (c->ev_huge + ARENA_CHUNK - 1) & ~(ARENA_CHUNK - 1);
-    top = (want + 2 * ARENA_CHUNK - 1) & ~(ARENA_CHUNK - 1);
-    if (top > end) top = end;
-    es_huge_populate((char *)c->ev + c->ev_ready, top - c->ev_ready);
-    c->ev_ready = top;
+/* Prefaults an event array on huge pages (huge: its es_huge_alloc'd size,
+ * 0: es_malloc'd) up to need events and 2 MB beyond, in 2 MB steps past
+ * *ready: the array is filled in order, and a doubled array's upper half
+ * is not touched before the events reach it. */
+static void ev_populate(mem_event *ev, size_t huge, size_t *ready, size_t need) {
+#define CHUNK_UP(n) (((n) + ARENA_CHUNK - 1) & ~(ARENA_CHUNK - 1))
+    size_t top = CHUNK_UP(need * sizeof *ev + ARENA_CHUNK);
+    if (!huge || need * sizeof *ev <= *ready) return;
+    if (top > CHUNK_UP(huge)) top = CHUNK_UP(huge);
+    es_huge_populate((char *)ev + *ready, top - *ready);
+    *ready = top;
+#undef CHUNK_UP
 }
 
 /* Room for need events in c->ev, doubling; past 2 MB the array moves to
  * huge pages (big_alloc) by copy, as realloc cannot put it there. */
 static int ev_reserve(memory_conn *c, size_t need) {
-    size_t ncap = c->capev ? c->capev : 16, huge;
+    size_t ncap = c->capev ? c->capev : 16, huge, ready = 0;
     mem_event *ne;
     if (need <= c->capev) {
-        ev_populate(c, need);
+        ev_populate(c->ev, c->ev_huge, &c->ev_ready, need);
         return ES_OK;
     }
     while (ncap < need) ncap *= 2;
     if (ncap > SIZE_MAX / sizeof *ne) return ES_ENOMEM;
     if (ncap * sizeof *ne < ARENA_CHUNK) return grow((void **)&c->ev, &c->capev, need, sizeof *c->ev);
     if (!(ne = big_alloc(ncap * sizeof *ne, &huge))) return ES_ENOMEM;
-    if (huge) es_huge_populate(ne, c->nev * sizeof *ne); /* before the copy fills it */
+    ev_populate(ne, huge, &ready, need);       /* before the copy fills it */
     if (c->nev) memcpy(ne, c->ev, c->nev * sizeof *ne);
     big_free(c->ev, c->ev_huge);
     c->ev = ne;
     c->ev_huge = huge;
-    c->ev_ready = huge ? ((c->nev * sizeof *ne + ARENA_CHUNK - 1) & ~(ARENA_CHUNK - 1)) : 0;
+    c->ev_ready = ready;
     c->capev = ncap;
-    ev_populate(c, need);
     return ES_OK;
 }
 

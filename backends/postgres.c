@@ -161,22 +161,24 @@ void pg_drain_notifies(postgres_conn *c) {
  * buffer otherwise, this only costs that one statement. */
 #define PG_INBUF 262144
 
-static void grow_input(postgres_conn *c) {
-    char sql[64];
-    PGresult *r;
-    c->inbuf_grown = 1;
-    snprintf(sql, sizeof sql, "SELECT repeat('x', %d)", PG_INBUF);
-    r = PQexec(c->pg, sql);
-    PQclear(r);
+/* pg_ready for a statement whose rows will stream in. */
+static int stream_ready(postgres_conn *c, es_err *err, const char *op, const char *name) {
+    int rc = pg_ready(c, err, op, name);
+    if (rc == ES_OK && !c->inbuf_grown) {
+        char sql[64];
+        c->inbuf_grown = 1;
+        snprintf(sql, sizeof sql, "SELECT repeat('x', %d)", PG_INBUF);
+        PQclear(PQexec(c->pg, sql));
+    }
+    return rc;
 }
 
 int pg_send(postgres_conn *c, postgres_cursor *cur, int n, const char *const *vals, const int *lens,
             const int *formats, es_err *err, const char *op, const char *name) {
     char sname[16];
     int rc;
-    if ((rc = pg_ready(c, err, op, name)) != ES_OK || (rc = pg_prepare(c, cur->slot, err, op, name)) != ES_OK)
+    if ((rc = stream_ready(c, err, op, name)) != ES_OK || (rc = pg_prepare(c, cur->slot, err, op, name)) != ES_OK)
         return rc;
-    if (!c->inbuf_grown) grow_input(c);
     snprintf(sname, sizeof sname, "es_%d", cur->slot);
     if (!PQsendQueryPrepared(c->pg, sname, n, vals, lens, formats, 0)) return pg_fail(c, NULL, err, op, name);
     if (!PQsetSingleRowMode(c->pg)) {
@@ -227,8 +229,7 @@ int pg_copy_data(postgres_conn *c, char **buf) {
 int pg_send_copy(postgres_conn *c, postgres_cursor *cur, int64_t limit, es_err *err) {
     es_buf b = { NULL, 0, 0 };
     int rc;
-    if ((rc = pg_ready(c, err, "read", NULL)) != ES_OK) return rc;
-    if (!c->inbuf_grown) grow_input(c);
+    if ((rc = stream_ready(c, err, "read", NULL)) != ES_OK) return rc;
     if (es_pg_sql_copy_all(&c->names, cur->lo, limit, &b) != ES_OK) {
         es_buf_free(&b);
         return es_err_set(err, ES_ENOMEM, "read: out of memory");

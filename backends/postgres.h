@@ -91,7 +91,7 @@ typedef struct postgres_conn {
     int readonly;
     unsigned long prepared;            /* bit per slot prepared in this session */
     int listening;                     /* LISTEN issued in this session */
-    int inbuf_grown;                   /* libpq's input buffer was grown (grow_input) */
+    int inbuf_grown;                   /* libpq's input buffer was grown (stream_ready) */
     int notified;                      /* a notification came during another call */
     es_pg_names names;
     char *secrets[3];                  /* spellings of the password, scrubbed from messages */
