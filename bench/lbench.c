@@ -1,4 +1,4 @@
-/* lbench.c: the bench driver's clock and memory probes as a tiny Lua module (esbench) */
+/* lbench.c: the bench driver's clock and memory probes, and the Lua-tables floor of a read, as a tiny Lua module (esbench) */
 /* SPDX-License-Identifier: MIT */
 #include <lauxlib.h>
 #include <lua.h>
@@ -26,9 +26,121 @@ static int esbench_status_kb(lua_State *L) {
     return 1;
 }
 
+/* ---- tables(first_position, n): the floor of a read ----
+ *
+ * A read returns each event as three Lua tables (the event, its data, its
+ * metadata) holding five strings no earlier event had (the id, the sku,
+ * the note and two uuids). This builds exactly those tables for events
+ * first_position .. first_position + n - 1 of the W2 store (position p is
+ * revision (p - 1) % 100 + 1 of stream (p - 1) / 100), with nothing else:
+ * no storage, no JSON, every field name and repeated value (the stream,
+ * the type) pushed once per call, as the module's reads do, and the
+ * collector paused while they are built, also as the reads do. The bench
+ * times it with the checks of W3 and W4, in the same process and minutes
+ * as the store: the fastest any read that returns Lua tables can go there.
+ */
+
+#define TABLES_MAX 100000            /* events per call */
+
+enum { K_ID, K_STREAM, K_REVISION, K_POSITION, K_TYPE, K_DATA, K_METADATA, K_TIMESTAMP,
+       K_SKU, K_QTY, K_PRICE, K_NOTE, K_CORRELATION, K_CAUSATION, K__COUNT };
+
+static const char *const table_keys[K__COUNT] = {
+    "id", "stream", "revision", "position", "type", "data", "metadata", "timestamp",
+    "sku", "qty", "price", "note", "correlationId", "causationId",
+};
+
+/* The last 12 characters of a uuid text: n in hex, so every event's differ. */
+static void put_hex12(char *p, unsigned long long n) {
+    static const char hex[] = "0123456789abcdef";
+    int i;
+    for (i = 11; i >= 0; i--, n >>= 4) p[i] = hex[n & 15];
+}
+
+/* "SKU-" and n on 6 digits, as the workload's payloads have it. */
+static void put_sku(char *p, long long n) {
+    int i;
+    memcpy(p, "SKU-", 4);
+    for (i = 9; i >= 4; i--, n /= 10) p[i] = (char)('0' + n % 10);
+}
+
+/* Pushes the event at position p (the stream's name is at stream_at, the
+ * type at type_at): each field as a read sets it, name, value, rawset. */
+static void push_table_event(lua_State *L, int keys, int stream_at, int type_at, long long p) {
+    static const char note[] = BENCH_FILLER;
+    char id[] = "0190a6f0-7c1e-8000-8000-000000000000";
+    char corr[] = "4a2b8a55-6c5d-4d0b-9c0e-000000000000";
+    char caus[] = "7f3c9b21-0d4e-4a6f-8b1c-000000000000";
+    char sku[10];
+    long long s = (p - 1) / BENCH_REVS, r = (p - 1) % BENCH_REVS + 1;
+    put_sku(sku, s * 1000 + r);
+    put_hex12(id + 24, (unsigned long long)p);
+    put_hex12(corr + 24, (unsigned long long)p);
+    put_hex12(caus + 24, (unsigned long long)p);
+
+#define FIELD(k, push) (lua_pushvalue(L, keys + (k)), (push), lua_rawset(L, -3))
+    lua_createtable(L, 0, 8);
+    FIELD(K_ID, lua_pushlstring(L, id, 36));
+    FIELD(K_STREAM, lua_pushvalue(L, stream_at));
+    FIELD(K_REVISION, lua_pushinteger(L, (lua_Integer)r));
+    FIELD(K_POSITION, lua_pushinteger(L, (lua_Integer)p));
+    FIELD(K_TYPE, lua_pushvalue(L, type_at));
+    lua_pushvalue(L, keys + K_DATA);
+    lua_createtable(L, 0, 4);
+    FIELD(K_SKU, lua_pushlstring(L, sku, 10));
+    FIELD(K_QTY, lua_pushinteger(L, (lua_Integer)(r % 5 + 1)));
+    FIELD(K_PRICE, lua_pushnumber(L, 12.5));
+    FIELD(K_NOTE, lua_pushlstring(L, note, 121));
+    lua_rawset(L, -3);
+    lua_pushvalue(L, keys + K_METADATA);
+    lua_createtable(L, 0, 2);
+    FIELD(K_CORRELATION, lua_pushlstring(L, corr, 36));
+    FIELD(K_CAUSATION, lua_pushlstring(L, caus, 36));
+    lua_rawset(L, -3);
+    FIELD(K_TIMESTAMP, lua_pushinteger(L, (lua_Integer)(1765000000000LL + p)));
+#undef FIELD
+}
+
+static int esbench_tables(lua_State *L) {
+    long long first = (long long)luaL_checkinteger(L, 1), p, s = -1;
+    lua_Integer n = luaL_checkinteger(L, 2), i;
+    int keys, stream_at, type_at, paused = 0;
+    char name[24];
+    luaL_argcheck(L, first >= 1, 1, "positions start at 1");
+    luaL_argcheck(L, n >= 0 && n <= TABLES_MAX, 2, "0 to 100000 events");
+    lua_settop(L, 0);
+    luaL_checkstack(L, K__COUNT + 16, "tables");
+    keys = 1;
+    for (i = 0; i < K__COUNT; i++) lua_pushstring(L, table_keys[i]);
+    lua_pushliteral(L, "ItemAdded");
+    type_at = lua_gettop(L);
+    lua_pushnil(L);                    /* the current stream's name */
+    stream_at = lua_gettop(L);
+    lua_createtable(L, (int)n, 0);
+#if LUA_VERSION_NUM >= 504
+    if (lua_gc(L, LUA_GCISRUNNING, 0) == 1) {
+        lua_gc(L, LUA_GCSTOP, 0);
+        paused = 1;
+    }
+#endif
+    for (i = 1, p = first; i <= n; i++, p++) {
+        if ((p - 1) / BENCH_REVS != s) {
+            s = (p - 1) / BENCH_REVS;
+            snprintf(name, sizeof name, "item-%06lld", s);
+            lua_pushstring(L, name);
+            lua_replace(L, stream_at);
+        }
+        push_table_event(L, keys, stream_at, type_at, p);
+        lua_rawseti(L, -2, i);
+    }
+    if (paused) lua_gc(L, LUA_GCRESTART, 0);
+    return 1;
+}
+
 int luaopen_esbench(lua_State *L) {
     static const luaL_Reg fns[] = {
         { "now", esbench_now },
+        { "tables", esbench_tables },
         { "reset_peak", esbench_reset_peak },
         { "status_kb", esbench_status_kb },
         { NULL, NULL },

@@ -210,6 +210,76 @@ for _, r in ipairs(rows) do
   end
 end
 
+-- Reads against the cost of their own Lua tables. tables-W3 and tables-W4
+-- are the same tables a read returns, built in C by bench/lbench.c with no
+-- storage and no JSON, timed with the same checks in the store's process.
+-- A read must build them and do the storage work: on SQLite, whose reads
+-- run in the client process, at least what the raw loop does per event
+-- (the store's own C cursor reads W3 and W4 as fast as the raw loop). When
+-- the tables alone take longer than the bar leaves after that, no store
+-- that returns Lua tables reaches the bar on that run. PostgreSQL's server
+-- works while the client builds tables, so only the tables count there.
+local floors = {}
+for _, b in ipairs({ "sqlite-full", "sqlite-normal", "memory", "pg" }) do
+  for _, w in ipairs({ "W3", "W4" }) do
+    local tables_eps, ours = med(b, "tables-" .. w, "events_per_s"), med(b, w, "events_per_s")
+    local base
+    if b == "memory" then base = PEERS[w] * 10
+    elseif med(BASELINE[b], w, "events_per_s") then
+      base = BAR[b:match("^sqlite") and "sqlite" or "pg"][w] * med(BASELINE[b], w, "events_per_s")
+    end
+    if tables_eps and ours and base then
+      local f = { backend = b, workload = w, bar_eps = base, budget = 1e6 / base, tables = 1e6 / tables_eps,
+        ours = 1e6 / ours, tables_eps = tables_eps }
+      f.storage = b:match("^sqlite") and 1e6 / med(BASELINE[b], w, "events_per_s") or 0
+      f.out_of_reach = f.tables > f.budget - f.storage
+      floors[#floors + 1] = f
+      for _, r in ipairs(rows) do
+        if r.backend == b and r.workload == w then r.floor = f end
+      end
+    end
+  end
+end
+-- The reducer bar asks state() for 10x store:read() + a Lua fold. On SQLite
+-- and PostgreSQL state() must read the same rows as the raw W5 loop at
+-- least: when 10x the Lua side is faster than that loop, no reducer
+-- reaches the bar on that run.
+local reducer = {}
+for _, r in ipairs(rows) do
+  if r.workload == "C/Lua" and r.baseline_events_per_s and BASELINE[r.backend] then
+    local raw = med(BASELINE[r.backend], "W5", "events_per_s")
+    if raw then
+      r.reducer = { needed = FOLD_BAR * r.baseline_events_per_s, raw = raw }
+      r.reducer.out_of_reach = r.reducer.needed > raw
+      reducer[#reducer + 1] = r
+    end
+  end
+end
+
+if #floors > 0 then
+  io.write("\nreads against the cost of their Lua tables alone (us/event; tables: built in C, no storage, no JSON,",
+    "\nin the store's process; raw: the raw loop's storage work, which SQLite's reads also do in the client)\n")
+  local ffmt = "  %-14s %-3s %11s %8s %6s %7s %6s  %s\n"
+  io.write(string.format(ffmt, "backend", "", "bar ev/s", "allowed", "raw", "tables", "ours", ""))
+  for _, f in ipairs(floors) do
+    local why = f.out_of_reach and "out of reach: the tables alone take longer than the bar leaves"
+      or (f.backend == "pg" and "not excluded (the server works while the client builds)" or "not excluded")
+    io.write(string.format(ffmt, f.backend, f.workload, commas(f.bar_eps), string.format("%.2f", f.budget),
+      f.storage > 0 and string.format("%.2f", f.storage) or "-", string.format("%.2f", f.tables),
+      string.format("%.2f", f.ours), why))
+  end
+end
+
+if #reducer > 0 then
+  io.write("\nthe reducer bar against the raw W5 loop (state() reads what that loop reads, at least)\n")
+  for _, r in ipairs(reducer) do
+    io.write(string.format(
+      "  %-14s state() would need %s events/s (%dx store:read() + Lua fold); the raw W5 loop reads %s%s\n",
+      r.backend, commas(r.reducer.needed), FOLD_BAR, commas(r.reducer.raw),
+      r.reducer.out_of_reach and ": out of reach" or ""))
+  end
+end
+
 -- each(): RSS added over the floor, against the 50 MB bar
 local each_lines = {}
 for _, b in ipairs(BACKENDS) do
@@ -288,6 +358,20 @@ for _, r in ipairs(rows) do
     fields[#fields + 1] = '"copy_events_per_s":' .. jnum(r.copy_events_per_s)
   end
   if r.note then fields[#fields + 1] = '"note":' .. jstr(r.note) end
+  if r.floor then
+    local f = r.floor
+    fields[#fields + 1] = '"tables_events_per_s":' .. jnum(f.tables_eps)
+    fields[#fields + 1] = '"bar_events_per_s":' .. jnum(f.bar_eps)
+    fields[#fields + 1] = '"bar_us_per_event":' .. jnum(f.budget)
+    fields[#fields + 1] = '"raw_us_per_event":' .. jnum(f.storage > 0 and f.storage or nil)
+    fields[#fields + 1] = '"tables_us_per_event":' .. jnum(f.tables)
+    fields[#fields + 1] = '"out_of_reach":' .. tostring(f.out_of_reach)
+  end
+  if r.reducer then
+    fields[#fields + 1] = '"state_needed_events_per_s":' .. jnum(r.reducer.needed)
+    fields[#fields + 1] = '"raw_w5_events_per_s":' .. jnum(r.reducer.raw)
+    fields[#fields + 1] = '"out_of_reach":' .. tostring(r.reducer.out_of_reach)
+  end
   parts[#parts + 1] = "  {" .. table.concat(fields, ", ") .. "}"
 end
 for _, b in ipairs(BACKENDS) do

@@ -1,0 +1,164 @@
+-- bench: the floor of a read (esbench.tables) and what the report concludes from it
+-- SPDX-License-Identifier: MIT
+--
+-- `make bench` times, next to W3 and W4, the same Lua tables a read returns
+-- built in C with no storage and no JSON (bench/lbench.c), and the report
+-- calls a read row out of reach when those tables alone take longer than
+-- the bar leaves. That conclusion is only as good as the floor: these specs
+-- check that it builds every field a read returns, with the values of the
+-- W2 store and a new string wherever a read makes one, and that the
+-- report's arithmetic says out of reach exactly when it is. Lua 5.4 only
+-- (the bench runs under lua5.4; scripts/test.d/luajit.sh skips it).
+local eventstore = require("eventstore")
+local procs = require("spec.support.procs")
+
+package.path = "bench/?.lua;" .. package.path
+package.cpath = "build/bench/?.so;" .. package.cpath
+local ok, bench = pcall(require, "esbench")
+local workload = require("workload")
+
+-- keys -> the type of each value (math.type for numbers), nested tables
+-- described the same way
+local function shape(t)
+  local out = {}
+  for k, v in pairs(t) do
+    if type(v) == "table" then out[k] = shape(v)
+    elseif type(v) == "number" then out[k] = math.type(v)
+    else out[k] = type(v) .. ":" .. #v end
+  end
+  return out
+end
+
+describe("the bench's floor of a read (esbench.tables)", function()
+  if not ok then
+    it("is built (make bench-tools)", function() error(bench) end)
+    return
+  end
+
+  it("builds every field a read returns, with the W2 store's values", function()
+    local store = assert(eventstore.open("memory:"))
+    local d = workload.driver(eventstore, "spec", nil)
+    for s = 0, 1 do
+      local evs = {}
+      for r = 1, 100 do evs[r] = d.event(s, r) end
+      assert(store:append(string.format("item-%06d", s), evs, { expected = 0 }))
+    end
+    local read = store:read_all({ after = 95, limit = 10 })
+    local built = bench.tables(96, 10)
+    assert.equals(10, #built)
+    for i = 1, 10 do
+      local a, b = read[i], built[i]
+      assert.same(shape(a), shape(b))
+      for _, k in ipairs({ "stream", "revision", "position", "type" }) do assert.equals(a[k], b[k]) end
+      assert.same(a.data, b.data)
+    end
+    store:close()
+  end)
+
+  it("makes a new id, sku and uuids for every event, as a read does", function()
+    local seen = {}
+    local page = bench.tables(1, 1000)
+    for _, ev in ipairs(page) do
+      for _, v in ipairs({ ev.id, ev.data.sku, ev.metadata.correlationId, ev.metadata.causationId }) do
+        assert.is_nil(seen[v])
+        seen[v] = true
+      end
+    end
+    assert.equals("item-000009", page[1000].stream)
+    assert.equals(100, page[1000].revision)
+    assert.equals("SKU-009100", page[1000].data.sku)
+  end)
+
+  it("refuses positions below 1 and more than 100,000 events", function()
+    assert.error_matches(function() bench.tables(0, 1) end, "bad argument #1 to '.*' %(positions start at 1%)")
+    assert.error_matches(function() bench.tables(1, 100001) end, "bad argument #2 to '.*' %(0 to 100000 events%)")
+    assert.equals(0, #bench.tables(1, 0))
+  end)
+
+  it("leaves the collector running or stopped, as it found it", function()
+    assert.is_true(collectgarbage("isrunning"))
+    bench.tables(1, 2000)
+    assert.is_true(collectgarbage("isrunning"))
+    collectgarbage("stop")
+    bench.tables(1, 2000)
+    local running = collectgarbage("isrunning")
+    collectgarbage("restart")
+    assert.is_false(running)
+  end)
+end)
+
+describe("the bench report on reads and their tables", function()
+  local dir
+
+  setup(function()
+    local rc, out = procs.sh("mktemp -d /tmp/es-bench-spec.XXXXXX")
+    assert.equals(0, rc)
+    dir = out:gsub("%s+$", "")
+  end)
+
+  teardown(function()
+    if dir then procs.sh("rm -rf " .. procs.quote(dir)) end
+  end)
+
+  local function line(b, w, eps)
+    return string.format('{"run":1,"backend":"%s","workload":"%s","events":100000,"seconds":%.6f,'
+      .. '"events_per_s":%.1f,"peak_rss_mb":10.00}', b, w, 100000 / eps, eps)
+  end
+
+  -- The report over the given lines: its output and results.json's text.
+  local function report(lines)
+    local f = assert(io.open(dir .. "/lines.jsonl", "w"))
+    f:write(table.concat(lines, "\n"), "\n")
+    f:close()
+    local rc, out = procs.sh("BENCH_RUNS=1 lua5.4 bench/report.lua " .. procs.quote(dir .. "/lines.jsonl") .. " "
+      .. procs.quote(dir .. "/results.json"))
+    assert.equals(0, rc, out)
+    f = assert(io.open(dir .. "/results.json"))
+    local json = f:read("*a")
+    f:close()
+    return out, json
+  end
+
+  it("says out of reach when the tables alone take longer than the bar leaves", function()
+    -- SQLite W3: the bar asks for 0.35 x 2,000,000 = 700,000 events/s,
+    -- 1.43 us an event; the raw loop's storage work takes 0.5 and the
+    -- tables alone 1.0, 1.5 in all. W4: 0.35 x 1,000,000 leaves 2.36 us
+    -- after the raw loop's 1.0, and the tables take 1.0.
+    local out, json = report({
+      line("raw-sqlite-full", "W3", 2000000), line("sqlite-full", "W3", 400000),
+      line("sqlite-full", "tables-W3", 1000000),
+      line("raw-sqlite-full", "W4", 1000000), line("sqlite-full", "W4", 300000),
+      line("sqlite-full", "tables-W4", 1000000),
+      line("memory", "W3", 800000), line("memory", "tables-W3", 1200000),
+      line("memory", "W4", 700000), line("memory", "tables-W4", 900000),
+      line("raw-pg", "W3", 1000000), line("pg", "W3", 400000), line("pg", "tables-W3", 900000),
+    })
+    assert.matches("sqlite%-full%s+W3%s+700,000%s+1%.43%s+0%.50%s+1%.00%s+2%.50%s+out of reach", out)
+    assert.matches("sqlite%-full%s+W4%s+350,000%s+2%.86%s+1%.00%s+1%.00%s+3%.33%s+not excluded", out)
+    -- memory W3: 10 x 87,144 leaves 1.15 us, the tables take 0.83; W4:
+    -- 10 x 240,457 leaves 0.42, the tables take 1.11
+    assert.matches("memory%s+W3%s+871,440%s+1%.15%s+%-%s+0%.83%s+1%.25%s+not excluded", out)
+    assert.matches("memory%s+W4%s+2,404,570%s+0%.42%s+%-%s+1%.11%s+1%.43%s+out of reach", out)
+    -- the server works while the client builds: only the tables count
+    assert.matches("pg%s+W3%s+500,000%s+2%.00%s+%-%s+1%.11%s+2%.50%s+not excluded %(the server", out)
+    assert.matches('"backend":"sqlite%-full", "workload":"W3",[^\n]*"tables_events_per_s":1000000%.0000, '
+      .. '"bar_events_per_s":700000%.0000, "bar_us_per_event":1%.4286, "raw_us_per_event":0%.5000, '
+      .. '"tables_us_per_event":1%.0000, "out_of_reach":true', json)
+    assert.matches('"backend":"pg", "workload":"W3",[^\n]*"raw_us_per_event":null,[^\n]*"out_of_reach":false', json)
+  end)
+
+  it("compares the reducer bar with the raw W5 loop", function()
+    local out, json = report({
+      line("raw-sqlite-full", "W5", 2000000), line("sqlite-full", "W5", 1200000),
+      line("sqlite-full", "W5-lua", 500000),
+      line("raw-pg", "W5", 900000), line("pg", "W5", 700000), line("pg", "W5-lua", 80000),
+    })
+    assert.matches("sqlite%-full%s+state%(%) would need 5,000,000 events/s %(10x store:read%(%) %+ Lua fold%); "
+      .. "the raw W5 loop reads 2,000,000: out of reach", out)
+    assert.matches("pg%s+state%(%) would need 800,000 events/s %(10x store:read%(%) %+ Lua fold%); "
+      .. "the raw W5 loop reads 900,000\n", out)
+    assert.matches('"backend":"sqlite%-full", "workload":"C/Lua",[^\n]*"state_needed_events_per_s":5000000%.0000, '
+      .. '"raw_w5_events_per_s":2000000%.0000, "out_of_reach":true', json)
+    assert.matches('"backend":"pg", "workload":"C/Lua",[^\n]*"out_of_reach":false', json)
+  end)
+end)
