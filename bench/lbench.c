@@ -101,28 +101,20 @@ static void push_table_event(lua_State *L, int keys, int stream_at, int type_at,
 #undef FIELD
 }
 
-static int esbench_tables(lua_State *L) {
-    long long first = (long long)luaL_checkinteger(L, 1), p, s = -1;
-    lua_Integer n = luaL_checkinteger(L, 2), i;
-    int keys, stream_at, type_at, paused = 0;
+/* lua_CFunction (list, first, n): fills the list as tables() describes. */
+static int build_tables(lua_State *L) {
+    long long first = (long long)lua_tointeger(L, 2), p, s = -1;
+    lua_Integer n = lua_tointeger(L, 3), i;
+    int keys, stream_at, type_at;
     char name[24];
-    luaL_argcheck(L, first >= 1, 1, "positions start at 1");
-    luaL_argcheck(L, n >= 0 && n <= TABLES_MAX, 2, "0 to 100000 events");
-    lua_settop(L, 0);
+    lua_settop(L, 1);
     luaL_checkstack(L, K__COUNT + 16, "tables");
-    keys = 1;
+    keys = 2;
     for (i = 0; i < K__COUNT; i++) lua_pushstring(L, table_keys[i]);
     lua_pushliteral(L, "ItemAdded");
     type_at = lua_gettop(L);
     lua_pushnil(L);                    /* the current stream's name */
     stream_at = lua_gettop(L);
-    lua_createtable(L, (int)n, 0);
-#if LUA_VERSION_NUM >= 504
-    if (lua_gc(L, LUA_GCISRUNNING, 0) == 1) {
-        lua_gc(L, LUA_GCSTOP, 0);
-        paused = 1;
-    }
-#endif
     for (i = 1, p = first; i <= n; i++, p++) {
         if ((p - 1) / BENCH_REVS != s) {
             s = (p - 1) / BENCH_REVS;
@@ -131,9 +123,37 @@ static int esbench_tables(lua_State *L) {
             lua_replace(L, stream_at);
         }
         push_table_event(L, keys, stream_at, type_at, p);
-        lua_rawseti(L, -2, i);
+        lua_rawseti(L, 1, i);
     }
+    return 0;
+}
+
+/* tables(first_position, n). As a read does (push_query), it allocates
+ * its result before it pauses the collector, and builds the rows in a
+ * protected call, so that an error (no memory) restarts the collector
+ * before it goes on. Restarting sets the collector's debt to zero, and it
+ * takes a step at the next allocation it sees: with every allocation of a
+ * call made while it is paused, it would never see one. */
+static int esbench_tables(lua_State *L) {
+    lua_Integer first = luaL_checkinteger(L, 1), n = luaL_checkinteger(L, 2);
+    int paused = 0, status;
+    luaL_argcheck(L, first >= 1, 1, "positions start at 1");
+    luaL_argcheck(L, n >= 0 && n <= TABLES_MAX, 2, "0 to 100000 events");
+    lua_settop(L, 0);
+    lua_createtable(L, (int)n, 0);
+    lua_pushcfunction(L, build_tables);
+    lua_pushvalue(L, 1);
+    lua_pushinteger(L, first);
+    lua_pushinteger(L, n);
+#if LUA_VERSION_NUM >= 504
+    if (lua_gc(L, LUA_GCISRUNNING, 0) == 1) {
+        lua_gc(L, LUA_GCSTOP, 0);
+        paused = 1;
+    }
+#endif
+    status = lua_pcall(L, 3, 0, 0);
     if (paused) lua_gc(L, LUA_GCRESTART, 0);
+    if (status != LUA_OK) return lua_error(L);
     return 1;
 }
 

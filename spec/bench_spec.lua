@@ -75,6 +75,21 @@ describe("the bench's floor of a read (esbench.tables)", function()
     assert.equals(0, #bench.tables(1, 0))
   end)
 
+  -- With every allocation of a call made while the collector is paused, a
+  -- restarted collector never saw one, and a loop of calls grew the heap by
+  -- each call's 1 MB (about 200 MB here).
+  it("keeps the heap bounded over many calls, in both of Lua 5.4's modes", function()
+    for _, mode in ipairs({ "generational", "incremental" }) do
+      local old = collectgarbage(mode)
+      collectgarbage()
+      local before = collectgarbage("count")
+      for _ = 1, 200 do bench.tables(1, 1000) end
+      local grown = collectgarbage("count") - before
+      collectgarbage(old)
+      assert.is_true(grown < 40 * 1024, mode .. ": the heap grew by " .. math.floor(grown) .. " KB")
+    end
+  end)
+
   it("leaves the collector running or stopped, as it found it", function()
     assert.is_true(collectgarbage("isrunning"))
     bench.tables(1, 2000)
