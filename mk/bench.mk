@@ -25,8 +25,9 @@ $(BENCH_DIR)/esbench.so: bench/lbench.c bench/common.h
 
 bench-tools: $(BENCH_TOOLS)
 
-# spec/bench_spec.lua checks the bench's floor of a read (esbench.so) and its report
-test: bench-tools
+# spec/bench_spec.lua checks the bench's floor of a read (esbench.so) and its
+# report; every target that runs the whole busted suite builds the tools
+test asan valgrind: bench-tools
 
 bench: bench-tools
 	@$(MAKE) --no-print-directory build || echo "bench: make build failed; only the raw baselines will run" >&2
