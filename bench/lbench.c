@@ -4,6 +4,7 @@
 #include <lua.h>
 
 #include "common.h"
+#include "lua_compat.h"
 
 /* Lua has no monotonic wall clock (os.clock is CPU time, which misses the
  * fsync waits that dominate W1), so the driver borrows the C one. */
@@ -129,14 +130,11 @@ static int build_tables(lua_State *L) {
 }
 
 /* tables(first_position, n). As a read does (push_query), it allocates
- * its result before it pauses the collector, and builds the rows in a
- * protected call, so that an error (no memory) restarts the collector
- * before it goes on. Restarting sets the collector's debt to zero, and it
- * takes a step at the next allocation it sees: with every allocation of a
- * call made while it is paused, it would never see one. */
+ * its result before it pauses the collector (see compat_pcall_paused), and
+ * builds the rows in a protected call, so that an error (no memory)
+ * restarts the collector before it goes on. */
 static int esbench_tables(lua_State *L) {
     lua_Integer first = luaL_checkinteger(L, 1), n = luaL_checkinteger(L, 2);
-    int paused = 0, status;
     luaL_argcheck(L, first >= 1, 1, "positions start at 1");
     luaL_argcheck(L, n >= 0 && n <= TABLES_MAX, 2, "0 to 100000 events");
     lua_settop(L, 0);
@@ -145,15 +143,7 @@ static int esbench_tables(lua_State *L) {
     lua_pushvalue(L, 1);
     lua_pushinteger(L, first);
     lua_pushinteger(L, n);
-#if LUA_VERSION_NUM >= 504
-    if (lua_gc(L, LUA_GCISRUNNING, 0) == 1) {
-        lua_gc(L, LUA_GCSTOP, 0);
-        paused = 1;
-    }
-#endif
-    status = lua_pcall(L, 3, 0, 0);
-    if (paused) lua_gc(L, LUA_GCRESTART, 0);
-    if (status != LUA_OK) return lua_error(L);
+    if (compat_pcall_paused(L, 3, 0) != LUA_OK) return lua_error(L);
     return 1;
 }
 

@@ -97,6 +97,26 @@ static inline const char *compat_tolstring(lua_State *L, int idx, size_t *len) {
 #define luaL_tolstring(L, i, n) compat_tolstring((L), (i), (n))
 #endif
 
+/* lua_pcall(L, nargs, nresults, 0) with Lua 5.4's collector paused while
+ * the call runs and restarted after it, also when it raises; a collector
+ * the program stopped stays stopped. Restarting sets the collector's debt
+ * to zero, and its next step waits for an allocation it sees running: the
+ * caller must allocate something before the call (a read makes its
+ * cursor), or a loop of such calls would never collect. 5.1-5.3 and
+ * LuaJIT (incremental collectors only): a plain lua_pcall. */
+static inline int compat_pcall_paused(lua_State *L, int nargs, int nresults) {
+    int status, paused = 0;
+#if LUA_VERSION_NUM >= 504
+    if (lua_gc(L, LUA_GCISRUNNING, 0) == 1) {
+        lua_gc(L, LUA_GCSTOP, 0);
+        paused = 1;
+    }
+#endif
+    status = lua_pcall(L, nargs, nresults, 0);
+    if (paused) lua_gc(L, LUA_GCRESTART, 0);
+    return status;
+}
+
 #if LUA_VERSION_NUM >= 503
 /* An argument that must be an integer may be given as an integral float
  * (3.0), as luaL_checkinteger allows; stored values keep their subtype. */

@@ -306,7 +306,7 @@ static int push_query(lua_State *L, es_store *s, const es_query *q, int names_on
     es_err err;
     es_query whole;
     rows_job job;
-    int rc, status, paused = 0;
+    int rc, status;
 
     c = lua_newuserdata(L, sizeof *c);
     c->cur = NULL;
@@ -322,14 +322,7 @@ static int push_query(lua_State *L, es_store *s, const es_query *q, int names_on
     job.rc = 0;
     lua_pushcfunction(L, build_rows);
     lua_pushlightuserdata(L, &job);
-#if LUA_VERSION_NUM >= 504
-    if (lua_gc(L, LUA_GCISRUNNING, 0) == 1) {
-        lua_gc(L, LUA_GCSTOP, 0);
-        paused = 1;
-    }
-#endif
-    status = lua_pcall(L, 1, 1, 0);
-    if (paused) lua_gc(L, LUA_GCRESTART, 0);
+    status = compat_pcall_paused(L, 1, 1);
     es_cursor_close(c->cur);    /* now, not at the cursor's __gc: the store is free again */
     c->cur = NULL;
     if (status != 0) return lua_error(L);

@@ -19,9 +19,9 @@ $(BENCH_DIR)/raw_pg: bench/raw_pg.c bench/common.h
 	@mkdir -p $(dir $@)
 	$(CC) $(BENCH_CFLAGS) -I$(PG_INC) -o $@ $< -lpq
 
-$(BENCH_DIR)/esbench.so: bench/lbench.c bench/common.h
+$(BENCH_DIR)/esbench.so: bench/lbench.c bench/common.h csrc/lua_compat.h
 	@mkdir -p $(dir $@)
-	$(CC) $(BENCH_CFLAGS) -fPIC -shared -I/usr/include/lua5.4 -o $@ $<
+	$(CC) $(BENCH_CFLAGS) -fPIC -shared -I/usr/include/lua5.4 -Icsrc -o $@ $<
 
 bench-tools: $(BENCH_TOOLS)
 
