@@ -6,8 +6,8 @@
 -- calls a read row out of reach when those tables alone take longer than
 -- the bar leaves. That conclusion is only as good as the floor: these specs
 -- check that it builds every field a read returns, with the values of the
--- W2 store and a new string wherever a read makes one, and that the
--- report's arithmetic says out of reach exactly when it is. Lua 5.4 only
+-- W2 store and a new string wherever the events' values differ, and that
+-- the report's arithmetic says out of reach exactly when it is. Lua 5.4 only
 -- (the bench runs under lua5.4; scripts/test.d/luajit.sh skips it).
 local eventstore = require("eventstore")
 local procs = require("spec.support.procs")
