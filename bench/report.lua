@@ -220,24 +220,17 @@ end
 -- that returns Lua tables reaches the bar on that run. PostgreSQL's server
 -- works while the client builds tables, so only the tables count there.
 local floors = {}
-for _, b in ipairs({ "sqlite-full", "sqlite-normal", "memory", "pg" }) do
-  for _, w in ipairs({ "W3", "W4" }) do
-    local tables_eps, ours = med(b, "tables-" .. w, "events_per_s"), med(b, w, "events_per_s")
-    local base
-    if b == "memory" then base = PEERS[w] * 10
-    elseif med(BASELINE[b], w, "events_per_s") then
-      base = BAR[b:match("^sqlite") and "sqlite" or "pg"][w] * med(BASELINE[b], w, "events_per_s")
-    end
-    if tables_eps and ours and base then
-      local f = { backend = b, workload = w, bar_eps = base, budget = 1e6 / base, tables = 1e6 / tables_eps,
-        ours = 1e6 / ours, tables_eps = tables_eps }
-      f.storage = b:match("^sqlite") and 1e6 / med(BASELINE[b], w, "events_per_s") or 0
-      f.out_of_reach = f.tables > f.budget - f.storage
-      floors[#floors + 1] = f
-      for _, r in ipairs(rows) do
-        if r.backend == b and r.workload == w then r.floor = f end
-      end
-    end
+for _, r in ipairs(rows) do
+  local read = r.workload == "W3" or r.workload == "W4"
+  local tables_eps = read and med(r.backend, "tables-" .. r.workload, "events_per_s")
+  if tables_eps and r.bar and r.baseline_events_per_s then
+    local bar_eps = r.bar * r.baseline_events_per_s
+    local f = { backend = r.backend, workload = r.workload, bar_eps = bar_eps, budget = 1e6 / bar_eps,
+      tables = 1e6 / tables_eps, ours = 1e6 / r.events_per_s, tables_eps = tables_eps }
+    f.storage = r.backend:match("^sqlite") and 1e6 / r.baseline_events_per_s or 0
+    f.out_of_reach = f.tables > f.budget - f.storage
+    floors[#floors + 1] = f
+    r.floor = f
   end
 end
 -- The reducer bar asks state() for 10x store:read() + a Lua fold. On SQLite
