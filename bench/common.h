@@ -15,6 +15,8 @@
 #define BENCH_W2_STREAMS 1000
 #define BENCH_PAGE 1000              /* W4 page size */
 
+/* the note is the filler's first BENCH_NOTE_LEN bytes */
+#define BENCH_NOTE_LEN 121
 #define BENCH_FILLER \
     "lorem ipsum dolor sit amet consectetur adipiscing elit sed do eiusmod tempor " \
     "incididunt ut labore et dolore magna aliqua ut enim ad minim veniam quis nostrud " \
@@ -22,12 +24,12 @@
 
 /* Writes event (s, r)'s payload into buf (BENCH_PAYLOAD_LEN + 1 bytes) and
  * returns its length, which the caller asserts. The note is the filler's first
- * 121 bytes: sku and qty have a fixed width, so every payload is 200 bytes. */
+ * BENCH_NOTE_LEN bytes: sku and qty have a fixed width, so every payload is 200 bytes. */
 static inline int bench_payload(char *buf, size_t cap, int s, int r) {
     return snprintf(buf, cap,
                     "{\"type\":\"ItemAdded\",\"data\":{\"sku\":\"SKU-%06d\",\"qty\":%d,"
-                    "\"price\":12.5,\"note\":\"%.121s\"}}",
-                    s * 1000 + r, (r % 5) + 1, BENCH_FILLER);
+                    "\"price\":12.5,\"note\":\"%.*s\"}}",
+                    s * 1000 + r, (r % 5) + 1, BENCH_NOTE_LEN, BENCH_FILLER);
 }
 
 /* All payloads of nstreams x BENCH_REVS events in one block, row (s, r) at

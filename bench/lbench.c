@@ -116,7 +116,7 @@ static int build_tables(lua_State *L) {
     for (i = 0; i < K__COUNT; i++) lua_pushstring(L, table_keys[i]);
     lua_pushliteral(L, "ItemAdded");
     type_at = lua_gettop(L);
-    lua_pushlstring(L, BENCH_FILLER, 121);
+    lua_pushlstring(L, BENCH_FILLER, BENCH_NOTE_LEN);
     note_at = lua_gettop(L);
     lua_pushnil(L);                    /* the current stream's name */
     stream_at = lua_gettop(L);
