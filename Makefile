@@ -17,7 +17,7 @@ LDLIBS_CORE := -lsqlite3 -luuid -ljansson -lpq
 
 ES_WITH_POSTGRES ?= $(if $(wildcard backends/postgres.c),1,0)
 
-CORE_SRC := csrc/error.c csrc/uuid.c csrc/json.c csrc/store.c $(wildcard csrc/reduce.c csrc/reduce_num.c csrc/state.c) \
+CORE_SRC := csrc/error.c csrc/uuid.c csrc/json.c csrc/json_text.c csrc/store.c $(wildcard csrc/reduce.c csrc/reduce_num.c csrc/state.c) \
             backends/registry.c backends/memory.c $(wildcard backends/sqlite*.c backends/postgres*.c)
 BIND_SRC := $(wildcard csrc/lua_*.c)
 HDRS := $(wildcard csrc/*.h backends/*.h)

@@ -32,7 +32,7 @@ build = {
     ["eventstore.cli"] = "lua/eventstore/cli.lua",
     ["eventstore.core"] = {
       sources = {
-        "csrc/error.c", "csrc/uuid.c", "csrc/json.c", "csrc/store.c",
+        "csrc/error.c", "csrc/uuid.c", "csrc/json.c", "csrc/json_text.c", "csrc/store.c",
         "csrc/reduce.c", "csrc/reduce_num.c", "csrc/state.c",
         "backends/registry.c", "backends/memory.c", "backends/sqlite.c", "backends/sqlite_read.c",
         "backends/sqlite_wal.c",

@@ -1,9 +1,13 @@
-/* lbench.c: the bench driver's clock and memory probes, and the Lua-tables floor of a read, as a tiny Lua module (esbench) */
+/* lbench.c: the bench driver's clock and memory probes, and the floors of a read (its Lua tables) and of an append (its JSON), as a tiny Lua module (esbench) */
 /* SPDX-License-Identifier: MIT */
+#include <math.h>
+#include <stdint.h>
+
 #include <lauxlib.h>
 #include <lua.h>
 
 #include "common.h"
+#include "es_internal.h"
 #include "lua_compat.h"
 
 /* Lua has no monotonic wall clock (os.clock is CPU time, which misses the
@@ -151,10 +155,164 @@ static int esbench_tables(lua_State *L) {
     return 1;
 }
 
+/* ---- json(events[, keep]): the floor of an append ----
+ *
+ * A store that keeps events as JSON text (ours does, in C, on every
+ * backend) must write each event's data and metadata from the caller's
+ * tables before it stores anything: the workload times that as part of an
+ * append. This writes exactly that text for a list of events, and nothing
+ * else: no checks beyond what writing needs (no UTF-8 check, no cycle
+ * check, no id, no storage), into one buffer reused from event to event.
+ * Keys come in lua_next's order, as the store writes them; strings and
+ * reals go through the store's own byte-level writers (csrc/json_text.c,
+ * built into this module), so the text is the store's, byte for byte.
+ * Nested tables and other values are refused: the workload has none. The bench times it over W2's
+ * batches, right after W2, in the store's process: no store that writes
+ * these texts from these tables appends faster there.
+ */
+
+typedef struct {
+    char *p;
+    size_t len, cap;
+} jbuf;
+
+static jbuf floor_buf;               /* reused by every call; the bench is one thread */
+
+static void jreserve(lua_State *L, jbuf *b, size_t n) {
+    size_t cap;
+    char *p;
+    if (b->cap - b->len >= n) return;
+    cap = b->cap ? b->cap : 4096;
+    while (cap - b->len < n) cap *= 2;
+    if (!(p = realloc(b->p, cap))) luaL_error(L, "json: out of memory");
+    b->p = p;
+    b->cap = cap;
+}
+
+/* s as a JSON string: the plain runs found by the store's own scan
+ * (es_json_plain, 16 bytes at a time), the rest escaped as "\u00XX" or
+ * with a backslash. */
+static void jstring(lua_State *L, jbuf *b, const char *s, size_t n) {
+    static const char hex[] = "0123456789abcdef";
+    const char *p = s, *end = s + n;
+    jreserve(L, b, 6 * n + 2);
+    b->p[b->len++] = '"';
+    for (;;) {
+        const char *q = es_json_plain(p, end);
+        unsigned char c;
+        memcpy(b->p + b->len, p, (size_t)(q - p));
+        b->len += (size_t)(q - p);
+        if (q == end) break;
+        c = (unsigned char)*q;
+        if (c == '"' || c == '\\') {
+            b->p[b->len++] = '\\';
+            b->p[b->len++] = (char)c;
+        } else {
+            memcpy(b->p + b->len, "\\u00", 4);
+            b->p[b->len + 4] = hex[c >> 4];
+            b->p[b->len + 5] = hex[c & 15];
+            b->len += 6;
+        }
+        p = q + 1;
+    }
+    b->p[b->len++] = '"';
+}
+
+static void jinteger(lua_State *L, jbuf *b, lua_Integer v) {
+    char t[20];
+    int n = 0;
+    uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
+    jreserve(L, b, 21);
+    if (v < 0) b->p[b->len++] = '-';
+    do t[n++] = (char)('0' + u % 10); while (u /= 10);
+    while (n) b->p[b->len++] = t[--n];
+}
+
+/* the store's own writer of reals: 12.5 by an exact short path */
+static void jreal(lua_State *L, jbuf *b, double d) {
+    if (!isfinite(d)) luaL_error(L, "json: a number JSON cannot hold");
+    jreserve(L, b, 48);
+    b->len += es_json_format_real(d, b->p + b->len);
+}
+
+/* The object at stack index idx, one level. */
+static void jobject(lua_State *L, jbuf *b, int idx) {
+    int first = 1;
+    jreserve(L, b, 1);
+    b->p[b->len++] = '{';
+    lua_pushnil(L);
+    while (lua_next(L, idx)) {
+        size_t n;
+        const char *s;
+        if (lua_type(L, -2) != LUA_TSTRING) luaL_error(L, "json: a key that is not a string");
+        s = lua_tolstring(L, -2, &n);
+        jreserve(L, b, 1);
+        if (!first) b->p[b->len++] = ',';
+        first = 0;
+        jstring(L, b, s, n);
+        jreserve(L, b, 1);
+        b->p[b->len++] = ':';
+        switch (lua_type(L, -1)) {
+        case LUA_TSTRING:
+            s = lua_tolstring(L, -1, &n);
+            jstring(L, b, s, n);
+            break;
+        case LUA_TNUMBER:
+            if (lua_isinteger(L, -1)) jinteger(L, b, lua_tointeger(L, -1));
+            else jreal(L, b, (double)lua_tonumber(L, -1));
+            break;
+        case LUA_TBOOLEAN:
+            jreserve(L, b, 5);
+            if (lua_toboolean(L, -1)) memcpy(b->p + b->len, "true", 4), b->len += 4;
+            else memcpy(b->p + b->len, "false", 5), b->len += 5;
+            break;
+        default:
+            luaL_error(L, "json: a %s value (the floor writes the workload's values only)", luaL_typename(L, -1));
+        }
+        lua_pop(L, 1);
+    }
+    jreserve(L, b, 1);
+    b->p[b->len++] = '}';
+}
+
+/* json(events[, keep]) -> bytes written; with keep, also a list of the
+ * texts, data and metadata of each event in turn (for the specs). */
+static int esbench_json(lua_State *L) {
+    static const char *const fields[2] = { "data", "metadata" };
+    lua_Integer i, n, bytes = 0;
+    int keep = lua_toboolean(L, 2), k, out = 0;
+    jbuf *b = &floor_buf;
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_settop(L, 1);
+    if (keep) lua_newtable(L);
+    n = (lua_Integer)lua_rawlen(L, 1);
+    for (i = 1; i <= n; i++) {
+        if (lua_rawgeti(L, 1, i) != LUA_TTABLE) return luaL_error(L, "json: event %d is not a table", (int)i);
+        b->len = 0;
+        for (k = 0; k < 2; k++) {
+            size_t start = b->len;
+            if (lua_getfield(L, -1, fields[k]) != LUA_TTABLE)
+                return luaL_error(L, "json: event %d has no %s table", (int)i, fields[k]);
+            jobject(L, b, lua_gettop(L));
+            lua_pop(L, 1);
+            if (keep) {
+                lua_pushlstring(L, b->p + start, b->len - start);
+                lua_rawseti(L, 2, ++out);
+            }
+        }
+        bytes += (lua_Integer)b->len;
+        lua_pop(L, 1);
+    }
+    lua_pushinteger(L, bytes);
+    if (keep) lua_pushvalue(L, 2);
+    return keep ? 2 : 1;
+}
+
 int luaopen_esbench(lua_State *L) {
     static const luaL_Reg fns[] = {
         { "now", esbench_now },
         { "tables", esbench_tables },
+        { "json", esbench_json },
         { "reset_peak", esbench_reset_peak },
         { "status_kb", esbench_status_kb },
         { NULL, NULL },

@@ -77,6 +77,18 @@ end
 emit("W2", W2_STREAMS * REVS, now() - t0)
 local total = W2_STREAMS * REVS
 
+-- The floor of W2 in this process: the JSON texts of every event's data and
+-- metadata, written from the same tables by the store's own writers with no
+-- checks and no storage (bench/lbench.c). No store that keeps events as
+-- JSON text appends them faster here.
+do
+  local json = bench.json
+  reset_peak()
+  t0 = now()
+  for s = 0, W2_STREAMS - 1 do json(batches[s]) end
+  emit("json-W2", total, now() - t0)
+end
+
 -- The W2 inputs are written: free the 100,000 event tables, whose marking
 -- would otherwise be charged to every read below (the raw C limits hold no
 -- such heap either).

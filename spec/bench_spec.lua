@@ -1,4 +1,4 @@
--- bench: the floor of a read (esbench.tables) and what the report concludes from it
+-- bench: the floors of a read (esbench.tables) and of an append (esbench.json), and what the report concludes from them
 -- SPDX-License-Identifier: MIT
 --
 -- `make bench` times, next to W3 and W4, the same Lua tables a read returns
@@ -7,7 +7,10 @@
 -- the bar leaves. That conclusion is only as good as the floor: these specs
 -- check that it builds every field a read returns, with the values of the
 -- W2 store and a new string wherever the events' values differ, and that
--- the report's arithmetic says out of reach exactly when it is. Lua 5.4 only
+-- the report's arithmetic says out of reach exactly when it is. Next to W2
+-- it times the JSON texts an append must write (esbench.json): the specs
+-- check that they are the store's texts, byte for byte, and that writing
+-- them takes nothing from Lua's heap. Lua 5.4 only
 -- (the bench runs under lua5.4; scripts/test.d/luajit.sh skips it).
 local eventstore = require("eventstore")
 local procs = require("spec.support.procs")
@@ -102,6 +105,69 @@ describe("the bench's floor of a read (esbench.tables)", function()
   end)
 end)
 
+describe("the bench's floor of an append (esbench.json)", function()
+  if not ok then
+    it("is built (make bench-tools)", function() error(bench) end)
+    return
+  end
+
+  local d = workload.driver(eventstore, "spec", nil)
+
+  it("writes each event's data and metadata as the store writes them, byte for byte", function()
+    local evs = {}
+    for r = 1, 100 do evs[r] = d.event(7, r) end
+    local bytes, texts = bench.json(evs, true)
+    assert.equals(200, #texts)
+    local sum = 0
+    for i = 1, 100 do
+      assert.equals(eventstore.json_encode(evs[i].data), texts[2 * i - 1])
+      assert.equals(eventstore.json_encode(evs[i].metadata), texts[2 * i])
+      sum = sum + #texts[2 * i - 1] + #texts[2 * i]
+    end
+    assert.equals(sum, bytes)
+    -- the payload's data part: the 200-byte payload less its type and wrapper
+    assert.equals(200 - #'{"type":"ItemAdded","data":}', #texts[1])
+    assert.equals(bytes, bench.json(evs))
+  end)
+
+  it("escapes what JSON needs and writes reals that read back to the same bits", function()
+    local values = { 'a"b\\c\n\1\31', 12.5, 3.0, -0.0625, 0.1, 1 / 3, 1e300, 2 ^ 53, math.mininteger, true, false }
+    for _, v in ipairs(values) do
+      local _, texts = bench.json({ { data = { x = v }, metadata = {} } }, true)
+      local back = eventstore.json_decode(texts[1]).x
+      assert.equals(v, back)
+      assert.equals(math.type(v), math.type(back))
+      assert.equals("{}", texts[2])
+    end
+  end)
+
+  it("refuses what it does not write, with a clear error", function()
+    local function err(evs) return select(2, pcall(bench.json, evs)) end
+    assert.matches("a table value %(the floor writes the workload's values only%)",
+      err({ { data = { x = {} }, metadata = {} } }))
+    assert.matches("a key that is not a string", err({ { data = { 1 }, metadata = {} } }))
+    assert.matches("a number JSON cannot hold", err({ { data = { x = 0 / 0 }, metadata = {} } }))
+    assert.matches("event 2 is not a table", err({ { data = {}, metadata = {} }, 5 }))
+    assert.matches("event 1 has no metadata table", err({ { data = {} } }))
+    assert.matches("bad argument #1 to '.*' %(table expected, got no value%)", select(2, pcall(bench.json)))
+  end)
+
+  -- The floor is the texts alone: a collection it set off would be charged
+  -- to it and not to the store.
+  it("takes nothing from Lua's heap", function()
+    local evs = {}
+    for r = 1, 100 do evs[r] = d.event(3, r) end
+    bench.json(evs)
+    collectgarbage()
+    collectgarbage("stop")
+    local before = collectgarbage("count")
+    for _ = 1, 50 do bench.json(evs) end
+    local after = collectgarbage("count")
+    collectgarbage("restart")
+    assert.equals(before, after)
+  end)
+end)
+
 describe("the bench report on reads and their tables", function()
   local dir
 
@@ -160,6 +226,29 @@ describe("the bench report on reads and their tables", function()
       .. '"bar_events_per_s":700000%.0000, "bar_us_per_event":1%.4286, "raw_us_per_event":0%.5000, '
       .. '"tables_us_per_event":1%.0000, "out_of_reach":true', json)
     assert.matches('"backend":"pg", "workload":"W3",[^\n]*"raw_us_per_event":null,[^\n]*"out_of_reach":false', json)
+  end)
+
+  it("says out of reach when writing the JSON alone takes longer than the bar leaves", function()
+    -- memory W2: 10 x 271,008 leaves 0.37 us an event, the texts take 0.40;
+    -- SQLite W2: 0.6 x 200,000 leaves 8.33 us, 5.00 after the raw loop's
+    -- storage work, and the texts take 0.40; PostgreSQL W2: 0.6 x 100,000
+    -- leaves 16.67, 6.67 after the raw loop's, and the texts take 8.00
+    local out, json = report({
+      line("memory", "W2", 800000), line("memory", "json-W2", 2500000),
+      line("raw-sqlite-full", "W2", 200000), line("sqlite-full", "W2", 150000),
+      line("sqlite-full", "json-W2", 2500000),
+      line("raw-pg", "W2", 100000), line("pg", "W2", 50000), line("pg", "json-W2", 125000),
+    })
+    assert.matches("appends against the cost of writing their JSON alone", out)
+    assert.matches("memory%s+W2%s+2,710,080%s+0%.37%s+%-%s+0%.40%s+1%.25%s+out of reach: the texts alone", out)
+    assert.matches("sqlite%-full%s+W2%s+120,000%s+8%.33%s+5%.00%s+0%.40%s+6%.67%s+not excluded\n", out)
+    assert.matches("pg%s+W2%s+60,000%s+16%.67%s+10%.00%s+8%.00%s+20%.00%s+out of reach", out)
+    assert.matches('"backend":"memory", "workload":"W2",[^\n]*"json_events_per_s":2500000%.0000, '
+      .. '"bar_events_per_s":2710080, "bar_us_per_event":0%.3690, "raw_us_per_event":null, '
+      .. '"json_us_per_event":0%.4000, "out_of_reach":true', json)
+    assert.matches('"backend":"sqlite%-full", "workload":"W2",[^\n]*"raw_us_per_event":5%.0000,[^\n]*'
+      .. '"out_of_reach":false', json)
+    assert.not_matches("tables_events_per_s", json)
   end)
 
   it("compares the reducer bar with the raw W5 loop", function()

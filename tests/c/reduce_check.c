@@ -1,7 +1,7 @@
 /* reduce_check.c: checks of the C reducer (every rule kind, seed examples, a differential fold) */
 /* SPDX-License-Identifier: MIT */
 /* cc -std=c99 -D_DEFAULT_SOURCE -O2 -g -Icsrc -o reduce_check tests/c/reduce_check.c csrc/reduce.c
- *    csrc/json.c csrc/error.c csrc/uuid.c -ljansson -luuid; with -DES_CHECK_STATE and csrc/state.c
+ *    csrc/json.c csrc/json_text.c csrc/error.c csrc/uuid.c -ljansson -luuid; with -DES_CHECK_STATE and csrc/state.c
  *    csrc/store.c backends/{registry,memory,sqlite}.c -lsqlite3 it also checks the text path and
  *    es_store_state on memory: and sqlite::memory:. `reduce_check bench [n]` prints fold rates. */
 #include <stdio.h>
