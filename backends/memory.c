@@ -165,10 +165,18 @@ static void big_free(void *p, size_t huge) {
     else es_free(p);
 }
 
+/* The event with this id. A generated id names its own position
+ * (es_id_stamp) and is found there, as SQLite finds it: only the ids that
+ * do not (caller-given ones) go into the hash table, so an append of
+ * generated ids writes no slot of it (one cache miss an event in W2, and
+ * its memory). A given id equal to a stored one is found either way. */
 static mem_event *id_get(const memory_conn *c, const char *id) {
-    uint64_t h = hash_str(id);
+    int64_t p = es_id_position(id);
+    uint64_t h;
     size_t i;
+    if (p >= 1 && (size_t)p <= c->nev && strcmp(c->ev[p - 1].ev.id, id) == 0) return &c->ev[p - 1];
     if (!c->ids_cap) return NULL;
+    h = hash_str(id);
     for (i = h & (c->ids_cap - 1); c->ids[i].pos; i = (i + 1) & (c->ids_cap - 1))
         if (c->ids[i].hash == h && strcmp(c->ev[c->ids[i].pos - 1].ev.id, id) == 0)
             return &c->ev[c->ids[i].pos - 1];
@@ -412,8 +420,10 @@ static int memory_backend__append(es_conn *base, es_append_req *req, es_append_r
     /* Commit: nothing below can fail. */
     for (i = 0; i < req->count; i++) {
         mem_event *e = &c->ev[c->nev + i];
-        id_put_nogrow(c->ids, c->ids_cap, hash_str(e->ev.id), e->ev.position);
-        c->ids_count++;
+        if (es_id_position(e->ev.id) != e->ev.position) {
+            id_put_nogrow(c->ids, c->ids_cap, hash_str(e->ev.id), e->ev.position);
+            c->ids_count++;
+        }
         st->pos[st->count++] = e->ev.position;
         req->events[i].revision = e->ev.revision;
         req->events[i].position = e->ev.position;

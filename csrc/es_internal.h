@@ -43,7 +43,8 @@ void  es_huge_free(void *p, size_t n);
  * version 7 id has its time) and makes it version 8; the other 74 bits stay
  * random. A SQLite store finds such an id through its position, so its
  * unique index on ids holds only ids that do not name their own row
- * (caller-given ids): one B-tree fewer written per append. es_id_position
+ * (caller-given ids): one B-tree fewer written per append. The memory
+ * backend's id hash table holds only those ids too. es_id_position
  * reads those 48 bits of any UUID text back (-1 when they are not hex). */
 #define ES_ID_STAMP_LIMIT ((int64_t)1 << 48)
 void    es_id_stamp(char *id, int64_t position);

@@ -58,6 +58,19 @@ local cases = {
   { "an event with an unknown field (a typo of data)", function(st, s)
     st:append(s, { type = "T", dat = { x = 1 } })
   end, "dat" },
+  -- fields are told apart by length, then bytes: typos of a known length
+  { "an event with a field as long as data", function(st, s)
+    st:append(s, { type = "T", date = { x = 1 } })
+  end, "unknown option 'date'" },
+  { "an event with a field as long as metadata", function(st, s)
+    st:append(s, { type = "T", metadatA = { x = 1 } })
+  end, "unknown option 'metadatA'" },
+  { "an event with a field as long as id", function(st, s) st:append(s, { type = "T", ID = uuid_a }) end,
+    "unknown option 'ID'" },
+  { "an event with a field longer than any", function(st, s) st:append(s, { type = "T", timestamps = 1 }) end,
+    "unknown option 'timestamps'" },
+  { "an event with a list item next to its type", function(st, s) st:append(s, { type = "T", 5 }) end,
+    "unknown option" },
   { "a list holding a non-table", function(st, s) st:append(s, { ev(), 5 }) end, "event" },
   { "a list with an untyped event in the middle", function(st, s)
     st:append(s, { ev(), { data = {} }, ev() })
