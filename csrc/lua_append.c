@@ -42,13 +42,30 @@ static void check_event_keys(lua_State *L, int idx) {
     }
 }
 
-static void check_event(lua_State *L, int idx, size_t i, es_event_text *in, lencbuf *b) {
+/* The field names check_event reads, pushed once per append: lua_getfield
+ * and lua_pushliteral look each name up in Lua's string cache (a strcmp)
+ * for every event. */
+enum { EK_TYPE, EK_ID, EK_DATA, EK_METADATA, EK__COUNT };
+
+static int push_event_keys(lua_State *L) {
+    int keys = lua_gettop(L) + 1;
+    luaL_checkstack(L, EK__COUNT + 4, "append");
+    lua_pushliteral(L, "type");
+    lua_pushliteral(L, "id");
+    lua_pushliteral(L, "data");
+    lua_pushliteral(L, "metadata");
+    return keys;
+}
+
+/* Event i at idx (its field names at keys): its texts into b, its
+ * pointers into in. */
+static void check_event(lua_State *L, int idx, int keys, size_t i, es_event_text *in, lencbuf *b) {
     size_t n, off;
     if (!lua_istable(L, idx)) luaL_error(L, "append: event %d must be a table, got %s", (int)i, luaL_typename(L, idx));
     memset(in, 0, sizeof *in);
     /* Raw reads: the pointers kept below must stay alive as values of the
      * event table itself, which a computed __index value would not. */
-    lua_pushliteral(L, "type");
+    lua_pushvalue(L, keys + EK_TYPE);
     lua_rawget(L, idx);
     if (lua_type(L, -1) != LUA_TSTRING)
         luaL_error(L, "append: event %d has no type (a non-empty string)", (int)i);
@@ -58,7 +75,7 @@ static void check_event(lua_State *L, int idx, size_t i, es_event_text *in, lenc
     if (n > ES_MAX_TYPE_LEN) luaL_error(L, "append: event %d: type is longer than %d bytes", (int)i, ES_MAX_TYPE_LEN);
     if (!es_valid_utf8(in->type, n)) luaL_error(L, "append: event %d: type is not valid UTF-8", (int)i);
     lua_pop(L, 1);  /* the table keeps the string alive */
-    lua_pushliteral(L, "id");
+    lua_pushvalue(L, keys + EK_ID);
     lua_rawget(L, idx);
     if (lua_isnil(L, -1)) {
         in->id = NULL;
@@ -68,11 +85,13 @@ static void check_event(lua_State *L, int idx, size_t i, es_event_text *in, lenc
         in->id = lua_tostring(L, -1);
     }
     lua_pop(L, 1);
-    lua_getfield(L, idx, "data");
+    lua_pushvalue(L, keys + EK_DATA);
+    lua_gettable(L, idx);
     off = lencode_object_at(L, -1, b, "append: event %d data", (int)i);
     in->data_len = b->buf.len - off;
     lua_pop(L, 1);
-    lua_getfield(L, idx, "metadata");
+    lua_pushvalue(L, keys + EK_METADATA);
+    lua_gettable(L, idx);
     off = lencode_object_at(L, -1, b, "append: event %d metadata", (int)i);
     in->metadata_len = b->buf.len - off;
     lua_pop(L, 1);
@@ -292,13 +311,16 @@ typedef struct encode_job {
 static int encode_events(lua_State *L) {
     encode_job *j = lua_touserdata(L, 1);
     size_t i;
+    int keys;
+    lua_settop(L, 2);
+    keys = push_event_keys(L);
     if (j->single) {
-        check_event(L, 2, 1, &j->in[0], j->buf);
+        check_event(L, 2, keys, 1, &j->in[0], j->buf);
         return 0;
     }
     for (i = 0; i < j->n; i++) {
         lua_rawgeti(L, 2, (int)i + 1);
-        check_event(L, lua_gettop(L), i + 1, &j->in[i], j->buf);
+        check_event(L, lua_gettop(L), keys, i + 1, &j->in[i], j->buf);
         lua_pop(L, 1);
     }
     return 0;
