@@ -159,16 +159,20 @@ static int esbench_tables(lua_State *L) {
  *
  * A store that keeps events as JSON text (ours does, in C, on every
  * backend) must write each event's data and metadata from the caller's
- * tables before it stores anything: the workload times that as part of an
- * append. This writes exactly that text for a list of events, and nothing
- * else: no checks beyond what writing needs (no UTF-8 check, no cycle
- * check, no id, no storage), into one buffer reused from event to event.
- * Keys come in lua_next's order, as the store writes them; strings and
- * reals go through the store's own byte-level writers (csrc/json_text.c,
+ * tables before it stores anything, and give each event an id: the
+ * workload times that as part of an append. This does exactly that for a
+ * list of events, and nothing else: each string is checked as UTF-8 (JSON
+ * text is UTF-8, and DESIGN.md lets a store refuse other bytes, never
+ * alter them), each event gets a version 7 id as the store makes them,
+ * and there are no other checks (keys, cycles), no storage and no result,
+ * into one buffer reused from event to event. Keys come in lua_next's
+ * order, as the store writes them; the UTF-8 check, strings, reals and
+ * ids go through the store's own code (csrc/json_text.c and csrc/uuid.c,
  * built into this module), so the text is the store's, byte for byte.
- * Nested tables and other values are refused: the workload has none. The bench times it over W2's
- * batches, right after W2, in the store's process: no store that writes
- * these texts from these tables appends faster there.
+ * Nested tables and other values are refused: the workload has none. The
+ * bench times it over W2's batches, right after W2, in the store's
+ * process: no store that writes these texts from these tables appends
+ * faster there.
  */
 
 typedef struct {
@@ -182,6 +186,7 @@ static void jreserve(lua_State *L, jbuf *b, size_t n) {
     size_t cap;
     char *p;
     if (b->cap - b->len >= n) return;
+    if (n > SIZE_MAX / 4 - b->len) luaL_error(L, "json: out of memory");
     cap = b->cap ? b->cap : 4096;
     while (cap - b->len < n) cap *= 2;
     if (!(p = realloc(b->p, cap))) luaL_error(L, "json: out of memory");
@@ -195,6 +200,8 @@ static void jreserve(lua_State *L, jbuf *b, size_t n) {
 static void jstring(lua_State *L, jbuf *b, const char *s, size_t n) {
     static const char hex[] = "0123456789abcdef";
     const char *p = s, *end = s + n;
+    if (!es_valid_utf8(s, n)) luaL_error(L, "json: a string that is not UTF-8");
+    if (n > SIZE_MAX / 8) luaL_error(L, "json: out of memory");
     jreserve(L, b, 6 * n + 2);
     b->p[b->len++] = '"';
     for (;;) {
@@ -276,7 +283,8 @@ static void jobject(lua_State *L, jbuf *b, int idx) {
 }
 
 /* json(events[, keep]) -> bytes written; with keep, also a list of the
- * texts, data and metadata of each event in turn (for the specs). */
+ * texts, data and metadata of each event in turn (for the specs). The
+ * field names are pushed once per call, as the store's append does. */
 static int esbench_json(lua_State *L) {
     static const char *const fields[2] = { "data", "metadata" };
     lua_Integer i, n, bytes = 0;
@@ -284,14 +292,20 @@ static int esbench_json(lua_State *L) {
     jbuf *b = &floor_buf;
     luaL_checktype(L, 1, LUA_TTABLE);
     lua_settop(L, 1);
-    if (keep) lua_newtable(L);
+    if (keep) lua_newtable(L);                /* 2: the texts, when kept */
+    else lua_pushnil(L);
+    lua_pushstring(L, fields[0]);             /* 3, 4: the field names */
+    lua_pushstring(L, fields[1]);
     n = (lua_Integer)lua_rawlen(L, 1);
     for (i = 1; i <= n; i++) {
+        char id[ES_UUID_LEN + 1];
         if (lua_rawgeti(L, 1, i) != LUA_TTABLE) return luaL_error(L, "json: event %d is not a table", (int)i);
+        es_uuid_v7(id);
         b->len = 0;
         for (k = 0; k < 2; k++) {
             size_t start = b->len;
-            if (lua_getfield(L, -1, fields[k]) != LUA_TTABLE)
+            lua_pushvalue(L, 3 + k);
+            if (lua_gettable(L, -2) != LUA_TTABLE)
                 return luaL_error(L, "json: event %d has no %s table", (int)i, fields[k]);
             jobject(L, b, lua_gettop(L));
             lua_pop(L, 1);

@@ -213,10 +213,11 @@ end
 -- Rows against their floor, timed in the store's process by bench/lbench.c
 -- with the same inputs and checks. tables-W3 and tables-W4 are the Lua
 -- tables a read returns, built in C with no storage and no JSON; json-W2 is
--- the JSON text of every appended event's data and metadata, written from
--- the caller's tables by the store's own writers with no checks and no
--- storage. A row must do its floor and the storage work: at least what the
--- raw loop does per event where that work runs in the same call's path
+-- the JSON text of every appended event's data and metadata, checked as
+-- UTF-8 and written from the caller's tables by the store's own code, and
+-- an id for each event, with no other checks and no storage. A row must do
+-- its floor and the storage work: at least what the raw loop does per
+-- event where that work runs in the same call's path
 -- (SQLite's reads run in the client process, and the store's own C cursor
 -- reads W3 and W4 as fast as the raw loop; an append writes its JSON before
 -- it stores, on either engine). When the floor alone takes longer than the
@@ -274,9 +275,9 @@ local function print_floors(kind, title, what)
     end
   end
 end
-print_floors("json", "\nappends against the cost of writing their JSON alone (us/event; json: data and metadata"
-  .. " written\nfrom the caller's tables by the store's writers, no checks, no storage; raw: the raw loop's storage"
-  .. " work)\n", "the texts")
+print_floors("json", "\nappends against the cost of their JSON and ids alone (us/event; json: data and metadata checked"
+  .. " as UTF-8\nand written from the caller's tables by the store's own code, an id an event, no other checks, no"
+  .. " storage;\nraw: the raw loop's storage work)\n", "the texts and ids")
 print_floors("tables", "\nreads against the cost of their Lua tables alone (us/event; tables: built in C, no storage,"
   .. " no JSON,\nin the store's process; raw: the raw loop's storage work, which SQLite's reads also do in the"
   .. " client)\n", "the tables")

@@ -78,9 +78,10 @@ emit("W2", W2_STREAMS * REVS, now() - t0)
 local total = W2_STREAMS * REVS
 
 -- The floor of W2 in this process: the JSON texts of every event's data and
--- metadata, written from the same tables by the store's own writers with no
--- checks and no storage (bench/lbench.c). No store that keeps events as
--- JSON text appends them faster here.
+-- metadata, checked as UTF-8 and written from the same tables by the
+-- store's own code, and an id for each event, with no other checks and no
+-- storage (bench/lbench.c). No store that keeps events as JSON text with
+-- an id appends them faster here.
 do
   local json = bench.json
   reset_peak()

@@ -34,10 +34,9 @@ static void check_event_keys(lua_State *L, int idx) {
     while (lua_next(L, idx)) {
         size_t n;
         const char *s;
-        if (lua_type(L, -2) != LUA_TSTRING || (s = lua_tolstring(L, -2, &n), !is_event_key(s, n))) {
-            lua_pop(L, 1);
-            lstore_checknames(L, idx, "append: event", append_event_keys);   /* raises, naming the field */
-        }
+        /* lstore_checknames walks the table anew and raises, naming the field */
+        if (lua_type(L, -2) != LUA_TSTRING || (s = lua_tolstring(L, -2, &n), !is_event_key(s, n)))
+            lstore_checknames(L, idx, "append: event", append_event_keys);
         lua_pop(L, 1);
     }
 }
@@ -49,7 +48,7 @@ enum { EK_TYPE, EK_ID, EK_DATA, EK_METADATA, EK__COUNT };
 
 static int push_event_keys(lua_State *L) {
     int keys = lua_gettop(L) + 1;
-    luaL_checkstack(L, EK__COUNT + 4, "append");
+    luaL_checkstack(L, EK__COUNT + 8, "append");
     lua_pushliteral(L, "type");
     lua_pushliteral(L, "id");
     lua_pushliteral(L, "data");

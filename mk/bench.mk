@@ -19,10 +19,11 @@ $(BENCH_DIR)/raw_pg: bench/raw_pg.c bench/common.h
 	@mkdir -p $(dir $@)
 	$(CC) $(BENCH_CFLAGS) -I$(PG_INC) -o $@ $< -lpq
 
-# The floor of an append writes JSON with the store's own byte-level writers.
-$(BENCH_DIR)/esbench.so: bench/lbench.c csrc/json_text.c bench/common.h csrc/lua_compat.h csrc/es_internal.h
+# The floor of an append writes JSON and ids with the store's own code.
+$(BENCH_DIR)/esbench.so: bench/lbench.c csrc/json_text.c csrc/uuid.c bench/common.h csrc/lua_compat.h csrc/es_internal.h
 	@mkdir -p $(dir $@)
-	$(CC) $(BENCH_CFLAGS) -fPIC -shared -I/usr/include/lua5.4 -Icsrc -o $@ bench/lbench.c csrc/json_text.c -lm
+	$(CC) $(BENCH_CFLAGS) -fPIC -shared -I/usr/include/lua5.4 -Icsrc -o $@ bench/lbench.c csrc/json_text.c csrc/uuid.c \
+		-luuid -lpthread -lm
 
 bench-tools: $(BENCH_TOOLS)
 

@@ -8,9 +8,10 @@
 -- check that it builds every field a read returns, with the values of the
 -- W2 store and a new string wherever the events' values differ, and that
 -- the report's arithmetic says out of reach exactly when it is. Next to W2
--- it times the JSON texts an append must write (esbench.json): the specs
--- check that they are the store's texts, byte for byte, and that writing
--- them takes nothing from Lua's heap. Lua 5.4 only
+-- it times the JSON texts and the ids an append must make (esbench.json):
+-- the specs check that the texts are the store's, byte for byte, that
+-- bytes JSON cannot hold are refused, and that a call takes nothing from
+-- Lua's heap. Lua 5.4 only
 -- (the bench runs under lua5.4; scripts/test.d/luajit.sh skips it).
 local eventstore = require("eventstore")
 local procs = require("spec.support.procs")
@@ -147,6 +148,8 @@ describe("the bench's floor of an append (esbench.json)", function()
       err({ { data = { x = {} }, metadata = {} } }))
     assert.matches("a key that is not a string", err({ { data = { 1 }, metadata = {} } }))
     assert.matches("a number JSON cannot hold", err({ { data = { x = 0 / 0 }, metadata = {} } }))
+    assert.matches("a string that is not UTF%-8", err({ { data = { x = "caf\195" }, metadata = {} } }))
+    assert.matches("a string that is not UTF%-8", err({ { data = {}, metadata = { ["\255"] = 1 } } }))
     assert.matches("event 2 is not a table", err({ { data = {}, metadata = {} }, 5 }))
     assert.matches("event 1 has no metadata table", err({ { data = {} } }))
     assert.matches("bad argument #1 to '.*' %(table expected, got no value%)", select(2, pcall(bench.json)))
@@ -239,8 +242,8 @@ describe("the bench report on reads and their tables", function()
       line("sqlite-full", "json-W2", 2500000),
       line("raw-pg", "W2", 100000), line("pg", "W2", 50000), line("pg", "json-W2", 125000),
     })
-    assert.matches("appends against the cost of writing their JSON alone", out)
-    assert.matches("memory%s+W2%s+2,710,080%s+0%.37%s+%-%s+0%.40%s+1%.25%s+out of reach: the texts alone", out)
+    assert.matches("appends against the cost of their JSON and ids alone", out)
+    assert.matches("memory%s+W2%s+2,710,080%s+0%.37%s+%-%s+0%.40%s+1%.25%s+out of reach: the texts and ids alone", out)
     assert.matches("sqlite%-full%s+W2%s+120,000%s+8%.33%s+5%.00%s+0%.40%s+6%.67%s+not excluded\n", out)
     assert.matches("pg%s+W2%s+60,000%s+16%.67%s+10%.00%s+8%.00%s+20%.00%s+out of reach", out)
     assert.matches('"backend":"memory", "workload":"W2",[^\n]*"json_events_per_s":2500000%.0000, '
