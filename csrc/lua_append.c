@@ -6,13 +6,12 @@
 #include "lua_binding.h"
 
 
+/* is_event_key below tells the same names apart without this list; were
+ * they to differ, check_event_keys still refuses only what this list does. */
 static const char *const append_event_keys[] = { "type", "data", "metadata", "id",
     /* fields of a read event, so events read from one store can be appended to another */
     "stream", "revision", "position", "timestamp", NULL };
 
-/* Fills in from the event table at idx; data/metadata are written as JSON
- * text into b, with their lengths in in->data_len/metadata_len
- * (turned into pointers once every event is written: b moves as it grows). */
 /* Whether the n bytes at s name a field of append_event_keys: by length,
  * then the bytes. lstore_checknames ran strcmp down the list for every
  * field of every event (3% of a batched append in memory). */
@@ -56,8 +55,10 @@ static int push_event_keys(lua_State *L) {
     return keys;
 }
 
-/* Event i at idx (its field names at keys): its texts into b, its
- * pointers into in. */
+/* Fills in from event i, the table at idx (the names it reads at keys);
+ * data/metadata are written as JSON text into b, with their lengths in
+ * in->data_len/metadata_len (turned into pointers once every event is
+ * written: b moves as it grows). */
 static void check_event(lua_State *L, int idx, int keys, size_t i, es_event_text *in, lencbuf *b) {
     size_t n, off;
     if (!lua_istable(L, idx)) luaL_error(L, "append: event %d must be a table, got %s", (int)i, luaL_typename(L, idx));
