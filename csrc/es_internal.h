@@ -91,6 +91,10 @@ const char *es_json_plain(const char *p, const char *end);
  * out has room for 48 bytes. Returns the length (no NUL is counted). */
 size_t es_json_format_real(double d, char out[48]);
 
+/* An integer as JSON text (digits, a leading "-"); out has room for 24
+ * bytes. Returns the length (no NUL is counted). */
+size_t es_json_format_int(long long v, char out[24]);
+
 /* The backend's read_state (es_backend.h), or ES_ENOTSUP when it has none. */
 int es_store_read_state(es_store *s, const char *stream, const char *fingerprint, es_snapshot *snap,
                         es_cursor **out, es_err *err);

@@ -115,6 +115,20 @@ static size_t format_fixed(double d, char out[48]) {
     return n;
 }
 
+size_t es_json_format_int(long long v, char out[24]) {
+    char tmp[24], *p = tmp + sizeof tmp;
+    unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
+    size_t n;
+    do {
+        *--p = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0) *--p = '-';
+    n = (size_t)(tmp + sizeof tmp - p);
+    memcpy(out, p, n);
+    return n;
+}
+
 size_t es_json_format_real(double d, char out[48]) {
     const char *dp;
     char *dot;

@@ -120,14 +120,7 @@ static void put_string(enc *e, const char *s, size_t n, int is_key) {
 
 static void put_integer(enc *e, long long v) {
     char tmp[24];
-    char *p = tmp + sizeof tmp;
-    unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
-    do {
-        *--p = (char)('0' + u % 10);
-        u /= 10;
-    } while (u);
-    if (v < 0) *--p = '-';
-    put(e, p, (size_t)(tmp + sizeof tmp - p));
+    put(e, tmp, es_json_format_int(v, tmp));
 }
 
 static void put_real(enc *e, double d) {

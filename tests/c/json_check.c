@@ -129,8 +129,22 @@ static void test_valid_utf8(void) {
             }
 }
 
+/* es_json_format_int writes what printf's %lld writes, extremes included. */
+static void test_json_int(void) {
+    static const long long vals[] = { 0, 1, -1, 9, 10, -10, 12345, 9007199254740993LL,
+                                      9223372036854775807LL, -9223372036854775807LL - 1 };
+    size_t i;
+    for (i = 0; i < sizeof vals / sizeof vals[0]; i++) {
+        char out[24], want[32];
+        size_t n = es_json_format_int(vals[i], out);
+        snprintf(want, sizeof want, "%lld", vals[i]);
+        CHECK(n == strlen(want) && memcmp(out, want, n) == 0, "es_json_format_int(%s) = %.*s", want, (int)n, out);
+    }
+}
+
 int main(void) {
     test_json_real();
+    test_json_int();
     test_json_plain();
     test_valid_utf8();
     printf("json_check: %d checks, %d failures\n", checks, failures);
