@@ -1,5 +1,7 @@
 /* raw_pg.c: the C limit for PostgreSQL, W1-W5 of WORKLOAD.md as a plain libpq loop */
 /* SPDX-License-Identifier: MIT */
+#include <stdint.h>
+
 #include <libpq-fe.h>
 
 #include "common.h"
@@ -60,6 +62,86 @@ static PGresult *exec_prepared(PGconn *c, const char *name, int n, const char *c
     return res;
 }
 
+/* The floor of W1 on this server: a single append with the guarantees of
+ * an event store of our kind, and nothing more. A plpgsql function takes a
+ * transaction-scoped advisory lock (positions become visible in commit
+ * order, so a reader never skips one), checks the expected revision
+ * against the stream's newest event, takes the next position and inserts
+ * the event (id, stream, revision, type, data, metadata, timestamp) into a
+ * table with unique position, id and (stream, revision) keys and json
+ * columns. No category index, streams table, NOTIFY or idempotency check
+ * on ids: what the store adds to that is its own choice, this is not. Ids
+ * are time-ordered, as the store's are; data is the payload's "data"
+ * member, metadata the workload's two uuids. Same order as W1. */
+static void floor_w1(PGconn *c, int w1n, const char *payloads, char (*w1streams)[24]) {
+    static const char prefix[] = "{\"type\":\"ItemAdded\",\"data\":";
+    size_t pl = sizeof prefix - 1, n = (size_t)w1n * BENCH_REVS, i;
+    char *data = malloc(n * BENCH_PAYLOAD_LEN), *meta = malloc(n * 128), *ids = malloc(n * 40);
+    const char *vals[7];
+    char expected[24], ts[24];
+    uint64_t x = 0x9e3779b97f4a7c15ULL;
+    double t0;
+    if (!data || !meta || !ids) BENCH_FAIL("out of memory");
+    cmd(c, "SET client_min_messages = warning");
+    cmd(c, "DROP TABLE IF EXISTS raw_floor");
+    cmd(c, "CREATE TABLE raw_floor(position bigint PRIMARY KEY, id uuid NOT NULL UNIQUE, "
+           "stream text COLLATE \"C\" NOT NULL, revision bigint NOT NULL, type text COLLATE \"C\" NOT NULL, "
+           "data json NOT NULL, metadata json NOT NULL, \"timestamp\" bigint NOT NULL, UNIQUE (stream, revision))");
+    cmd(c, "CREATE OR REPLACE FUNCTION raw_floor_append(p_id uuid, p_stream text, p_expected bigint, "
+           "p_type text, p_data text, p_meta text, p_ts bigint) RETURNS bigint LANGUAGE plpgsql AS $$\n"
+           "DECLARE cur bigint; pos bigint;\n"
+           "BEGIN\n"
+           "  PERFORM pg_advisory_xact_lock(4242);\n"
+           "  SELECT max(f.revision) INTO cur FROM raw_floor f WHERE f.stream = p_stream;\n"
+           "  IF coalesce(cur, 0) <> p_expected THEN RAISE EXCEPTION 'wrong expected revision'; END IF;\n"
+           "  SELECT f.position INTO pos FROM raw_floor f ORDER BY f.position DESC LIMIT 1;\n"
+           "  pos := coalesce(pos, 0) + 1;\n"
+           "  INSERT INTO raw_floor VALUES (pos, p_id, p_stream, p_expected + 1, p_type, p_data::json, "
+           "p_meta::json, p_ts);\n"
+           "  RETURN pos;\n"
+           "END $$");
+    prepare(c, "floor1", "SELECT raw_floor_append($1::uuid, $2, $3::bigint, $4, $5, $6, $7::bigint)", 7);
+    for (i = 0; i < n; i++) {
+        int s = (int)(i % (size_t)w1n), r = (int)(i / (size_t)w1n) + 1;
+        const char *p = bench_payload_at(payloads, s, r);
+        uint64_t a, b;
+        memcpy(data + i * BENCH_PAYLOAD_LEN, p + pl, BENCH_PAYLOAD_LEN - pl - 1);
+        data[i * BENCH_PAYLOAD_LEN + BENCH_PAYLOAD_LEN - pl - 1] = '\0';
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17, a = x;
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17, b = x;
+        snprintf(meta + i * 128, 128, "{\"correlationId\":\"%08x-%04x-4%03x-8%03x-%012llx\",\"causationId\":"
+                 "\"%08x-%04x-4%03x-8%03x-%012llx\"}", (unsigned)(a >> 32), (unsigned)(a >> 16) & 0xffff,
+                 (unsigned)(a >> 4) & 0xfff, (unsigned)(b >> 52) & 0xfff, (unsigned long long)(b & 0xffffffffffffULL),
+                 (unsigned)(b >> 32), (unsigned)(b >> 16) & 0xffff, (unsigned)(b >> 4) & 0xfff,
+                 (unsigned)(a >> 52) & 0xfff, (unsigned long long)(a & 0xffffffffffffULL));
+        /* time-ordered: the position in the first 48 bits, version 7 */
+        snprintf(ids + i * 40, 40, "%08x-%04x-7%03x-8%03x-%012llx", (unsigned)((i + 1) >> 16),
+                 (unsigned)(i + 1) & 0xffff, (unsigned)(b >> 20) & 0xfff, (unsigned)(a >> 20) & 0xfff,
+                 (unsigned long long)(a & 0xffffffffffffULL));
+    }
+    snprintf(ts, sizeof ts, "%lld", (long long)(bench_now() * 1000.0));
+    bench_reset_peak();
+    t0 = bench_now();
+    for (i = 0; i < n; i++) {
+        int s = (int)(i % (size_t)w1n);
+        snprintf(expected, sizeof expected, "%d", (int)(i / (size_t)w1n));
+        vals[0] = ids + i * 40;
+        vals[1] = w1streams[s];
+        vals[2] = expected;
+        vals[3] = "ItemAdded";
+        vals[4] = data + i * BENCH_PAYLOAD_LEN;
+        vals[5] = meta + i * 128;
+        vals[6] = ts;
+        PQclear(exec_prepared(c, "floor1", 7, vals, PGRES_TUPLES_OK));
+    }
+    bench_emit("raw-pg", "floor-W1", (long)n, bench_now() - t0, "");
+    cmd(c, "DROP TABLE raw_floor");
+    cmd(c, "DROP FUNCTION raw_floor_append");
+    free(data);
+    free(meta);
+    free(ids);
+}
+
 int main(int argc, char **argv) {
     const char *ptype = "text", *backend = "raw-pg";
     char *p1, *p2, streams[BENCH_W2_STREAMS][24], w1streams[BENCH_W1_STREAMS][24];
@@ -118,6 +200,7 @@ int main(int argc, char **argv) {
     }
     t = bench_now() - t0;
     bench_emit(backend, "W1", (long)w1n * BENCH_REVS, t, "");
+    floor_w1(c, w1n, p1, w1streams);
 
     /* W2 (a): one multi-row INSERT of 100 rows per transaction */
     fresh_table(c, ptype);

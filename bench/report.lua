@@ -224,15 +224,26 @@ end
 -- bar leaves after that, no store of that kind reaches the bar on that run.
 -- PostgreSQL's server works while the client builds tables, so only the
 -- tables count for its reads.
+--
+-- floor-W1 is PostgreSQL's single append reduced to what a store with this
+-- one's guarantees must do, timed by the raw loop's program on the same
+-- server right after its W1 (bench/raw_pg.c: lock, expected revision, next
+-- position, one insert under unique position, id and (stream, revision)
+-- keys). It holds the storage work itself, so nothing is added to it.
 local FLOOR = { W2 = "json-W2", W3 = "tables-W3", W4 = "tables-W4" }
 local floors = {}
 for _, r in ipairs(rows) do
-  local floor_eps = FLOOR[r.workload] and med(r.backend, FLOOR[r.workload], "events_per_s")
+  local floor_eps
+  if r.workload == "W1" and r.backend == "pg" then
+    floor_eps = med(BASELINE[r.backend], "floor-W1", "events_per_s")
+  else
+    floor_eps = FLOOR[r.workload] and med(r.backend, FLOOR[r.workload], "events_per_s")
+  end
   if floor_eps and r.bar and r.baseline_events_per_s then
     local bar_eps = r.bar * r.baseline_events_per_s
     local f = { backend = r.backend, workload = r.workload, bar_eps = bar_eps, budget = 1e6 / bar_eps,
       floor = 1e6 / floor_eps, ours = 1e6 / r.events_per_s, floor_eps = floor_eps,
-      kind = r.workload == "W2" and "json" or "tables" }
+      kind = r.workload == "W1" and "sql" or r.workload == "W2" and "json" or "tables" }
     local serial = r.backend:match("^sqlite") or (f.kind == "json" and r.backend == "pg")
     f.storage = serial and 1e6 / r.baseline_events_per_s or 0
     f.out_of_reach = f.floor > f.budget - f.storage
@@ -275,6 +286,10 @@ local function print_floors(kind, title, what)
     end
   end
 end
+print_floors("sql", "\nsingle appends against a floor of one on the same server (us/append; sql: a plpgsql function"
+  .. " that takes\nthe lock, checks the expected revision, takes the next position and inserts the event under"
+  .. " unique\nposition, id and (stream, revision) keys, data and metadata as json; no category index, streams"
+  .. " table\nor NOTIFY; timed by bench/raw_pg right after the raw W1)\n", "the floor's statements")
 print_floors("json", "\nappends against the cost of their JSON and ids alone (us/event; json: data and metadata checked"
   .. " as UTF-8\nand written from the caller's tables by the store's own code, an id an event, no other checks, no"
   .. " storage;\nraw: the raw loop's storage work)\n", "the texts and ids")

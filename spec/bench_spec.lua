@@ -254,6 +254,25 @@ describe("the bench report on reads and their tables", function()
     assert.not_matches("tables_events_per_s", json)
   end)
 
+  it("holds PostgreSQL's single appends against the floor the raw loop's program times", function()
+    -- 0.8 x 5,000 = 4,000 appends/s leaves 250 us an append; the floor
+    -- takes 1e6 / 3,500 = 285.71, so no store of this kind reaches the bar.
+    -- With the floor at 4,500 (222.22 us) the row is not excluded.
+    local out, json = report({
+      line("raw-pg", "W1", 5000), line("raw-pg", "floor-W1", 3500), line("pg", "W1", 3000),
+    })
+    assert.matches("single appends against a floor of one on the same server", out)
+    assert.matches("pg%s+W1%s+4,000%s+250%.00%s+%-%s+285%.71%s+333%.33%s+out of reach: the floor's statements", out)
+    assert.matches('"backend":"pg", "workload":"W1",[^\n]*"sql_events_per_s":3500%.0000, '
+      .. '"bar_events_per_s":4000%.0000, "bar_us_per_event":250%.0000, "raw_us_per_event":null, '
+      .. '"sql_us_per_event":285%.7143, "out_of_reach":true', json)
+    out = report({ line("raw-pg", "W1", 5000), line("raw-pg", "floor-W1", 4500), line("pg", "W1", 3000) })
+    assert.matches("pg%s+W1%s+4,000%s+250%.00%s+%-%s+222%.22%s+333%.33%s+not excluded\n", out)
+    -- SQLite and memory have no such floor
+    out = report({ line("raw-sqlite-full", "W1", 5000), line("sqlite-full", "W1", 3000), line("memory", "W1", 300000) })
+    assert.not_matches("single appends against a floor", out)
+  end)
+
   it("compares the reducer bar with the raw W5 loop", function()
     local out, json = report({
       line("raw-sqlite-full", "W5", 2000000), line("sqlite-full", "W5", 1200000),
