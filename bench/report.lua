@@ -227,7 +227,7 @@ end
 --
 -- floor-W1 is PostgreSQL's single append reduced to what a store with this
 -- one's guarantees must do, timed by the raw loop's program on the same
--- server right after its W1 (bench/raw_pg.c: lock, expected revision, next
+-- server after its W5 (bench/raw_pg.c: lock, expected revision, next
 -- position, one insert under unique position, id and (stream, revision)
 -- keys). It holds the storage work itself, so nothing is added to it. An
 -- fsync's time drifts within seconds, so raw_pg times the floor side by
