@@ -236,7 +236,8 @@ end
 local FLOOR = { W2 = "json-W2", W3 = "tables-W3", W4 = "tables-W4" }
 local floors = {}
 for _, r in ipairs(rows) do
-  local floor_eps, base_eps = nil, r.baseline_events_per_s
+  local floor_eps
+  local base_eps = r.baseline_events_per_s
   if r.workload == "W1" and r.backend == "pg" then
     floor_eps = med(BASELINE[r.backend], "floor-W1", "events_per_s")
     base_eps = med(BASELINE[r.backend], "floor-W1", "raw_events_per_s") or base_eps

@@ -8,7 +8,6 @@
 -- index written on every append. Stores made with the old layout (a
 -- timestamp index) keep using the index. psql rewrites timestamps to known
 -- values. Each test works in tables of its own prefix and drops them.
-local eventstore = require("eventstore")
 local backends = require("spec.support.backends")
 
 local url, psql = backends.pg_url, backends.psql
@@ -34,14 +33,8 @@ describe("PostgreSQL timestamps and since() #postgres", function()
     return
   end
 
-  local prefix, n = nil, 0
-  local function open() return assert(eventstore.open(url, { prefix = prefix })) end
-
-  before_each(function()
-    n = n + 1
-    prefix = string.format("since%d_%d_", n, os.time() % 100000)
-  end)
-  after_each(function() backends.pg_drop(prefix) end)
+  local pg = backends.pg_per_test("since")
+  local open = pg.open
 
   -- count events in 3 streams (categories a and b), then timestamps
   -- rewritten to `times` (by position)
@@ -53,14 +46,14 @@ describe("PostgreSQL timestamps and since() #postgres", function()
     end
     local parts = {}
     for pos = 1, count do parts[#parts + 1] = string.format("(%d, %d)", pos, times[pos]) end
-    psql("UPDATE " .. prefix .. "events e SET timestamp = v.t FROM (VALUES " .. table.concat(parts, ",") ..
+    psql("UPDATE " .. pg.prefix .. "events e SET timestamp = v.t FROM (VALUES " .. table.concat(parts, ",") ..
       ") AS v(p, t) WHERE e.position = v.p")
     return store
   end
 
   it("a new store has no timestamp index", function()
     open():close()
-    assert.equals("", (psql("SELECT indexname FROM pg_indexes WHERE tablename = '" .. prefix ..
+    assert.equals("", (psql("SELECT indexname FROM pg_indexes WHERE tablename = '" .. pg.prefix ..
       "events' AND indexdef LIKE '%timestamp%'"):gsub("%s+", "")))
   end)
 
@@ -110,7 +103,7 @@ describe("PostgreSQL timestamps and since() #postgres", function()
     local store = open()
     assert(store:append("a", { type = "T" }))
     local future = 4102444800000 -- 2100-01-01: the clock was once far ahead
-    psql("UPDATE " .. prefix .. "events SET timestamp = " .. future)
+    psql("UPDATE " .. pg.prefix .. "events SET timestamp = " .. future)
     local res = assert(store:append("b", { { type = "T" }, { type = "U" } }))
     for _, ev in ipairs(res.events) do assert.equals(future, ev.timestamp) end
     local evs = store:read_all()
@@ -125,8 +118,8 @@ describe("PostgreSQL timestamps and since() #postgres", function()
     for i = 1, 10 do assert(store:append("s", { type = "T", data = { i = i } })) end
     store:close()
     -- the old layout, and times that go down (written before the clamp)
-    psql("CREATE INDEX " .. prefix .. "ev_timestamp ON " .. prefix .. "events (timestamp); UPDATE " .. prefix ..
-      "events SET timestamp = CASE WHEN position <= 5 THEN 100 + position ELSE 50 + position END")
+    psql("CREATE INDEX " .. pg.prefix .. "ev_timestamp ON " .. pg.prefix .. "events (timestamp); UPDATE "
+      .. pg.prefix .. "events SET timestamp = CASE WHEN position <= 5 THEN 100 + position ELSE 50 + position END")
     store = open()
     local times = {}
     for pos = 1, 10 do times[pos] = pos <= 5 and 100 + pos or 50 + pos end

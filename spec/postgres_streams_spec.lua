@@ -20,23 +20,18 @@ describe("PostgreSQL streams table #postgres", function()
     return
   end
 
-  local prefix, n = nil, 0
-  local function open() return assert(eventstore.open(url, { prefix = prefix })) end
+  local pg = backends.pg_per_test("pgst")
+  local open = pg.open
   -- xmin and ctid of a stream's row: both change when the row is updated
   local function row_version(stream)
-    return psql("SELECT xmin::text || ' ' || ctid::text FROM " .. prefix .. "streams WHERE stream = '" .. stream .. "'")
+    return psql("SELECT xmin::text || ' ' || ctid::text FROM " .. pg.prefix .. "streams WHERE stream = '"
+      .. stream .. "'")
   end
-
-  before_each(function()
-    n = n + 1
-    prefix = string.format("pgst%d_%d_", n, math.random(1, 1e6))
-  end)
-  after_each(function() backends.pg_drop(prefix) end)
 
   it("has no revision column, and an append to an existing stream does not touch its row", function()
     local store = open()
     assert.equals("category\nstream", psql("SELECT string_agg(column_name, E'\\n' ORDER BY column_name) " ..
-      "FROM information_schema.columns WHERE table_name = '" .. prefix .. "streams'"))
+      "FROM information_schema.columns WHERE table_name = '" .. pg.prefix .. "streams'"))
     assert(store:append("acct-1", { type = "Opened" }, { expected = eventstore.NO_STREAM }))
     local first = row_version("acct-1")
     assert.is_truthy(first:match("^%d+ %(%d+,%d+%)$"), first)
@@ -44,7 +39,7 @@ describe("PostgreSQL streams table #postgres", function()
     assert(store:append("acct-1", { { type = "A" }, { type = "B" } }))
     assert.equals(first, row_version("acct-1"))
     assert.equals(8, store:revision("acct-1"))
-    assert.equals("acct|acct-1", psql("SELECT category || '|' || stream FROM " .. prefix .. "streams"))
+    assert.equals("acct|acct-1", psql("SELECT category || '|' || stream FROM " .. pg.prefix .. "streams"))
     store:close()
   end)
 
@@ -68,7 +63,7 @@ describe("PostgreSQL streams table #postgres", function()
     assert.same({ "s-1", "s-2", "s-3", "t-1" }, store:streams())
     assert.same({ "t-1" }, store:streams({ category = "t" }))
     assert.equals(4, store:stats().streams)
-    assert.equals("4", psql("SELECT count(*) FROM " .. prefix .. "streams"))
+    assert.equals("4", psql("SELECT count(*) FROM " .. pg.prefix .. "streams"))
     store:close()
   end)
 
@@ -78,7 +73,7 @@ describe("PostgreSQL streams table #postgres", function()
     store:close()
     -- The layout before 2026-12-07: the column, and the function that read
     -- the revision from it and upserted it on every append.
-    local fn = prefix .. "append_v1"
+    local fn = pg.prefix .. "append_v1"
     local def = psql("SELECT pg_get_functiondef('" .. fn .. "'::regproc)")
     local old, hits = def:gsub("SELECT max%(e%.revision%) INTO cur FROM (%S+) e WHERE e%.stream = p_stream;",
       function(events)
@@ -92,8 +87,8 @@ describe("PostgreSQL streams table #postgres", function()
           "ON CONFLICT (stream) DO UPDATE SET revision = excluded.revision;"
       end)
     assert.equals(1, hits)
-    psql("ALTER TABLE " .. prefix .. "streams ADD COLUMN revision bigint NOT NULL DEFAULT 0; UPDATE " .. prefix ..
-      "streams SET revision = 2; ALTER TABLE " .. prefix .. "streams ALTER COLUMN revision DROP DEFAULT")
+    psql("ALTER TABLE " .. pg.prefix .. "streams ADD COLUMN revision bigint NOT NULL DEFAULT 0; UPDATE " .. pg.prefix ..
+      "streams SET revision = 2; ALTER TABLE " .. pg.prefix .. "streams ALTER COLUMN revision DROP DEFAULT")
     psql(old)
 
     store = open()
@@ -109,7 +104,7 @@ describe("PostgreSQL streams table #postgres", function()
     assert.same({ "old-1", "old-2" }, store:streams())
     -- the old function still keeps its column up to date
     assert.equals("old-1=3 old-2=1", psql("SELECT string_agg(stream || '=' || revision, ' ' ORDER BY stream) FROM " ..
-      prefix .. "streams"))
+      pg.prefix .. "streams"))
     store:close()
   end)
 end)

@@ -115,4 +115,20 @@ function M.pg_drop(prefix)
     prefix .. "append_v1")
 end
 
+-- For a describe block on PostgreSQL: every test gets tables of its own
+-- prefix (tag, a counter and a random number), dropped after it. Returns a
+-- table whose `prefix` is the current test's, and whose open() opens a
+-- store there.
+function M.pg_per_test(tag)
+  local busted = require("busted")
+  local t, n = {}, 0
+  busted.before_each(function()
+    n = n + 1
+    t.prefix = string.format("%s%d_%d_", tag, n, math.random(1, 1e6))
+  end)
+  busted.after_each(function() M.pg_drop(t.prefix) end)
+  function t.open() return assert(require("eventstore").open(pg_url, { prefix = t.prefix })) end
+  return t
+end
+
 return M
