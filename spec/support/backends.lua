@@ -116,7 +116,8 @@ function M.pg_drop(prefix)
 end
 
 -- For a describe block on PostgreSQL: every test gets tables of its own
--- prefix (tag, a counter and a random number), dropped after it. Returns a
+-- prefix (tag, a counter and a number from the clock and the generator,
+-- which LuaJIT and Lua 5.1 do not seed), dropped after it. Returns a
 -- table whose `prefix` is the current test's, and whose open() opens a
 -- store there.
 function M.pg_per_test(tag)
@@ -124,7 +125,7 @@ function M.pg_per_test(tag)
   local t, n = {}, 0
   busted.before_each(function()
     n = n + 1
-    t.prefix = string.format("%s%d_%d_", tag, n, math.random(1, 1e6))
+    t.prefix = string.format("%s%d_%d_", tag, n, (os.time() + math.random(1, 1e6)) % 1000000)
   end)
   busted.after_each(function() M.pg_drop(t.prefix) end)
   function t.open() return assert(require("eventstore").open(pg_url, { prefix = t.prefix })) end
