@@ -253,7 +253,7 @@ for _, r in ipairs(rows) do
     local serial = r.backend:match("^sqlite") or (f.kind == "json" and r.backend == "pg")
     f.storage = serial and 1e6 / r.baseline_events_per_s or 0
     f.out_of_reach = f.floor > f.budget - f.storage
-    f.row, f.budget_ratio = r, r.bar
+    f.row = r
     floors[#floors + 1] = f
     r.floor = f
   end
@@ -305,7 +305,7 @@ for _, f in ipairs(floors) do
     local ffmt = "  %-14s %-3s %6s %6s %6s  %s\n"
     io.write(string.format(ffmt, "backend", "", "bar", "floor", "ours", ""))
     local r = f.row
-    io.write(string.format(ffmt, f.backend, f.workload, string.format("%.2f", f.budget_ratio),
+    io.write(string.format(ffmt, f.backend, f.workload, string.format("%.2f", r.bar),
       string.format("%.2f", f.floor_ratio), r.ratio and string.format("%.2f", r.ratio) or "-",
       f.out_of_reach and "out of reach: the floor alone is below the bar" or "not excluded"))
   end
