@@ -321,6 +321,32 @@ static int postgres_backend__append(es_conn *conn, es_append_req *req, es_append
     for (i = 0; i < n; i++)
         if (req->events[i].data_len > (size_t)INT32_MAX / 2 || req->events[i].metadata_len > (size_t)INT32_MAX / 2)
             return es_err_set(err, ES_EINVALID, "append to '%s': event %zu is too large", req->stream, i + 1);
+    snprintf(expected, sizeof expected, "%lld", (long long)req->expected);
+    vals[0] = req->stream;
+    vals[1] = req->category;
+    vals[2] = expected;
+    vals[8] = req->ids_given ? "t" : "f";
+    vals[9] = req->outbox ? "t" : "f";
+    if (n == 1 && c->names.append1) {
+        /* one event: plain parameters; data and metadata go as text's
+         * binary form, their bytes with a length (they are not
+         * NUL-terminated) */
+        const es_event *e = &req->events[0];
+        char ts[32];
+        snprintf(ts, sizeof ts, "%lld", (long long)e->timestamp);
+        vals[3] = e->id;
+        vals[4] = e->type;
+        vals[5] = e->data;
+        lens[5] = (int)e->data_len;
+        formats[5] = 1;
+        vals[6] = e->metadata;
+        lens[6] = (int)e->metadata_len;
+        formats[6] = 1;
+        vals[7] = ts;
+        rc = pg_run(c, ST_APPEND1, 10, vals, lens, formats, &r, err, "append to", req->stream);
+        if (rc != ES_OK) goto done;
+        goto answer;
+    }
     b->len = 0;
     for (a = 0; a < ARR__COUNT; a++) {
         offs[a] = b->len;
@@ -332,21 +358,16 @@ static int postgres_backend__append(es_conn *conn, es_append_req *req, es_append
     }
     if (b->len > (size_t)INT32_MAX)
         return es_err_set(err, ES_EINVALID, "append to '%s': the batch is too large", req->stream);
-    snprintf(expected, sizeof expected, "%lld", (long long)req->expected);
-    vals[0] = req->stream;
-    vals[1] = req->category;
-    vals[2] = expected;
     /* pointers into b are taken only now: b moved while it grew */
     for (a = 0; a < ARR__COUNT; a++) {
         vals[3 + a] = b->data + offs[a];
         lens[3 + a] = (int)(ends[a] - offs[a]);
         formats[3 + a] = 1;
     }
-    vals[8] = req->ids_given ? "t" : "f";
-    vals[9] = req->outbox ? "t" : "f";
 
     if ((rc = pg_run(c, ST_APPEND, 10, vals, lens, formats, &r, err, "append to", req->stream)) != ES_OK)
         goto done;
+answer:
     if (PQntuples(r) != 1) {
         rc = es_err_set(err, ES_EBACKEND, "append to '%s': the append function returned no row", req->stream);
         goto done;
@@ -659,21 +680,26 @@ static int create_schema(postgres_conn *c, es_err *err) {
     return rc;
 }
 
-/* Does the store have the timestamp index of the layout before
- * 2026-11-28? Its since() reads go through that index (its timestamps may
- * go down along positions); newer stores' reads search positions. */
-static int find_ts_index(postgres_conn *c, es_err *err) {
-    char name[2 * PG_MAX_IDENT + 32];
-    const char *vals[1] = { name };
+/* Which layout is the store's? One made before 2026-11-28 has a timestamp
+ * index: its since() reads go through it (its timestamps may go down along
+ * positions); newer stores' reads search positions. One made since
+ * 2026-12-07 has append1_v1, which single-event appends call; older ones
+ * append every batch through append_v1. */
+static int find_layout(postgres_conn *c, es_err *err) {
+    char name[2 * PG_MAX_IDENT + 32], fn[2 * PG_MAX_IDENT + 32];
+    const char *vals[2] = { name, fn };
     PGresult *r;
     snprintf(name, sizeof name, "\"%s\".\"%sev_timestamp\"", c->names.schema, c->names.prefix);
-    r = PQexecParams(c->pg, "SELECT to_regclass($1) IS NOT NULL", 1, NULL, vals, NULL, NULL, 0);
+    snprintf(fn, sizeof fn, "\"%s\".\"%sappend1_v1\"", c->names.schema, c->names.prefix);
+    r = PQexecParams(c->pg, "SELECT to_regclass($1) IS NOT NULL, to_regproc($2) IS NOT NULL", 2, NULL, vals, NULL,
+                     NULL, 0);
     if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
-        int rc = pg_fail(c, r, err, "open: look for the timestamp index", NULL);
+        int rc = pg_fail(c, r, err, "open: look at the store's layout", NULL);
         PQclear(r);
         return rc;
     }
     c->names.ts_index = PQgetvalue(r, 0, 0)[0] == 't';
+    c->names.append1 = PQgetvalue(r, 0, 1)[0] == 't';
     PQclear(r);
     return ES_OK;
 }
@@ -719,7 +745,7 @@ static int postgres_backend__open(const char *uri, const es_options *opt, es_con
     }
     if ((rc = session_setup(c, err, "open")) != ES_OK) goto fail;
     if (opt->create && !c->readonly && (rc = create_schema(c, err)) != ES_OK) goto fail;
-    if ((rc = find_ts_index(c, err)) != ES_OK) goto fail;
+    if ((rc = find_layout(c, err)) != ES_OK) goto fail;
     /* Preparing now proves the tables and the function are there, so a
      * store opened with create = false fails here rather than on first use. */
     if ((!c->readonly && (rc = pg_prepare(c, ST_APPEND, err, missing, NULL)) != ES_OK) ||

@@ -28,6 +28,7 @@ enum {
     ST_ALL,                       /* 8 variants: + 1 category, + 2 since, + 4 types */
     ST_READ_LEAN = ST_ALL + 8,    /* a stream read of position, revision, type and data */
     ST_STATE_FIRST,               /* state(): the snapshot row, then ST_READ_LEAN's first page */
+    ST_APPEND1,                   /* one event, through append1_v1 (stores made since 2026-12-07) */
     ST__COUNT
 };
 /* es_query_shape gives the offset from ST_READ_FWD */
@@ -46,6 +47,7 @@ typedef struct es_pg_names {
     char channel[PG_MAX_IDENT + 1];    /* NOTIFY channel "<schema>_<prefix>events", cut to 63 bytes */
     long long lock_key;                /* the store's advisory lock key */
     int ts_index;                      /* a store made before 2026-11-28 has a timestamp index */
+    int append1;                       /* and one made since 2026-12-07 the single-event function */
 } es_pg_names;
 
 /* Validates schema and prefix ([a-z_][a-z0-9_]*, at most PG_MAX_IDENT and

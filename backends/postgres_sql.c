@@ -188,6 +188,55 @@ static const char *const sql_schema =
     "  END IF;\n"
     "  PERFORM pg_notify('~', (first_pos + n - 1)::text);\n"
     "END\n"
+    "$fn$;"
+    /* One event: the same checks and answers as append_v1 with n = 1, from
+     * plain parameters. Five one-element arrays to parse and an unnest to
+     * insert from cost a single append about 5% (bench/HISTORY.md). */
+    "CREATE OR REPLACE FUNCTION @append1_v1\"(p_stream text, p_category text, p_expected bigint,"
+    " p_id text, p_type text, p_data text, p_meta text, p_ts bigint,"
+    " p_id_given boolean, p_outbox boolean, OUT status int, OUT cur bigint, OUT first_pos bigint,"
+    " OUT idx int, OUT revs bigint[], OUT poss bigint[], OUT tss bigint[])"
+    " LANGUAGE plpgsql AS $fn$\n"
+    "DECLARE\n"
+    "  v_stream text;\n"
+    "  v_rev bigint;\n"
+    "  v_pos bigint;\n"
+    "  v_ts bigint;\n"
+    "  v_last_ts bigint;\n"
+    "BEGIN\n"
+    "  PERFORM pg_advisory_xact_lock(^);\n"
+    "  status := 0; idx := 0;\n"
+    "  SELECT max(e.revision) INTO cur FROM @events\" e WHERE e.stream = p_stream;\n"
+    "  cur := coalesce(cur, 0);\n"
+    "  IF p_id_given THEN\n"
+    "    SELECT e.stream, e.revision, e.position, e.\"timestamp\" INTO v_stream, v_rev, v_pos, v_ts\n"
+    "      FROM @events\" e WHERE e.id = p_id::uuid;\n"
+    "    IF FOUND THEN\n"
+    "      idx := 1; status := 3;\n"
+    "      IF v_stream = p_stream AND (p_expected < 0 OR p_expected = v_rev - 1) THEN\n"
+    "        status := 1; revs := ARRAY[v_rev]; poss := ARRAY[v_pos]; tss := ARRAY[v_ts];\n"
+    "      END IF;\n"
+    "      RETURN;\n"
+    "    END IF;\n"
+    "  END IF;\n"
+    "  IF (p_expected = 0 AND cur <> 0) OR (p_expected = -2 AND cur = 0)\n"
+    "     OR (p_expected > 0 AND cur <> p_expected) THEN\n"
+    "    status := 2; RETURN;\n"
+    "  END IF;\n"
+    "  SELECT e.position + 1, e.\"timestamp\" INTO first_pos, v_last_ts FROM @events\" e\n"
+    "    ORDER BY e.position DESC LIMIT 1;\n"
+    "  IF first_pos IS NULL THEN first_pos := 1; ELSE tss := ARRAY[v_last_ts]; END IF;\n"
+    "  INSERT INTO @events\" (position, id, stream, category, revision, type, data, metadata, \"timestamp\")\n"
+    "    VALUES (first_pos, p_id::uuid, p_stream, p_category, cur + 1, p_type, p_data::json, p_meta::json,\n"
+    "            greatest(p_ts, v_last_ts));\n"
+    "  IF cur = 0 THEN\n"
+    "    INSERT INTO @streams\" (stream, category) VALUES (p_stream, p_category) ON CONFLICT (stream) DO NOTHING;\n"
+    "  END IF;\n"
+    "  IF p_outbox THEN\n"
+    "    INSERT INTO @outbox\" (position) VALUES (first_pos);\n"
+    "  END IF;\n"
+    "  PERFORM pg_notify('~', first_pos::text);\n"
+    "END\n"
     "$fn$;";
 
 /* Appends tmpl to b with the placeholders of sql_templates expanded. */
@@ -232,6 +281,11 @@ int es_pg_sql_statement(const es_pg_names *c, int slot, es_buf *b) {
     /* state() folds revision, type and data: only those (and the position)
      * cross the wire. Every column sent costs the server an output call and
      * the client a parse: four constant columns made a read 13% slower. */
+    if (slot == ST_APPEND1)
+        return sql_expand(c, "SELECT status, cur, first_pos, idx, revs, poss, tss FROM @append1_v1\"($1::text, "
+                             "$2::text, $3::bigint, $4::text, $5::text, $6::text, $7::text, $8::bigint, "
+                             "$9::boolean, $10::boolean)",
+                          b);
     if (slot == ST_READ_LEAN)
         return sql_expand(c, "SELECT " LEAN_COLS " FROM @events\" e WHERE e.stream = $1::text "
                              "AND e.revision BETWEEN $2::bigint AND $3::bigint ORDER BY e.revision LIMIT $4::bigint",

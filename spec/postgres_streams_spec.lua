@@ -67,12 +67,51 @@ describe("PostgreSQL streams table #postgres", function()
     store:close()
   end)
 
+  it("appends one event through append1_v1, and batches through append_v1", function()
+    local store = open()
+    assert(store:append("one-1", { type = "T", data = { n = 1 } }))
+    store:close()
+    -- a stand-in that refuses: single appends must now fail with its message
+    psql("CREATE OR REPLACE FUNCTION " .. pg.prefix .. "append1_v1(p_stream text, p_category text, "
+      .. "p_expected bigint, p_id text, p_type text, p_data text, p_meta text, p_ts bigint, p_id_given boolean, "
+      .. "p_outbox boolean, OUT status int, OUT cur bigint, OUT first_pos bigint, OUT idx int, OUT revs bigint[], "
+      .. "OUT poss bigint[], OUT tss bigint[]) LANGUAGE plpgsql AS $$BEGIN RAISE EXCEPTION 'append1 stand-in'; "
+      .. "END$$")
+    store = open()
+    local res, err = store:append("one-1", { type = "T" })
+    assert.is_nil(res)
+    assert.matches("append1 stand%-in", tostring(err))
+    assert(store:append("one-1", { { type = "T" }, { type = "T" } }, { expected = 1 }))
+    assert.equals(3, store:revision("one-1"))
+    store:close()
+  end)
+
+  it("a store without append1_v1 (made before 2026-12-07) appends single events through append_v1", function()
+    local store = open()
+    assert(store:append("one-1", { type = "T" }))
+    store:close()
+    psql("DROP FUNCTION " .. pg.prefix .. "append1_v1")
+    store = open()
+    local id = eventstore.uuid()
+    local res = assert(store:append("one-1", { type = "T", id = id }, { expected = 1 }))
+    assert.equals(2, res.revision)
+    -- the same id again: an idempotent retry, then a conflict elsewhere
+    res = assert(store:append("one-1", { type = "T", id = id }, { expected = 1 }))
+    assert.is_true(res.idempotent)
+    local err
+    res, err = store:append("one-2", { type = "T", id = id })
+    assert.is_nil(res)
+    assert.equals("conflict", err.code)
+    assert.equals("0", psql("SELECT count(*) FROM pg_proc WHERE proname = '" .. pg.prefix .. "append1_v1'"))
+    store:close()
+  end)
+
   it("a store with the old layout (a revision column its function updates) keeps working", function()
     local store = open()
     assert(store:append("old-1", { { type = "T" }, { type = "T" } }))
     store:close()
-    -- The layout before 2026-12-07: the column, and the function that read
-    -- the revision from it and upserted it on every append.
+    -- The layout before 2026-12-07: the column, the function that read the
+    -- revision from it and upserted it on every append, and no append1_v1.
     local fn = pg.prefix .. "append_v1"
     local def = psql("SELECT pg_get_functiondef('" .. fn .. "'::regproc)")
     local old, hits = def:gsub("SELECT max%(e%.revision%) INTO cur FROM (%S+) e WHERE e%.stream = p_stream;",
@@ -90,6 +129,7 @@ describe("PostgreSQL streams table #postgres", function()
     psql("ALTER TABLE " .. pg.prefix .. "streams ADD COLUMN revision bigint NOT NULL DEFAULT 0; UPDATE " .. pg.prefix ..
       "streams SET revision = 2; ALTER TABLE " .. pg.prefix .. "streams ALTER COLUMN revision DROP DEFAULT")
     psql(old)
+    psql("DROP FUNCTION " .. pg.prefix .. "append1_v1")
 
     store = open()
     assert.equals(2, store:revision("old-1"))

@@ -112,7 +112,7 @@ function M.pg_drop(prefix)
   local t = {}
   for _, name in ipairs({ "events", "streams", "snapshots", "checkpoints", "outbox" }) do t[#t + 1] = prefix .. name end
   M.psql("DROP TABLE IF EXISTS " .. table.concat(t, ", ") .. " CASCADE; DROP FUNCTION IF EXISTS " ..
-    prefix .. "append_v1")
+    prefix .. "append_v1, " .. prefix .. "append1_v1")
 end
 
 -- For a describe block on PostgreSQL: every test gets tables of its own
