@@ -95,6 +95,27 @@ static const char *const sql_templates[ST_ALL] = {
                       "ORDER BY o.position LIMIT $2::bigint",
 };
 
+/* What the two append functions below share: the lock and the stream's
+ * revision; the expected-revision check and the next position (tss then
+ * carries the newest stored timestamp); the stream's row when it is new. */
+#define APPEND_LOCK_REVISION \
+    "  PERFORM pg_advisory_xact_lock(^);\n" \
+    "  status := 0; idx := 0;\n" \
+    "  SELECT max(e.revision) INTO cur FROM @events\" e WHERE e.stream = p_stream;\n" \
+    "  cur := coalesce(cur, 0);\n"
+#define APPEND_EXPECTED_HEAD \
+    "  IF (p_expected = 0 AND cur <> 0) OR (p_expected = -2 AND cur = 0)\n" \
+    "     OR (p_expected > 0 AND cur <> p_expected) THEN\n" \
+    "    status := 2; RETURN;\n" \
+    "  END IF;\n" \
+    "  SELECT e.position + 1, e.\"timestamp\" INTO first_pos, v_last_ts FROM @events\" e\n" \
+    "    ORDER BY e.position DESC LIMIT 1;\n" \
+    "  IF first_pos IS NULL THEN first_pos := 1; ELSE tss := ARRAY[v_last_ts]; END IF;\n"
+#define APPEND_STREAM_ROW \
+    "  IF cur = 0 THEN\n" \
+    "    INSERT INTO @streams\" (stream, category) VALUES (p_stream, p_category) ON CONFLICT (stream) DO NOTHING;\n" \
+    "  END IF;\n"
+
 /* Text columns use the "C" collation: byte order, as SQLite and the memory
  * backend sort stream names, and cheaper comparisons. (category, position)
  * serves category reads in global order. There is no index on the
@@ -147,10 +168,7 @@ static const char *const sql_schema =
     "  v_found int;\n"
     "  v_last_ts bigint;\n"
     "BEGIN\n"
-    "  PERFORM pg_advisory_xact_lock(^);\n"
-    "  status := 0; idx := 0;\n"
-    "  SELECT max(e.revision) INTO cur FROM @events\" e WHERE e.stream = p_stream;\n"
-    "  cur := coalesce(cur, 0);\n"
+    APPEND_LOCK_REVISION
     "  IF p_ids_given THEN\n"
     "    SELECT e.stream, e.revision INTO v_stream, v_rev FROM @events\" e WHERE e.id = p_ids[1]::uuid;\n"
     "    IF FOUND THEN\n"
@@ -169,20 +187,12 @@ static const char *const sql_schema =
     "    IF FOUND THEN status := 3; RETURN; END IF;\n"
     "    idx := 0;\n"
     "  END IF;\n"
-    "  IF (p_expected = 0 AND cur <> 0) OR (p_expected = -2 AND cur = 0)\n"
-    "     OR (p_expected > 0 AND cur <> p_expected) THEN\n"
-    "    status := 2; RETURN;\n"
-    "  END IF;\n"
-    "  SELECT e.position + 1, e.\"timestamp\" INTO first_pos, v_last_ts FROM @events\" e\n"
-    "    ORDER BY e.position DESC LIMIT 1;\n"
-    "  IF first_pos IS NULL THEN first_pos := 1; ELSE tss := ARRAY[v_last_ts]; END IF;\n"
+    APPEND_EXPECTED_HEAD
     "  INSERT INTO @events\" (position, id, stream, category, revision, type, data, metadata, \"timestamp\")\n"
     "    SELECT first_pos + t.i - 1, t.id::uuid, p_stream, p_category, cur + t.i, t.type, t.data::json,\n"
     "           t.meta::json, greatest(t.ts, v_last_ts)\n"
     "      FROM unnest(p_ids, p_types, p_data, p_meta, p_ts) WITH ORDINALITY AS t(id, type, data, meta, ts, i);\n"
-    "  IF cur = 0 THEN\n"
-    "    INSERT INTO @streams\" (stream, category) VALUES (p_stream, p_category) ON CONFLICT (stream) DO NOTHING;\n"
-    "  END IF;\n"
+    APPEND_STREAM_ROW
     "  IF p_outbox THEN\n"
     "    INSERT INTO @outbox\" (position) SELECT first_pos + g FROM generate_series(0, n - 1) AS g;\n"
     "  END IF;\n"
@@ -204,10 +214,7 @@ static const char *const sql_schema =
     "  v_ts bigint;\n"
     "  v_last_ts bigint;\n"
     "BEGIN\n"
-    "  PERFORM pg_advisory_xact_lock(^);\n"
-    "  status := 0; idx := 0;\n"
-    "  SELECT max(e.revision) INTO cur FROM @events\" e WHERE e.stream = p_stream;\n"
-    "  cur := coalesce(cur, 0);\n"
+    APPEND_LOCK_REVISION
     "  IF p_id_given THEN\n"
     "    SELECT e.stream, e.revision, e.position, e.\"timestamp\" INTO v_stream, v_rev, v_pos, v_ts\n"
     "      FROM @events\" e WHERE e.id = p_id::uuid;\n"
@@ -219,19 +226,11 @@ static const char *const sql_schema =
     "      RETURN;\n"
     "    END IF;\n"
     "  END IF;\n"
-    "  IF (p_expected = 0 AND cur <> 0) OR (p_expected = -2 AND cur = 0)\n"
-    "     OR (p_expected > 0 AND cur <> p_expected) THEN\n"
-    "    status := 2; RETURN;\n"
-    "  END IF;\n"
-    "  SELECT e.position + 1, e.\"timestamp\" INTO first_pos, v_last_ts FROM @events\" e\n"
-    "    ORDER BY e.position DESC LIMIT 1;\n"
-    "  IF first_pos IS NULL THEN first_pos := 1; ELSE tss := ARRAY[v_last_ts]; END IF;\n"
+    APPEND_EXPECTED_HEAD
     "  INSERT INTO @events\" (position, id, stream, category, revision, type, data, metadata, \"timestamp\")\n"
     "    VALUES (first_pos, p_id::uuid, p_stream, p_category, cur + 1, p_type, p_data::json, p_meta::json,\n"
     "            greatest(p_ts, v_last_ts));\n"
-    "  IF cur = 0 THEN\n"
-    "    INSERT INTO @streams\" (stream, category) VALUES (p_stream, p_category) ON CONFLICT (stream) DO NOTHING;\n"
-    "  END IF;\n"
+    APPEND_STREAM_ROW
     "  IF p_outbox THEN\n"
     "    INSERT INTO @outbox\" (position) VALUES (first_pos);\n"
     "  END IF;\n"
