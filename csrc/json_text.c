@@ -75,6 +75,21 @@ int es_json_real(const char *s, size_t n, double *out) {
     return 1;
 }
 
+/* Writes u's decimal digits, with a '-' before them when neg, so that they
+ * end at end (a scratch buffer's end), copies them to out and returns how
+ * many bytes they are. */
+static size_t put_digits(uint64_t u, int neg, char *p, char *end, char *out) {
+    size_t n;
+    do {
+        *--p = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (neg) *--p = '-';
+    n = (size_t)(end - p);
+    memcpy(out, p, n);
+    return n;
+}
+
 /* A real with at most 15 decimals whose digits fit 2^53, written exactly:
  * m = |d| * 10^k is an integer and m / 10^k gives |d| back (both exact
  * doubles, one correctly rounded division: what a reader's correctly
@@ -105,28 +120,13 @@ static size_t format_fixed(double d, char out[48]) {
         m /= 10;
     }
     *--p = '.';
-    do {
-        *--p = (char)('0' + m % 10);
-        m /= 10;
-    } while (m);
-    if (d < 0) *--p = '-';
-    n = (size_t)(tmp + sizeof tmp - p);
-    memcpy(out, p, n);
-    return n;
+    return put_digits(m, d < 0, p, tmp + sizeof tmp, out);
 }
 
 size_t es_json_format_int(long long v, char out[24]) {
-    char tmp[24], *p = tmp + sizeof tmp;
-    unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
-    size_t n;
-    do {
-        *--p = (char)('0' + u % 10);
-        u /= 10;
-    } while (u);
-    if (v < 0) *--p = '-';
-    n = (size_t)(tmp + sizeof tmp - p);
-    memcpy(out, p, n);
-    return n;
+    char tmp[24];
+    uint64_t u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
+    return put_digits(u, v < 0, tmp + sizeof tmp, tmp + sizeof tmp, out);
 }
 
 size_t es_json_format_real(double d, char out[48]) {
