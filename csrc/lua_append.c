@@ -191,6 +191,45 @@ typedef struct lcommitted_ev {
     size_t id_off, type_off;
 } lcommitted_ev;
 
+/* Pushes one committed event: its own fields, and the data and metadata
+ * tables of the caller's event table at src ({} where it has none). */
+static void push_committed(lua_State *L, int src, int keys, const char *id, const char *stream,
+                           int64_t revision, int64_t position, const char *type, int64_t timestamp) {
+    lua_createtable(L, 0, LVALUE_EVENT_KEYS);
+    lua_pushvalue(L, keys + 0);
+    lua_pushstring(L, id);
+    lua_rawset(L, -3);
+    lua_pushvalue(L, keys + 1);
+    lua_pushstring(L, stream);
+    lua_rawset(L, -3);
+    lua_pushvalue(L, keys + 2);
+    compat_pushinteger(L, revision);
+    lua_rawset(L, -3);
+    lua_pushvalue(L, keys + 3);
+    compat_pushinteger(L, position);
+    lua_rawset(L, -3);
+    lua_pushvalue(L, keys + 4);
+    lua_pushstring(L, type);
+    lua_rawset(L, -3);
+    lua_pushvalue(L, keys + 7);
+    compat_pushinteger(L, timestamp);
+    lua_rawset(L, -3);
+    lua_pushvalue(L, keys + 5);
+    lua_getfield(L, src, "data");
+    if (lua_isnil(L, -1)) {
+        lua_pop(L, 1);
+        lua_newtable(L);
+    }
+    lua_rawset(L, -3);
+    lua_pushvalue(L, keys + 6);
+    lua_getfield(L, src, "metadata");
+    if (lua_isnil(L, -1)) {
+        lua_pop(L, 1);
+        lua_newtable(L);
+    }
+    lua_rawset(L, -3);
+}
+
 /* __index(res, key): builds res.events once, with the caller's own data and
  * metadata tables (no second conversion), and stores it in res. */
 static int committed_index(lua_State *L) {
@@ -216,39 +255,8 @@ static int committed_index(lua_State *L) {
     for (i = 0; i < pc->count; i++) {
         if (pc->single) lua_pushvalue(L, 5);
         else lua_rawgeti(L, 5, (int)i + 1);
-        lua_createtable(L, 0, LVALUE_EVENT_KEYS);
-        lua_pushvalue(L, keys + 0);
-        lua_pushstring(L, t + pe[i].id_off);
-        lua_rawset(L, -3);
-        lua_pushvalue(L, keys + 1);
-        lua_pushstring(L, t + pc->stream_off);
-        lua_rawset(L, -3);
-        lua_pushvalue(L, keys + 2);
-        compat_pushinteger(L, pe[i].revision);
-        lua_rawset(L, -3);
-        lua_pushvalue(L, keys + 3);
-        compat_pushinteger(L, pe[i].position);
-        lua_rawset(L, -3);
-        lua_pushvalue(L, keys + 4);
-        lua_pushstring(L, t + pe[i].type_off);
-        lua_rawset(L, -3);
-        lua_pushvalue(L, keys + 7);
-        compat_pushinteger(L, pe[i].timestamp);
-        lua_rawset(L, -3);
-        lua_pushvalue(L, keys + 5);
-        lua_getfield(L, -3, "data");
-        if (lua_isnil(L, -1)) {
-            lua_pop(L, 1);
-            lua_newtable(L);
-        }
-        lua_rawset(L, -3);
-        lua_pushvalue(L, keys + 6);
-        lua_getfield(L, -3, "metadata");
-        if (lua_isnil(L, -1)) {
-            lua_pop(L, 1);
-            lua_newtable(L);
-        }
-        lua_rawset(L, -3);
+        push_committed(L, lua_gettop(L), keys, t + pe[i].id_off, t + pc->stream_off, pe[i].revision,
+                       pe[i].position, t + pe[i].type_off, pe[i].timestamp);
         lua_remove(L, -2);
         lua_rawseti(L, -2, (int)i + 1);
     }
@@ -297,6 +305,151 @@ static void pack_committed(lua_State *L, const es_append_result *res, int single
     lua_pushcfunction(L, committed_index);
     lua_setfield(L, -2, "__index");
     lua_setmetatable(L, -2);
+}
+
+/* ---- single appends: the store's latest ones, kept in a ring ---- */
+
+/* A single-event append keeps what its res.events needs in a slot of a
+ * ring that belongs to the store handle (the slot of its position, modulo
+ * RING_SLOTS), and its result shares one metatable with every other such
+ * result of that handle: no allocation beyond the result table itself.
+ * The per-result metatable and packed copy above cost a single append four
+ * allocations and about 300 bytes of fresh Lua heap, which made the memory
+ * backend's W1 about 40% slower (bench/HISTORY.md). A result whose slot has
+ * been taken by a later append reads its event back from the store, by
+ * position: then data and metadata are read back, not the caller's tables. */
+#define RING_SLOTS 64
+#define RING_TEXT 128           /* the stream and the type, each with its NUL */
+
+typedef struct lring_slot {
+    int64_t position, revision, timestamp;   /* position 0: empty */
+    size_t type_off;                         /* the stream at text[0], the type here */
+    char id[ES_UUID_LEN + 1];
+    char text[RING_TEXT];
+} lring_slot;
+
+/* An integer field of t, read raw: 0 when it is missing or not one. */
+static int raw_int(lua_State *L, int t, const char *k, int64_t *v) {
+    int ok;
+    t = lua_absindex(L, t);
+    lua_pushstring(L, k);
+    lua_rawget(L, t);
+    ok = lua_type(L, -1) == LUA_TNUMBER && compat_isintegral(L, -1);
+    if (ok) *v = (int64_t)compat_tointeger(L, -1);
+    lua_pop(L, 1);
+    return ok;
+}
+
+/* __index(res, key) of a single append's result; upvalues: 1 the ring, 2
+ * the caller's event tables by slot, 3 a weak table holding the store. */
+static int ring_index(lua_State *L) {
+    const lring_slot *ring = lua_touserdata(L, lua_upvalueindex(1)), *sl;
+    int64_t pos, rev, count;
+    int k;
+    if (lua_type(L, 2) != LUA_TSTRING || strcmp(lua_tostring(L, 2), "events") != 0) return 0;
+    lua_settop(L, 2);
+    if (!lua_istable(L, 1) || !raw_int(L, 1, "position", &pos) || !raw_int(L, 1, "revision", &rev) ||
+        !raw_int(L, 1, "count", &count) || count != 1 || pos < 1)
+        return 0;
+    k = (int)(pos % RING_SLOTS);
+    sl = &ring[k];
+    if (sl->position == pos && sl->revision == rev) {
+        lvalue_reader r;
+        lua_rawgeti(L, lua_upvalueindex(2), k + 1);          /* 3: the caller's event */
+        lvalue_reader_init(L, &r);
+        lua_createtable(L, 1, 0);
+        push_committed(L, 3, r.keys, sl->id, sl->text, sl->revision, sl->position,
+                       sl->text + sl->type_off, sl->timestamp);
+        lua_rawseti(L, -2, 1);
+    } else {
+        /* read back: store:read_all({ after = pos - 1, limit = 1 }) */
+        int ok;
+        lua_rawgeti(L, lua_upvalueindex(3), 1);
+        if (lua_isnil(L, -1))
+            return luaL_error(L, "append result: its events are no longer kept, and its store is gone");
+        lua_getfield(L, -1, "read_all");
+        lua_insert(L, -2);
+        lua_createtable(L, 0, 2);
+        compat_pushinteger(L, pos - 1);
+        lua_setfield(L, -2, "after");
+        compat_pushinteger(L, 1);
+        lua_setfield(L, -2, "limit");
+        if (lua_pcall(L, 2, 2, 0) != 0) {
+            push_message(L, -1);
+            return luaL_error(L, "append result: its events are no longer kept, and reading them back "
+                              "failed: %s", lua_tostring(L, -1));
+        }
+        if (lua_isnil(L, -2)) {
+            push_message(L, -1);
+            return luaL_error(L, "append result: its events are no longer kept, and reading them back "
+                              "failed: %s", lua_tostring(L, -1));
+        }
+        lua_pop(L, 1);
+        lua_rawgeti(L, -1, 1);
+        ok = lua_istable(L, -1) && raw_int(L, -1, "position", &count) && count == pos &&
+             raw_int(L, -1, "revision", &count) && count == rev;
+        lua_pop(L, 1);
+        if (!ok) return luaL_error(L, "append result: its event at position %d is not in the store", (int)pos);
+    }
+    lua_pushvalue(L, -1);
+    lua_setfield(L, 1, "events");           /* rawset: the metatable has no __newindex */
+    return 1;
+}
+
+/* With the store at 1, the caller's event or list at 3 and the result on
+ * top: keeps a single append's committed event in the store's ring and
+ * gives the result the ring's metatable. 0 when it does not fit a slot. */
+static int ring_keep(lua_State *L, const es_append_result *res, int single) {
+    const es_event *ev = &res->events[0];
+    size_t sn = strlen(ev->stream) + 1, tn = strlen(ev->type) + 1;
+    int uv, k, top = lua_gettop(L);
+    lring_slot *ring, *sl;
+    if (sn + tn > RING_TEXT || ev->position < 1 || ev->position != res->position) return 0;
+    compat_getuservalue(L, 1);
+    uv = lua_gettop(L);
+    lua_getfield(L, uv, "ring");                          /* uv + 1 */
+    if (lua_isnil(L, -1)) {
+        /* made on the first single append of the handle */
+        lua_pop(L, 1);
+        ring = lua_newuserdata(L, RING_SLOTS * sizeof *ring);
+        memset(ring, 0, RING_SLOTS * sizeof *ring);
+        lua_pushvalue(L, -1);
+        lua_setfield(L, uv, "ring");
+        lua_createtable(L, RING_SLOTS, 0);
+        lua_pushvalue(L, -1);
+        lua_setfield(L, uv, "ring_refs");
+        lua_createtable(L, 1, 0);                         /* the store, held weakly */
+        lua_createtable(L, 0, 1);
+        lua_pushliteral(L, "v");
+        lua_setfield(L, -2, "__mode");
+        lua_setmetatable(L, -2);
+        lua_pushvalue(L, 1);
+        lua_rawseti(L, -2, 1);
+        lua_createtable(L, 0, 1);                         /* the results' metatable */
+        lua_insert(L, -4);
+        lua_pushcclosure(L, ring_index, 3);
+        lua_setfield(L, -2, "__index");
+        lua_setfield(L, uv, "ring_mt");
+        lua_getfield(L, uv, "ring");
+    }
+    ring = lua_touserdata(L, -1);
+    k = (int)(ev->position % RING_SLOTS);
+    sl = &ring[k];
+    sl->position = ev->position;
+    sl->revision = ev->revision;
+    sl->timestamp = ev->timestamp;
+    memcpy(sl->id, ev->id, ES_UUID_LEN + 1);
+    memcpy(sl->text, ev->stream, sn);
+    sl->type_off = sn;
+    memcpy(sl->text + sn, ev->type, tn);
+    lua_getfield(L, uv, "ring_refs");
+    if (single) lua_pushvalue(L, 3);
+    else lua_rawgeti(L, 3, 1);
+    lua_rawseti(L, -2, k + 1);
+    lua_getfield(L, uv, "ring_mt");
+    lua_setmetatable(L, top);
+    lua_settop(L, top);
+    return 1;
 }
 
 typedef struct encode_job {
@@ -423,7 +576,7 @@ static int lstore_append(lua_State *L) {
      * most callers never look, and building a table per event was a fifth
      * of a batch append's time. What it needs is packed now, since
      * res.events is borrowed only until the next call on the store. */
-    pack_committed(L, &res, single);
+    if (n > 1 || res.idempotent || !ring_keep(L, &res, single)) pack_committed(L, &res, single);
     if (!res.idempotent) publish(L);
     return 1;
 }
