@@ -25,8 +25,11 @@ static es_store *lstore_check(lua_State *L, int idx) {
 
 es_store *lstore_checkstore(lua_State *L, int idx) { return lstore_check(L, idx); }
 
+/* idx holds a store the caller has checked (lstore_checkstore): checking
+ * it again by its metatable's name was 1.8% of a single append's
+ * instructions (callgrind). */
 lappend_scratch *lstore_scratch(lua_State *L, int idx, size_t n) {
-    lstore *ud = lstore_get(L, idx);
+    lstore *ud = lua_touserdata(L, idx);
     lappend_scratch *sc = &ud->scratch;
     if (sc->busy) return NULL;
     if (n > sc->in_cap) {
