@@ -315,8 +315,10 @@ static void pack_committed(lua_State *L, const es_append_result *res, int single
  * result of that handle: no allocation beyond the result table itself.
  * The per-result metatable and packed copy above cost a single append four
  * allocations and about 300 bytes of fresh Lua heap, which made the memory
- * backend's W1 about 40% slower (bench/HISTORY.md). A result whose slot has
- * been taken by a later append reads its event back from the store, by
+ * backend's W1 about 40% slower (bench/HISTORY.md). The ring holds the
+ * caller's event tables weakly, so it keeps no one's data alive. A result
+ * whose slot has been taken by a later append, or whose event table the
+ * caller no longer holds, reads its event back from the store, by
  * position: then data and metadata are read back, not the caller's tables. */
 #define RING_SLOTS 64
 #define RING_TEXT 128           /* the stream and the type, each with its NUL */
@@ -353,9 +355,9 @@ static int ring_index(lua_State *L) {
         return 0;
     k = (int)(pos % RING_SLOTS);
     sl = &ring[k];
-    if (sl->position == pos && sl->revision == rev) {
+    if (sl->position == pos && sl->revision == rev &&
+        (lua_rawgeti(L, lua_upvalueindex(2), k + 1), lua_istable(L, 3))) {   /* 3: the caller's event */
         lvalue_reader r;
-        lua_rawgeti(L, lua_upvalueindex(2), k + 1);          /* 3: the caller's event */
         lvalue_reader_init(L, &r);
         lua_createtable(L, 1, 0);
         push_committed(L, 3, r.keys, sl->id, sl->text, sl->revision, sl->position,
@@ -364,6 +366,7 @@ static int ring_index(lua_State *L) {
     } else {
         /* read back: store:read_all({ after = pos - 1, limit = 1 }) */
         int ok;
+        lua_settop(L, 2);
         lua_rawgeti(L, lua_upvalueindex(3), 1);
         if (lua_isnil(L, -1))
             return luaL_error(L, "append result: its events are no longer kept, and its store is gone");
@@ -396,6 +399,13 @@ static int ring_index(lua_State *L) {
     return 1;
 }
 
+/* Pushes a metatable of weak values. */
+static void push_weak_mt(lua_State *L) {
+    lua_createtable(L, 0, 1);
+    lua_pushliteral(L, "v");
+    lua_setfield(L, -2, "__mode");
+}
+
 /* With the store at 1, the caller's event or list at 3 and the result on
  * top: keeps a single append's committed event in the store's ring and
  * gives the result the ring's metatable. 0 when it does not fit a slot. */
@@ -415,13 +425,13 @@ static int ring_keep(lua_State *L, const es_append_result *res, int single) {
         memset(ring, 0, RING_SLOTS * sizeof *ring);
         lua_pushvalue(L, -1);
         lua_setfield(L, uv, "ring");
-        lua_createtable(L, RING_SLOTS, 0);
+        lua_createtable(L, RING_SLOTS, 0);                /* the caller's events, held weakly */
+        push_weak_mt(L);
+        lua_setmetatable(L, -2);
         lua_pushvalue(L, -1);
         lua_setfield(L, uv, "ring_refs");
         lua_createtable(L, 1, 0);                         /* the store, held weakly */
-        lua_createtable(L, 0, 1);
-        lua_pushliteral(L, "v");
-        lua_setfield(L, -2, "__mode");
+        push_weak_mt(L);
         lua_setmetatable(L, -2);
         lua_pushvalue(L, 1);
         lua_rawseti(L, -2, 1);

@@ -78,6 +78,23 @@ for _, b in ipairs(backends.list) do
       assert_committed(e, s, 2)
     end)
 
+    it("holds no caller's event alive: a dropped one is read back", function()
+      local s = fx.stream()
+      local res = assert(store:append(s, fx.event("Dropped", { big = string.rep("x", 1000) })))
+      collectgarbage()
+      collectgarbage()
+      local e = res.events[1]
+      assert.equals(string.rep("x", 1000), e.data.big)
+      assert_committed(e, s, 1)
+      -- the ring's weak hold: an event table only the ring knew is gone
+      local weak = setmetatable({}, { __mode = "v" })
+      weak[1] = { type = "Gone", data = { n = 1 } }
+      assert(store:append(fx.stream(), weak[1]))
+      collectgarbage()
+      collectgarbage()
+      assert.is_nil(weak[1])
+    end)
+
     it("keeps the latest results' events when the store is closed", function()
       local s = fx.stream()
       local data = { x = 1 }

@@ -25,7 +25,9 @@
 -- @tparam table events an event table or a non-empty list of them
 -- @tparam[opt] table opts `{ expected = eventstore.ANY | eventstore.NO_STREAM | eventstore.STREAM_EXISTS | revision }`
 -- @treturn table `{ revision, position, count, events[, idempotent][, publish_errors] }`; `events`
---   are the committed events (ids, revisions, positions, with your data tables), built when first read;
+--   are the committed events (ids, revisions, positions, with your data tables), built when first read
+--   (a single-event append's result read after 64 later single appends on the handle reads its event
+--   back from the store, with data and metadata read back; an error once the store is closed);
 --   `publish_errors` lists the `on_append` listeners that raised
 -- @return nil, err on a wrong expected revision (`err.code == "conflict"`, `err.expected`, `err.actual`) or a failure
 -- @usage local res = assert(store:append("account-42", { type = "Deposited", data = { amount = 10 } },
