@@ -40,18 +40,22 @@ static void check_event_keys(lua_State *L, int idx) {
     }
 }
 
-/* The field names check_event reads, pushed once per append: lua_getfield
- * and lua_pushliteral look each name up in Lua's string cache (a strcmp)
- * for every event. */
-enum { EK_TYPE, EK_ID, EK_DATA, EK_METADATA, EK__COUNT };
+/* The names append reads are upvalues of store:append and of
+ * encode_events (lappend_setup): lua_getfield, lua_setfield and
+ * lua_pushliteral look a C string up in Lua's string cache (a strcmp)
+ * every time, about 250 instructions each, 10% of a single append. */
+enum { EK_TYPE, EK_ID, EK_DATA, EK_METADATA, EK__COUNT,
+       UV_EXPECTED = EK__COUNT, UV_REVISION, UV_POSITION, UV_COUNT, UV_ENCODE, UV__COUNT };
+
+static const char *const upvalue_names[UV__COUNT - 1] = {
+    "type", "id", "data", "metadata", "expected", "revision", "position", "count" };
+
+#define UPVALUE(i) lua_upvalueindex((i) + 1)
 
 static int push_event_keys(lua_State *L) {
-    int keys = lua_gettop(L) + 1;
+    int keys = lua_gettop(L) + 1, i;
     luaL_checkstack(L, EK__COUNT + 8, "append");
-    lua_pushliteral(L, "type");
-    lua_pushliteral(L, "id");
-    lua_pushliteral(L, "data");
-    lua_pushliteral(L, "metadata");
+    for (i = 0; i < EK__COUNT; i++) lua_pushvalue(L, UPVALUE(i));
     return keys;
 }
 
@@ -321,6 +325,9 @@ static void pack_committed(lua_State *L, const es_append_result *res, int single
  * caller no longer holds, reads its event back from the store, by
  * position: then data and metadata are read back, not the caller's tables. */
 #define RING_SLOTS 64
+/* where the store's uservalue table keeps the ring, the caller's events
+ * and the results' metatable (integer keys: no string lookups) */
+enum { UV_RING = 1, UV_RING_REFS, UV_RING_MT };
 #define RING_TEXT 128           /* the stream and the type, each with its NUL */
 
 typedef struct lring_slot {
@@ -417,19 +424,19 @@ static int ring_keep(lua_State *L, const es_append_result *res, int single) {
     if (sn + tn > RING_TEXT || ev->position < 1 || ev->position != res->position) return 0;
     compat_getuservalue(L, 1);
     uv = lua_gettop(L);
-    lua_getfield(L, uv, "ring");                          /* uv + 1 */
+    lua_rawgeti(L, uv, UV_RING);                          /* uv + 1 */
     if (lua_isnil(L, -1)) {
         /* made on the first single append of the handle */
         lua_pop(L, 1);
         ring = lua_newuserdata(L, RING_SLOTS * sizeof *ring);
         memset(ring, 0, RING_SLOTS * sizeof *ring);
         lua_pushvalue(L, -1);
-        lua_setfield(L, uv, "ring");
+        lua_rawseti(L, uv, UV_RING);
         lua_createtable(L, RING_SLOTS, 0);                /* the caller's events, held weakly */
         push_weak_mt(L);
         lua_setmetatable(L, -2);
         lua_pushvalue(L, -1);
-        lua_setfield(L, uv, "ring_refs");
+        lua_rawseti(L, uv, UV_RING_REFS);
         lua_createtable(L, 1, 0);                         /* the store, held weakly */
         push_weak_mt(L);
         lua_setmetatable(L, -2);
@@ -439,8 +446,8 @@ static int ring_keep(lua_State *L, const es_append_result *res, int single) {
         lua_insert(L, -4);
         lua_pushcclosure(L, ring_index, 3);
         lua_setfield(L, -2, "__index");
-        lua_setfield(L, uv, "ring_mt");
-        lua_getfield(L, uv, "ring");
+        lua_rawseti(L, uv, UV_RING_MT);
+        lua_rawgeti(L, uv, UV_RING);
     }
     ring = lua_touserdata(L, -1);
     k = (int)(ev->position % RING_SLOTS);
@@ -452,11 +459,11 @@ static int ring_keep(lua_State *L, const es_append_result *res, int single) {
     memcpy(sl->text, ev->stream, sn);
     sl->type_off = sn;
     memcpy(sl->text + sn, ev->type, tn);
-    lua_getfield(L, uv, "ring_refs");
+    lua_rawgeti(L, uv, UV_RING_REFS);
     if (single) lua_pushvalue(L, 3);
     else lua_rawgeti(L, 3, 1);
     lua_rawseti(L, -2, k + 1);
-    lua_getfield(L, uv, "ring_mt");
+    lua_rawgeti(L, uv, UV_RING_MT);
     lua_setmetatable(L, top);
     lua_settop(L, top);
     return 1;
@@ -492,7 +499,8 @@ static int encode_events(lua_State *L) {
 /* expected: nil/"any", "stream_exists", or an integer >= 0. */
 static int64_t check_expected(lua_State *L, int idx) {
     long long v;
-    lua_getfield(L, idx, "expected");
+    lua_pushvalue(L, UPVALUE(UV_EXPECTED));
+    lua_gettable(L, idx);
     if (lua_isnil(L, -1)) {
         lua_pop(L, 1);
         return ES_ANY;
@@ -511,6 +519,13 @@ static int64_t check_expected(lua_State *L, int idx) {
     if (v < 0) luaL_error(L, "append: option 'expected' must be >= 0, got %d", (int)v);
     lua_pop(L, 1);
     return (int64_t)v;
+}
+
+/* t[name] = v on the table on top, name an upvalue of store:append. */
+static void result_int(lua_State *L, int name, long long v) {
+    lua_pushvalue(L, UPVALUE(name));
+    compat_pushinteger(L, v);
+    lua_rawset(L, -3);
 }
 
 static int lstore_append(lua_State *L) {
@@ -534,7 +549,8 @@ static int lstore_append(lua_State *L) {
     if (lua_istable(L, 4)) expected = check_expected(L, 4);
     /* One event (a table with a type, or with fields but no list items)
      * or a list of them. */
-    lua_getfield(L, 3, "type");
+    lua_pushvalue(L, UPVALUE(EK_TYPE));
+    lua_gettable(L, 3);
     single = !lua_isnil(L, -1);
     lua_pop(L, 1);
     if (!single && lua_rawlen(L, 3) == 0) {
@@ -557,7 +573,8 @@ static int lstore_append(lua_State *L) {
     job.buf = buf;
     job.n = n;
     job.single = single;
-    lencode_protected(L, encode_events, &job, 3, buf);
+    lua_pushvalue(L, UPVALUE(UV_ENCODE));
+    lencode_protected(L, NULL, &job, 3, buf);
     /* the texts lie back to back in event order: data, then metadata */
     {
         size_t off = 0;
@@ -575,9 +592,9 @@ static int lstore_append(lua_State *L) {
     if (sc) lstore_scratch_done(sc);
     if (rc != ES_OK) return lerror_fail(L, &err);
     lua_createtable(L, 0, 3);
-    lfield_int(L, "revision", res.revision);
-    lfield_int(L, "position", res.position);
-    lfield_int(L, "count", (long long)res.count);
+    result_int(L, UV_REVISION, res.revision);
+    result_int(L, UV_POSITION, res.position);
+    result_int(L, UV_COUNT, (long long)res.count);
     if (res.idempotent) {
         lua_pushboolean(L, 1);
         lua_setfield(L, -2, "idempotent");
@@ -596,7 +613,13 @@ void lappend_setup(lua_State *L) {
     luaL_newmetatable(L, LCOMMITTED_MT);
     lua_pop(L, 1);
     lua_getfield(L, -1, "Store");
-    lua_pushcfunction(L, lstore_append);
+    {
+        int i;
+        for (i = 0; i < UV__COUNT - 1; i++) lua_pushstring(L, upvalue_names[i]);
+        for (i = 0; i < EK__COUNT; i++) lua_pushvalue(L, -(UV__COUNT - 1));
+        lua_pushcclosure(L, encode_events, EK__COUNT);
+        lua_pushcclosure(L, lstore_append, UV__COUNT);
+    }
     lua_setfield(L, -2, "append");
     lua_pushcfunction(L, lstore_listeners);
     lua_setfield(L, -2, "_listeners");

@@ -120,7 +120,8 @@ typedef struct lencbuf {
     int *busy;       /* a store's reused buffer: cleared when a conversion raises */
 } lencbuf;
 lencbuf *lencode_newbuf(lua_State *L);
-/* Calls fn(ud, value at idx) under lua_pcall. On an error it frees b's
+/* Calls fn(ud, value at idx) under lua_pcall (fn NULL: the function on
+ * top of the stack, a closure). On an error it frees b's
  * text at once (C memory the collector does not count) and raises the
  * message again with the caller's position, as a direct luaL_error would. */
 void lencode_protected(lua_State *L, lua_CFunction fn, void *ud, int idx, lencbuf *b);

@@ -34,7 +34,7 @@ lencbuf *lencode_newbuf(lua_State *L) {
 
 void lencode_protected(lua_State *L, lua_CFunction fn, void *ud, int idx, lencbuf *b) {
     idx = lua_absindex(L, idx);
-    lua_pushcfunction(L, fn);
+    if (fn) lua_pushcfunction(L, fn);       /* else the function is on top */
     lua_pushlightuserdata(L, ud);
     lua_pushvalue(L, idx);
     if (lua_pcall(L, 2, 0, 0) == LUA_OK) return;
