@@ -195,43 +195,43 @@ typedef struct lcommitted_ev {
     size_t id_off, type_off;
 } lcommitted_ev;
 
+/* t[keys[key]] = value, on the table on top (keys: lvalue_reader's names). */
+static void set_str(lua_State *L, int key, const char *v) {
+    lua_pushvalue(L, key);
+    lua_pushstring(L, v);
+    lua_rawset(L, -3);
+}
+
+static void set_int(lua_State *L, int key, int64_t v) {
+    lua_pushvalue(L, key);
+    compat_pushinteger(L, v);
+    lua_rawset(L, -3);
+}
+
+/* t[keys[key]] = the field of the caller's event table at src, or {}. */
+static void set_table(lua_State *L, int key, int src, const char *field) {
+    lua_pushvalue(L, key);
+    lua_getfield(L, src, field);
+    if (lua_isnil(L, -1)) {
+        lua_pop(L, 1);
+        lua_newtable(L);
+    }
+    lua_rawset(L, -3);
+}
+
 /* Pushes one committed event: its own fields, and the data and metadata
  * tables of the caller's event table at src ({} where it has none). */
 static void push_committed(lua_State *L, int src, int keys, const char *id, const char *stream,
                            int64_t revision, int64_t position, const char *type, int64_t timestamp) {
     lua_createtable(L, 0, LVALUE_EVENT_KEYS);
-    lua_pushvalue(L, keys + 0);
-    lua_pushstring(L, id);
-    lua_rawset(L, -3);
-    lua_pushvalue(L, keys + 1);
-    lua_pushstring(L, stream);
-    lua_rawset(L, -3);
-    lua_pushvalue(L, keys + 2);
-    compat_pushinteger(L, revision);
-    lua_rawset(L, -3);
-    lua_pushvalue(L, keys + 3);
-    compat_pushinteger(L, position);
-    lua_rawset(L, -3);
-    lua_pushvalue(L, keys + 4);
-    lua_pushstring(L, type);
-    lua_rawset(L, -3);
-    lua_pushvalue(L, keys + 7);
-    compat_pushinteger(L, timestamp);
-    lua_rawset(L, -3);
-    lua_pushvalue(L, keys + 5);
-    lua_getfield(L, src, "data");
-    if (lua_isnil(L, -1)) {
-        lua_pop(L, 1);
-        lua_newtable(L);
-    }
-    lua_rawset(L, -3);
-    lua_pushvalue(L, keys + 6);
-    lua_getfield(L, src, "metadata");
-    if (lua_isnil(L, -1)) {
-        lua_pop(L, 1);
-        lua_newtable(L);
-    }
-    lua_rawset(L, -3);
+    set_str(L, keys + 0, id);
+    set_str(L, keys + 1, stream);
+    set_int(L, keys + 2, revision);
+    set_int(L, keys + 3, position);
+    set_str(L, keys + 4, type);
+    set_int(L, keys + 7, timestamp);
+    set_table(L, keys + 5, src, "data");
+    set_table(L, keys + 6, src, "metadata");
 }
 
 /* __index(res, key): builds res.events once, with the caller's own data and

@@ -12,18 +12,8 @@ local PAST_RING = 70
 
 for _, b in ipairs(backends.list) do
   describe("append results on " .. b.name, function()
-    if b.pending then
-      pending(b.pending)
-      return
-    end
-    local store, path
-
-    before_each(function() store, path = backends.open(b) end)
-    after_each(function()
-      if store then store:close() end
-      backends.remove(path)
-      store, path = nil, nil
-    end)
+    local store
+    if not backends.fresh(b, nil, function(s) store = s end) then return end
 
     local function push_out(n)
       local s = fx.stream()
@@ -103,14 +93,12 @@ for _, b in ipairs(backends.list) do
       assert.equals(data, res.events[1].data)
       assert.equals("Late", res.events[1].type)
       assert.equals(s, res.events[1].stream)
-      store = nil
     end)
 
     it("raises a clear error for an older result once the store is closed", function()
       local res = assert(store:append(fx.stream(), fx.event("Old")))
       push_out()
       store:close()
-      store = nil
       local ok, err = pcall(function() return res.events end)
       assert.is_false(ok)
       assert.matches("append result: its events are no longer kept", tostring(err), 1, true)
