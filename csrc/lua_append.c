@@ -325,10 +325,10 @@ static void pack_committed(lua_State *L, const es_append_result *res, int single
  * caller no longer holds, reads its event back from the store, by
  * position: then data and metadata are read back, not the caller's tables. */
 #define RING_SLOTS 64
+#define RING_TEXT 128           /* the stream and the type, each with its NUL */
 /* where the store's uservalue table keeps the ring, the caller's events
  * and the results' metatable (integer keys: no string lookups) */
 enum { UV_RING = 1, UV_RING_REFS, UV_RING_MT };
-#define RING_TEXT 128           /* the stream and the type, each with its NUL */
 
 typedef struct lring_slot {
     int64_t position, revision, timestamp;   /* position 0: empty */
@@ -384,12 +384,8 @@ static int ring_index(lua_State *L) {
         lua_setfield(L, -2, "after");
         compat_pushinteger(L, 1);
         lua_setfield(L, -2, "limit");
-        if (lua_pcall(L, 2, 2, 0) != 0) {
-            push_message(L, -1);
-            return luaL_error(L, "append result: its events are no longer kept, and reading them back "
-                              "failed: %s", lua_tostring(L, -1));
-        }
-        if (lua_isnil(L, -2)) {
+        /* a raised error leaves one value, a failed read nil and err */
+        if (lua_pcall(L, 2, 2, 0) != 0 || lua_isnil(L, -2)) {
             push_message(L, -1);
             return luaL_error(L, "append result: its events are no longer kept, and reading them back "
                               "failed: %s", lua_tostring(L, -1));
@@ -399,7 +395,11 @@ static int ring_index(lua_State *L) {
         ok = lua_istable(L, -1) && raw_int(L, -1, "position", &count) && count == pos &&
              raw_int(L, -1, "revision", &count) && count == rev;
         lua_pop(L, 1);
-        if (!ok) return luaL_error(L, "append result: its event at position %d is not in the store", (int)pos);
+        if (!ok) {
+            char num[32];
+            snprintf(num, sizeof num, "%lld", (long long)pos);
+            return luaL_error(L, "append result: its event at position %s is not in the store", num);
+        }
     }
     lua_pushvalue(L, -1);
     lua_setfield(L, 1, "events");           /* rawset: the metatable has no __newindex */
@@ -601,8 +601,9 @@ static int lstore_append(lua_State *L) {
     }
     /* res.events is built when first read (on_append listeners read it):
      * most callers never look, and building a table per event was a fifth
-     * of a batch append's time. What it needs is packed now, since
-     * res.events is borrowed only until the next call on the store. */
+     * of a batch append's time. What it needs is kept now, in the ring for
+     * a single event, else packed with the result, since res.events is
+     * borrowed only until the next call on the store. */
     if (n > 1 || res.idempotent || !ring_keep(L, &res, single)) pack_committed(L, &res, single);
     if (!res.idempotent) publish(L);
     return 1;
