@@ -574,7 +574,7 @@ static int lstore_append(lua_State *L) {
     job.n = n;
     job.single = single;
     lua_pushvalue(L, UPVALUE(UV_ENCODE));
-    lencode_protected(L, NULL, &job, 3, buf);
+    lencode_protected(L, &job, 3, buf);
     /* the texts lie back to back in event order: data, then metadata */
     {
         size_t off = 0;

@@ -120,11 +120,11 @@ typedef struct lencbuf {
     int *busy;       /* a store's reused buffer: cleared when a conversion raises */
 } lencbuf;
 lencbuf *lencode_newbuf(lua_State *L);
-/* Calls fn(ud, value at idx) under lua_pcall (fn NULL: the function on
- * top of the stack, a closure). On an error it frees b's
+/* Calls the function on top of the stack (a C function or closure) with
+ * (ud, value at idx) under lua_pcall, and pops it. On an error it frees b's
  * text at once (C memory the collector does not count) and raises the
  * message again with the caller's position, as a direct luaL_error would. */
-void lencode_protected(lua_State *L, lua_CFunction fn, void *ud, int idx, lencbuf *b);
+void lencode_protected(lua_State *L, void *ud, int idx, lencbuf *b);
 /* Append the text of the table at idx (nil = {}) or of any value; return
  * the offset where it starts (the buffer may move as it grows). */
 size_t lencode_object(lua_State *L, int idx, lencbuf *b, const char *what);

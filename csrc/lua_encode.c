@@ -32,9 +32,8 @@ lencbuf *lencode_newbuf(lua_State *L) {
     return b;
 }
 
-void lencode_protected(lua_State *L, lua_CFunction fn, void *ud, int idx, lencbuf *b) {
+void lencode_protected(lua_State *L, void *ud, int idx, lencbuf *b) {
     idx = lua_absindex(L, idx);
-    if (fn) lua_pushcfunction(L, fn);       /* else the function is on top */
     lua_pushlightuserdata(L, ud);
     lua_pushvalue(L, idx);
     if (lua_pcall(L, 2, 0, 0) == LUA_OK) return;

@@ -537,7 +537,8 @@ static int lstore_save_snapshot(lua_State *L) {
     snap.version = lua_isnoneornil(L, 5) ? 0 : compat_tointeger(L, 5);
     lua_settop(L, 5);
     buf = lencode_newbuf(L);
-    lencode_protected(L, encode_snapshot, buf, 4, buf);
+    lua_pushcfunction(L, encode_snapshot);
+    lencode_protected(L, buf, 4, buf);
     snap.data = buf->buf.data;
     snap.data_len = buf->buf.len;
     es_err_clear(&err);

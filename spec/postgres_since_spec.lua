@@ -10,7 +10,7 @@
 -- values. Each test works in tables of its own prefix and drops them.
 local backends = require("spec.support.backends")
 
-local url, psql = backends.pg_url, backends.psql
+local psql = backends.psql
 
 -- Positions whose timestamp is >= t, the slow and obvious way.
 local function expected_since(times, t, after)
@@ -27,13 +27,7 @@ local function positions(evs)
   return out
 end
 
-describe("PostgreSQL timestamps and since() #postgres", function()
-  if not url then
-    pending("set EVENTSTORE_PG_URL (make test does) to run the PostgreSQL part")
-    return
-  end
-
-  local pg = backends.pg_per_test("since")
+backends.pg_describe("PostgreSQL timestamps and since() #postgres", "since", function(pg)
   local open = pg.open
 
   -- count events in 3 streams (categories a and b), then timestamps

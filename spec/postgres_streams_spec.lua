@@ -10,17 +10,10 @@
 local eventstore = require("eventstore")
 local backends = require("spec.support.backends")
 
-local url = backends.pg_url
 -- psql's answer without its last newline
 local function psql(text) return (backends.psql(text):gsub("\n$", "")) end
 
-describe("PostgreSQL streams table #postgres", function()
-  if not url then
-    pending("set EVENTSTORE_PG_URL (make test does) to run the PostgreSQL part")
-    return
-  end
-
-  local pg = backends.pg_per_test("pgst")
+backends.pg_describe("PostgreSQL streams table #postgres", "pgst", function(pg)
   local open = pg.open
   -- xmin and ctid of a stream's row: both change when the row is updated
   local function row_version(stream)

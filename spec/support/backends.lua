@@ -132,4 +132,18 @@ function M.pg_per_test(tag)
   return t
 end
 
+-- describe(title, ...) for PostgreSQL specs whose tests each work in a
+-- prefix of their own: pending without a server, else body(pg) with
+-- pg_per_test(tag)'s table.
+function M.pg_describe(title, tag, body)
+  local busted = require("busted")
+  busted.describe(title, function()
+    if not pg_url then
+      busted.pending("set EVENTSTORE_PG_URL (make test does) to run the PostgreSQL part")
+      return
+    end
+    body(M.pg_per_test(tag))
+  end)
+end
+
 return M
