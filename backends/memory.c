@@ -391,12 +391,19 @@ static int memory_backend__append(es_conn *base, es_append_req *req, es_append_r
         const es_event *in = &req->events[i];
         int64_t pos = (int64_t)(c->nev + i) + 1;
         size_t idl = strlen(in->id) + 1, tl = strlen(in->type) + 1;
+        /* the data's index first (arena blocks are 8-aligned), then the texts */
+        size_t ixl = in->data_ix ? (es_data_ix_size(in->data_ix) + 7) & ~(size_t)7 : 0;
         /* on failure the bytes already cut stay unused in the arena */
-        char *b = arena_alloc(&c->arena, idl + tl + in->data_len + 1 + in->metadata_len + 1);
+        char *b = arena_alloc(&c->arena, ixl + idl + tl + in->data_len + 1 + in->metadata_len + 1);
         if (!b) goto nomem;
         mem_event *e = &c->ev[c->nev + i];
         memset(e, 0, sizeof *e);
         e->st = st;
+        if (ixl) {
+            memcpy(b, in->data_ix, es_data_ix_size(in->data_ix));
+            e->ev.data_ix = (const es_data_ix *)(const void *)b;
+            b += ixl;
+        }
         /* as SQLite does, so a generated id looks the same on both */
         if (req->generated && req->generated[i]) es_id_stamp((char *)in->id, pos);
         memcpy(b, in->id, idl);

@@ -95,6 +95,36 @@ size_t es_json_format_real(double d, char out[48]);
  * bytes. Returns the length (no NUL is counted). */
 size_t es_json_format_int(long long v, char out[24]);
 
+/*
+ * Where the top-level members of an event's data lie in its text, for a
+ * text written by the Lua encoder: compact, valid JSON of the form
+ * {"k1":v1,"k2":v2}, each key plain (no escapes, at most 255 bytes), every
+ * key once. Member i's key starts 1 byte after the end of member i-1 (or of
+ * the '{'), plus its quote; its value 2 bytes after the key ('":'). The
+ * memory backend keeps the record beside the text, so state.c folds
+ * without scanning the JSON. Records lie back to back, each a header and
+ * its members, 4 bytes a member.
+ */
+enum { ES_V_OTHER, ES_V_STRING, ES_V_INT, ES_V_REAL };  /* ES_V_STRING: without escapes */
+typedef struct es_member_at {
+    uint16_t vlen;             /* the value's text */
+    uint8_t klen, shape;       /* the key's bytes between its quotes; shape: ES_V_* */
+} es_member_at;
+typedef struct es_data_ix {
+    uint16_t n;                /* members */
+    uint16_t ok;               /* 0: no index for this text (a fold scans it) */
+    es_member_at m[];
+} es_data_ix;
+static inline size_t es_data_ix_size(const es_data_ix *ix) {
+    return sizeof *ix + ix->n * sizeof ix->m[0];
+}
+static inline const es_data_ix *es_data_ix_next(const es_data_ix *ix) {
+    return (const es_data_ix *)(const void *)((const char *)ix + es_data_ix_size(ix));
+}
+/* es_store_append_text with one index record per event in ix (NULL: none). */
+int es_store_append_text_ix(es_store *s, const char *stream, const es_event_text *evs, size_t n,
+                            const es_data_ix *ix, int64_t expected, es_append_result *res, es_err *err);
+
 /* The backend's read_state (es_backend.h), or ES_ENOTSUP when it has none. */
 int es_store_read_state(es_store *s, const char *stream, const char *fingerprint, es_snapshot *snap,
                         es_cursor **out, es_err *err);

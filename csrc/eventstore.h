@@ -76,6 +76,9 @@ typedef struct es_event {
     int64_t timestamp;       /* ms since the epoch */
     const char *data;      size_t data_len;
     const char *metadata;  size_t metadata_len;
+    /* Internal, NULL unless the backend keeps one: where data's top-level
+     * members lie (es_internal.h), so a fold need not scan the text. */
+    const struct es_data_ix *data_ix;
 } es_event;
 
 /* A new event for es_store_append. data/metadata are borrowed JSON objects

@@ -91,7 +91,7 @@ static void check_event(lua_State *L, int idx, int keys, size_t i, es_event_text
     lua_pop(L, 1);
     lua_pushvalue(L, keys + EK_DATA);
     lua_gettable(L, idx);
-    off = lencode_object_at(L, -1, b, "append: event %d data", (int)i);
+    off = lencode_data_at(L, -1, b, "append: event %d data", (int)i);
     in->data_len = b->buf.len - off;
     lua_pop(L, 1);
     lua_pushvalue(L, keys + EK_METADATA);
@@ -586,7 +586,8 @@ static int lstore_append(lua_State *L) {
         }
     }
     es_err_clear(&err);
-    rc = es_store_append_text(s, stream, in, n, expected, &res, &err);
+    rc = es_store_append_text_ix(s, stream, in, n, (const es_data_ix *)(const void *)buf->ix.data, expected,
+                                 &res, &err);
     /* the texts are stored or refused: the scratch is free again (res
      * points into the store, not into it) */
     if (sc) lstore_scratch_done(sc);

@@ -117,6 +117,7 @@ json_t *lvalue_to_json_any(lua_State *L, int idx, ljson_box *box, const char *wh
  * that a userdata owns (freed by __gc if a conversion raises). */
 typedef struct lencbuf {
     es_buf buf;
+    es_buf ix;       /* lencode_data's index records (es_data_ix), one per text */
     int *busy;       /* a store's reused buffer: cleared when a conversion raises */
 } lencbuf;
 lencbuf *lencode_newbuf(lua_State *L);
@@ -131,6 +132,9 @@ size_t lencode_object(lua_State *L, int idx, lencbuf *b, const char *what);
 /* The same, with what a format given index (%d), formatted only for an
  * error: "append: event %d data" costs nothing per event. */
 size_t lencode_object_at(lua_State *L, int idx, lencbuf *b, const char *what, int index);
+/* lencode_object_at for an event's data: it also adds the text's index
+ * record (es_data_ix) to b->ix. */
+size_t lencode_data_at(lua_State *L, int idx, lencbuf *b, const char *what, int index);
 size_t lencode_value(lua_State *L, int idx, lencbuf *b, const char *what);
 void lencode_setup(lua_State *L);
 

@@ -21,6 +21,7 @@
 static int lbuf_gc(lua_State *L) {
     lencbuf *b = luaL_checkudata(L, 1, LBUF_MT);
     es_buf_free(&b->buf);
+    es_buf_free(&b->ix);
     return 0;
 }
 
@@ -38,6 +39,7 @@ void lencode_protected(lua_State *L, void *ud, int idx, lencbuf *b) {
     lua_pushvalue(L, idx);
     if (lua_pcall(L, 2, 0, 0) == LUA_OK) return;
     es_buf_free(&b->buf);
+    es_buf_free(&b->ix);
     if (b->busy) *b->busy = 0;
     if (lua_type(L, -1) == LUA_TSTRING) {
         luaL_where(L, 1);
@@ -50,6 +52,7 @@ void lencode_protected(lua_State *L, void *ud, int idx, lencbuf *b) {
 typedef struct enc {
     lconv cv;
     es_buf *out;
+    es_buf *ix;      /* lencode_data_at: the index record of the top-level object, else NULL */
 } enc;
 
 static void put(enc *e, const char *s, size_t n) {
@@ -65,7 +68,8 @@ static void putc_(enc *e, char c) {
     put(e, &c, 1);
 }
 
-static void put_string(enc *e, const char *s, size_t n, int is_key) {
+/* Returns 1 when the string needed no escapes. */
+static int put_string(enc *e, const char *s, size_t n, int is_key) {
     static const char hex[] = "0123456789abcdef";
     size_t i, run = 0;
     if (!es_valid_utf8(s, n))
@@ -81,7 +85,7 @@ static void put_string(enc *e, const char *s, size_t n, int is_key) {
         o[n + 1] = '"';
         o[n + 2] = '\0';
         e->out->len += n + 2;
-        return;
+        return 1;
     }
     putc_(e, '"');
     /* from the first byte to escape, which es_json_plain found above */
@@ -115,6 +119,7 @@ static void put_string(enc *e, const char *s, size_t n, int is_key) {
     }
     put(e, s + run, n - run);
     putc_(e, '"');
+    return 0;
 }
 
 static void put_integer(enc *e, long long v) {
@@ -131,31 +136,71 @@ static void put_real(enc *e, double d) {
     put(e, tmp, n);
 }
 
-static void enc_value(enc *e, int idx);
+static int enc_value(enc *e, int idx);
+
+/* The member just written (a key of kl bytes, plain when written without
+ * escapes, then a value of that shape from v on) to the index record at
+ * head, which stays usable only while every key is plain and short and
+ * every value shorter than 64 KB. */
+static void ix_member(enc *e, es_buf *ix, size_t head, size_t kl, int plain, size_t v, int shape) {
+    es_data_ix *h = (es_data_ix *)(void *)(ix->data + head);
+    es_member_at *a;
+    size_t vlen = e->out->len - v;
+    if (!h->ok) return;
+    if (!plain || kl > UINT8_MAX || vlen > UINT16_MAX || h->n == UINT16_MAX) {
+        h->ok = 0;
+        return;
+    }
+    if (es_buf_reserve(ix, sizeof *a) != ES_OK) lconv_error(&e->cv, "%snot enough memory%s", "");
+    h = (es_data_ix *)(void *)(ix->data + head);
+    a = (es_member_at *)(void *)(ix->data + ix->len);
+    a->vlen = (uint16_t)vlen;
+    a->klen = (uint8_t)kl;
+    a->shape = (uint8_t)shape;
+    ix->len += sizeof *a;
+    h->n++;
+}
+
+/* Starts an index record for a text with no members yet. */
+static void ix_begin(enc *e, es_buf *ix) {
+    es_data_ix h;
+    h.n = 0;
+    h.ok = 1;
+    if (es_buf_add(ix, (const char *)&h, sizeof h) != ES_OK) lconv_error(&e->cv, "%snot enough memory%s", "");
+}
 
 /* An object's members, the first key/value pair already on the stack. A
  * key that is not a string means the table is not an object after all:
- * lconv_table_kind then raises the same error it raises up front. */
+ * lconv_table_kind then raises the same error it raises up front. With
+ * e->ix, the members go to its record (only the outermost object's:
+ * nested ones see no ix). */
 static void enc_members(enc *e, int idx, lconv_path *p) {
     lua_State *L = e->cv.L;
+    es_buf *ix = e->ix;
+    size_t head = ix ? ix->len : 0;
     int first = 1;
+    e->ix = NULL;
+    if (ix) ix_begin(e, ix);
     putc_(e, '{');
     do {
-        size_t kl;
-        const char *k;
+        size_t kl, v;
+        const char *key;
+        int plain, shape;
         if (lua_type(L, -2) != LUA_TSTRING) {
             e->cv.depth--;
             lconv_table_kind(&e->cv, idx);
             e->cv.depth++;
         }
-        k = lua_tolstring(L, -2, &kl);
-        p->key = k;
+        key = lua_tolstring(L, -2, &kl);
+        p->key = key;
         p->keylen = kl;
         if (!first) putc_(e, ',');
         first = 0;
-        put_string(e, k, kl, 1);
+        plain = put_string(e, key, kl, 1);
         putc_(e, ':');
-        enc_value(e, lua_gettop(L));
+        v = e->out->len;
+        shape = enc_value(e, lua_gettop(L));
+        if (ix) ix_member(e, ix, head, kl, plain, v, shape);
         lua_pop(L, 1);
     } while (lua_next(L, idx));
     putc_(e, '}');
@@ -214,19 +259,22 @@ static void enc_table(enc *e, int idx, int object_only) {
     e->cv.depth--;
 }
 
-static void enc_value(enc *e, int idx) {
+/* Writes the value at idx; returns its shape in the text (es_data_ix). */
+static int enc_value(enc *e, int idx) {
     lua_State *L = e->cv.L;
     switch (lua_type(L, idx)) {
     case LUA_TSTRING: {
         size_t n;
         const char *s = lua_tolstring(L, idx, &n);
-        put_string(e, s, n, 0);
-        break;
+        return put_string(e, s, n, 0) ? ES_V_STRING : ES_V_OTHER;
     }
     case LUA_TNUMBER:
-        if (compat_isinteger(L, idx)) put_integer(e, compat_tointeger(L, idx));
-        else put_real(e, (double)lua_tonumber(L, idx));
-        break;
+        if (compat_isinteger(L, idx)) {
+            put_integer(e, compat_tointeger(L, idx));
+            return ES_V_INT;
+        }
+        put_real(e, (double)lua_tonumber(L, idx));
+        return ES_V_REAL;
     case LUA_TBOOLEAN:
         if (lua_toboolean(L, idx)) put(e, "true", 4);
         else put(e, "false", 5);
@@ -241,29 +289,47 @@ static void enc_value(enc *e, int idx) {
     default:
         lconv_error(&e->cv, "%scannot store a %s", luaL_typename(L, idx));
     }
+    return ES_V_OTHER;
 }
 
-size_t lencode_object(lua_State *L, int idx, lencbuf *b, const char *what) {
-    return lencode_object_at(L, idx, b, what, -1);
-}
-
-size_t lencode_object_at(lua_State *L, int idx, lencbuf *b, const char *what, int index) {
+static size_t encode_object(lua_State *L, int idx, lencbuf *b, const char *what, int index, es_buf *ix) {
     enc encoder, *e = &encoder;
-    size_t start = b->buf.len;
+    size_t start = b->buf.len, head = ix ? ix->len : 0;
     char buf[128];
     idx = lua_absindex(L, idx);
     if (lua_isnoneornil(L, idx)) {
         if (es_buf_add(&b->buf, "{}", 2) != ES_OK) luaL_error(L, "not enough memory");
-        return start;
+    } else {
+        lconv_init(&e->cv, L, what);
+        e->cv.what_index = index;
+        if (!lua_istable(L, idx))
+            luaL_error(L, "%s must be a table, got %s", lconv_what(&e->cv, buf, sizeof buf),
+                       luaL_typename(L, idx));
+        e->out = &b->buf;
+        e->ix = ix;
+        enc_table(e, idx, 1);
+        lua_pop(L, 1);
     }
-    lconv_init(&e->cv, L, what);
-    e->cv.what_index = index;
-    if (!lua_istable(L, idx))
-        luaL_error(L, "%s must be a table, got %s", lconv_what(&e->cv, buf, sizeof buf), luaL_typename(L, idx));
-    e->out = &b->buf;
-    enc_table(e, idx, 1);
-    lua_pop(L, 1);
+    if (ix && ix->len == head) {
+        /* {}: no members (enc_members wrote no record) */
+        es_data_ix h;
+        h.n = 0;
+        h.ok = 1;
+        if (es_buf_add(ix, (const char *)&h, sizeof h) != ES_OK) luaL_error(L, "not enough memory");
+    }
     return start;
+}
+
+size_t lencode_object(lua_State *L, int idx, lencbuf *b, const char *what) {
+    return encode_object(L, idx, b, what, -1, NULL);
+}
+
+size_t lencode_object_at(lua_State *L, int idx, lencbuf *b, const char *what, int index) {
+    return encode_object(L, idx, b, what, index, NULL);
+}
+
+size_t lencode_data_at(lua_State *L, int idx, lencbuf *b, const char *what, int index) {
+    return encode_object(L, idx, b, what, index, &b->ix);
 }
 
 size_t lencode_value(lua_State *L, int idx, lencbuf *b, const char *what) {
@@ -272,6 +338,7 @@ size_t lencode_value(lua_State *L, int idx, lencbuf *b, const char *what) {
     idx = lua_absindex(L, idx);
     lconv_init(&e->cv, L, what);
     e->out = &b->buf;
+    e->ix = NULL;
     enc_value(e, idx);
     lua_pop(L, 1);
     return start;

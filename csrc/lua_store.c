@@ -39,6 +39,7 @@ lappend_scratch *lstore_scratch(lua_State *L, int idx, size_t n) {
         sc->in_cap = n;
     }
     sc->enc.buf.len = 0;
+    sc->enc.ix.len = 0;
     sc->enc.busy = &sc->busy;
     sc->busy = 1;
     return sc;
@@ -47,6 +48,7 @@ lappend_scratch *lstore_scratch(lua_State *L, int idx, size_t n) {
 void lstore_scratch_done(lappend_scratch *sc) {
     sc->busy = 0;
     if (sc->enc.buf.cap > ((size_t)1 << 20)) es_buf_free(&sc->enc.buf);
+    if (sc->enc.ix.cap > ((size_t)1 << 20)) es_buf_free(&sc->enc.ix);
     if (sc->in_cap > 4096) {
         es_free(sc->in);
         sc->in = NULL;
@@ -61,6 +63,7 @@ static int lstore_gc(lua_State *L) {                /* also __close and close() 
     /* no append is running: no Lua code runs inside one (busy can only
      * be left set by a memory error raised before its pcall) */
     es_buf_free(&ud->scratch.enc.buf);
+    es_buf_free(&ud->scratch.enc.ix);
     es_free(ud->scratch.in);
     memset(&ud->scratch, 0, sizeof ud->scratch);
     if (s) es_store_close(s);

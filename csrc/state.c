@@ -29,6 +29,8 @@ typedef struct member {
     int shape;              /* and its shape: V_STRING (no escapes), V_INT, V_REAL or V_OTHER */
     int sum;                /* an integer for a plain sum (ES_FOLD_SUM): ival */
     int64_t ival;
+    int kind;               /* es_fold_member_kind */
+    struct kind_memo *memo; /* the memo that told the kind, or NULL */
 } member;
 
 static const char *skip_ws(const char *p, const char *end) {
@@ -53,7 +55,7 @@ static const char *scan_string(const char *p, const char *end, int *escaped) {
 static int is_digit(char ch) { return ch >= '0' && ch <= '9'; }
 
 /* What a "*" = last value is, as fold_last needs to know to set it in place. */
-enum { V_OTHER, V_STRING, V_INT, V_REAL };
+enum { V_OTHER = ES_V_OTHER, V_STRING = ES_V_STRING, V_INT = ES_V_INT, V_REAL = ES_V_REAL };
 
 
 /* JSON's number grammar; *real is 0 for an integer, 1 with a fraction, 2
@@ -314,19 +316,36 @@ typedef struct pending_last {
 typedef struct kind_memo {
     char key[24];
     unsigned char klen, star_ok, kind, set;
+    signed char sum;                   /* ES_FOLD_SUM: its pending_sum in the last_set, or -1 */
+    signed char last;                  /* ES_FOLD_STAR_LAST: its pending_last, or -1 */
 } kind_memo;
+
+/* Plain sums waiting to be set: the state's integer (refcount 1) and the
+ * total so far, set once, when the cursor ends or before anything else
+ * may read it (sums_flush). Such a field is the target of its sum alone,
+ * and "*" never applies to it, so only the sum reads or replaces it. An
+ * entry is found through the kind memo: no name is compared or hashed
+ * per event. */
+typedef struct pending_sum {
+    json_t *acc;
+    int64_t total;
+} pending_sum;
 
 typedef struct last_set {
     pending_last ents[MAX_PENDING];
     size_t n;
+    pending_sum sums[MAX_PENDING];
+    size_t nsums;
     kind_memo kinds[MAX_MEMBERS];
 } last_set;
 
-/* m's kind, from the memo of place i when it holds m's name. */
-static int member_kind(const es_fold_pass *fp, const member *m, size_t i, last_set *ls) {
+/* m's kind, from the memo of place i when it holds m's name; m->memo says
+ * which memo (NULL: none). */
+static int member_kind(const es_fold_pass *fp, member *m, size_t i, last_set *ls) {
     kind_memo *k;
+    m->memo = NULL;
     if (!ls || m->klen > sizeof k->key) return es_fold_member_kind(fp, m->key, m->klen);
-    k = &ls->kinds[i];
+    k = m->memo = &ls->kinds[i];
     if (k->set && k->klen == m->klen && k->star_ok == fp->star_ok && es_same_bytes(k->key, m->key, m->klen))
         return k->kind;
     k->kind = (unsigned char)es_fold_member_kind(fp, m->key, m->klen);
@@ -334,7 +353,103 @@ static int member_kind(const es_fold_pass *fp, const member *m, size_t i, last_s
     k->klen = (unsigned char)m->klen;
     k->star_ok = (unsigned char)fp->star_ok;
     k->set = 1;
+    k->sum = k->last = -1;
     return k->kind;
+}
+
+/* Forgets where the memos' pending sums (sums 1) or pending lasts are:
+ * they were set, dropped or moved. */
+static void memo_forget(last_set *ls, int sums) {
+    size_t i;
+    for (i = 0; i < MAX_MEMBERS; i++) {
+        if (sums) ls->kinds[i].sum = -1;
+        else ls->kinds[i].last = -1;
+    }
+}
+
+/* Sets every pending sum (set 0: drops them) and forgets them. */
+static void sums_flush(last_set *ls, int set) {
+    size_t i;
+    if (!ls->nsums) return;
+    for (i = 0; set && i < ls->nsums; i++) json_integer_set(ls->sums[i].acc, ls->sums[i].total);
+    ls->nsums = 0;
+    memo_forget(ls, 1);
+}
+
+/* Adds m's integer to its pending sum, starting one from the state's
+ * integer: 1, or 0 when it cannot wait (no memo, no integer to add to in
+ * place, no room, or the total would overflow). */
+static int sum_wait(es_fold_pass *p, last_set *ls, const member *m) {
+    kind_memo *k = m->memo;
+    pending_sum *s;
+    if (!k) return 0;
+    if (k->sum < 0) {
+        json_t *acc = json_object_getn(p->state, m->key, m->klen);
+        size_t j;
+        if (!acc || acc->refcount != 1 || !json_is_integer(acc)) return 0;
+        for (j = 0; j < ls->nsums && ls->sums[j].acc != acc; j++) continue;
+        if (j == ls->nsums) {
+            if (j == MAX_PENDING) return 0;
+            ls->sums[j].acc = acc;
+            ls->sums[j].total = json_integer_value(acc);
+            ls->nsums++;
+        }
+        k->sum = (signed char)j;
+    }
+    s = &ls->sums[k->sum];
+    if ((m->ival > 0 && s->total > INT64_MAX - m->ival) || (m->ival < 0 && s->total < INT64_MIN - m->ival))
+        return 0;
+    s->total += m->ival;
+    return 1;
+}
+
+/* Member n's value, at p (its key in m[n]): decoded into vals[n] when the
+ * pass wants it, checked otherwise, and counted in *matched when equal to
+ * where's field of that name. shape: what an index (es_data_ix) says the
+ * value is, the text from p to end being exactly that value; -1 when the
+ * text is unchecked. Returns the end of the value, NULL when the text
+ * needs the full decoder. */
+static const char *take_value(const es_fold_pass *fp, const char *p, const char *end, int shape,
+                              const json_t *where, member *m, size_t n, json_t **vals, size_t *count,
+                              size_t *matched, last_set *ls) {
+    const json_t *want = NULL;
+    int fold;
+    vals[n] = NULL; /* set before count covers it: the caller releases vals[0..count) */
+    *count = n + 1;
+    fold = m[n].kind = member_kind(fp, &m[n], n, ls);
+    if (where) want = json_object_getn(where, m[n].key, m[n].klen);
+    m[n].val = NULL;
+    m[n].sum = 0;
+    if (fold == ES_FOLD_SUM && !want && (*p == '-' || is_digit(*p))) {
+        /* an integer for a plain sum is added in place, with no json_t
+         * (a real, or an integer the field cannot take, goes as usual) */
+        int real;
+        const char *q = scan_number(p, end, &real);
+        if (q && !real && parse_int(p, (size_t)(q - p), &m[n].ival)) {
+            m[n].sum = 1;
+            return q;
+        }
+        return parse_value(p, end, 2, &vals[n]);
+    }
+    if (fold == ES_FOLD_STAR_LAST && !want) {
+        /* checked now, set after every member is checked (fold_last) */
+        m[n].val = p;
+        if (shape >= 0) {
+            m[n].shape = shape;
+            p = end;
+        } else if (!(p = check_last(p, end, &m[n].shape))) {
+            return NULL;
+        }
+        m[n].vlen = (size_t)(p - m[n].val);
+        return p;
+    }
+    if (!(p = parse_value(p, end, 2, fold || want ? &vals[n] : NULL))) return NULL;
+    if (want && json_equal(vals[n], want)) ++*matched;
+    if (!fold) {
+        json_decref(vals[n]);
+        vals[n] = NULL;
+    }
+    return p;
 }
 
 /* Reads the top-level members, decoding the values the pass wants into
@@ -355,8 +470,6 @@ static int scan_members(const es_fold_pass *fp, const char *p, const char *end, 
     p = skip_ws(p, end);
     if (p < end && *p == '}') return skip_ws(p + 1, end) == end;
     for (;;) {
-        const json_t *want = NULL;
-        int fold;
         if (n == MAX_MEMBERS || p == end || *p != '"') return 0;
         m[n].key = p + 1;
         if (!(p = scan_string(p, end, &escaped)) || escaped) return 0;
@@ -368,36 +481,7 @@ static int scan_members(const es_fold_pass *fp, const char *p, const char *end, 
         p = skip_ws(p, end);
         if (p == end || *p++ != ':') return 0;
         p = skip_ws(p, end);
-        vals[n] = NULL; /* set before count covers it: the caller releases vals[0..count) */
-        *count = n + 1;
-        fold = member_kind(fp, &m[n], n, ls);
-        if (where) want = json_object_getn(where, m[n].key, m[n].klen);
-        m[n].val = NULL;
-        m[n].sum = 0;
-        if (fold == ES_FOLD_SUM && !want && (*p == '-' || is_digit(*p))) {
-            /* an integer for a plain sum is added in place, with no json_t
-             * (a real, or an integer the field cannot take, goes as usual) */
-            int real;
-            const char *q = scan_number(p, end, &real);
-            if (q && !real && parse_int(p, (size_t)(q - p), &m[n].ival)) {
-                m[n].sum = 1;
-                p = q;
-            } else if (!(p = parse_value(p, end, 2, &vals[n]))) {
-                return 0;
-            }
-        } else if (fold == ES_FOLD_STAR_LAST && !want) {
-            /* checked now, set after every member is checked (fold_last) */
-            m[n].val = p;
-            if (!(p = check_last(p, end, &m[n].shape))) return 0;
-            m[n].vlen = (size_t)(p - m[n].val);
-        } else {
-            if (!(p = parse_value(p, end, 2, fold || want ? &vals[n] : NULL))) return 0;
-            if (want && json_equal(vals[n], want)) ++*matched;
-            if (!fold) {
-                json_decref(vals[n]);
-                vals[n] = NULL;
-            }
-        }
+        if (!(p = take_value(fp, p, end, -1, where, m, n, vals, count, matched, ls))) return 0;
         n++;
         p = skip_ws(p, end);
         if (p < end && *p == ',') {
@@ -408,10 +492,38 @@ static int scan_members(const es_fold_pass *fp, const char *p, const char *end, 
     }
 }
 
-static pending_last *last_find(last_set *ls, const char *key, size_t klen) {
+/* scan_members for a text with an index: the members are where the index
+ * says, and the text was checked when it was written. 0 (scan it instead)
+ * when the index does not end where the text does. */
+static int index_members(const es_fold_pass *fp, const es_event *ev, const json_t *where, member *m,
+                         json_t **vals, size_t *count, size_t *matched, last_set *ls) {
+    const es_data_ix *ix = ev->data_ix;
+    const char *p = ev->data + 1, *end = ev->data + ev->data_len;
+    size_t n;
+    *count = *matched = 0;
+    if (ix->n > MAX_MEMBERS) return 0;
+    for (n = 0; n < ix->n; n++) {
+        const es_member_at *a = &ix->m[n];
+        const char *v = p + 1 + a->klen + 2;
+        if (v + a->vlen >= end) return 0;
+        m[n].key = p + 1;
+        m[n].klen = a->klen;
+        if (take_value(fp, v, v + a->vlen, a->shape, where, m, n, vals, count, matched, ls) != v + a->vlen)
+            return 0;
+        p = v + a->vlen + 1;
+    }
+    return p == end || (n == 0 && p + 1 == end);
+}
+
+/* m's pending value: through its memo when that knows it, else by name. */
+static pending_last *last_find(last_set *ls, const member *m) {
     size_t i;
+    if (m->memo && m->memo->last >= 0) return &ls->ents[m->memo->last];
     for (i = 0; i < ls->n; i++)
-        if (ls->ents[i].klen == klen && es_same_bytes(ls->ents[i].key, key, klen)) return &ls->ents[i];
+        if (ls->ents[i].klen == m->klen && es_same_bytes(ls->ents[i].key, m->key, m->klen)) {
+            if (m->memo) m->memo->last = (signed char)i;
+            return &ls->ents[i];
+        }
     return NULL;
 }
 
@@ -439,6 +551,7 @@ static int last_fits(const json_t *acc, int shape) {
 static int last_flush(last_set *ls, es_err *err) {
     size_t i;
     int rc = ES_OK;
+    sums_flush(ls, err != NULL);
     for (i = 0; i < ls->n; i++) {
         pending_last *e = &ls->ents[i];
         if (err && rc == ES_OK && last_set_value(e->acc, e->shape, e->text.data, e->text.len) != ES_OK)
@@ -446,6 +559,7 @@ static int last_flush(last_set *ls, es_err *err) {
         es_buf_free(&e->text);
     }
     ls->n = 0;
+    memo_forget(ls, 0);
     return rc;
 }
 
@@ -455,12 +569,13 @@ static int last_flush(last_set *ls, es_err *err) {
  * or waits in ls (NULL: set now); anything else is decoded and fed as
  * usual. */
 static int fold_last(es_fold_pass *p, const member *m, last_set *ls) {
-    pending_last *e = ls ? last_find(ls, m->key, m->klen) : NULL;
+    pending_last *e = ls ? last_find(ls, m) : NULL;
     json_t *acc = e ? e->acc : json_object_getn(p->state, m->key, m->klen), *v;
     const char *t = m->val;
     size_t n = m->vlen;
     if (acc && acc->refcount == 1 && last_fits(acc, m->shape)) {
         if (!e && ls && ls->n < MAX_PENDING && m->klen <= sizeof e->key) {
+            if (m->memo) m->memo->last = (signed char)ls->n;
             e = &ls->ents[ls->n++];
             e->acc = acc;
             memcpy(e->key, m->key, m->klen);
@@ -486,6 +601,7 @@ static int fold_last(es_fold_pass *p, const member *m, last_set *ls) {
         /* this value replaces acc: the waiting one is stale */
         es_buf_free(&e->text);
         *e = ls->ents[--ls->n];
+        memo_forget(ls, 0);
     }
     if (!parse_value(t, t + n, 2, &v) || !v)
         return es_err_set(p->err, ES_ENOMEM, "fold: out of memory");
@@ -529,7 +645,8 @@ static int fold_text(const es_reducer *r, json_t *state, const es_event *ev, con
     if ((rc = es_fold_begin(&p, r, state, ev, fn, ud, err)) != ES_OK) return rc;
     /* every value is decoded, and where checked, before any is folded: a bad
      * value or a mismatch changes nothing */
-    ok = scan_members(&p, ev->data, ev->data + ev->data_len, where, m, vals, &n, &matched, ls);
+    ok = ev->data_ix ? index_members(&p, ev, where, m, vals, &n, &matched, ls)
+                     : scan_members(&p, ev->data, ev->data + ev->data_len, where, m, vals, &n, &matched, ls);
     if (!ok || (where && matched < json_object_size(where))) {
         for (i = 0; i < n; i++) json_decref(vals[i]);
         es_fold_end(&p, 0);
@@ -538,10 +655,17 @@ static int fold_text(const es_reducer *r, json_t *state, const es_event *ev, con
     for (i = 0; i < n && rc == ES_OK; i++) {
         if (m[i].val) {
             rc = fold_last(&p, &m[i], ls);
-        } else if (m[i].sum && !es_fold_sum_int(&p, m[i].key, m[i].klen, m[i].ival)) {
-            json_t *v = json_integer(m[i].ival);
-            rc = v ? es_fold_member(&p, m[i].key, m[i].klen, v) : es_err_set(err, ES_ENOMEM, "fold: out of memory");
+        } else if (m[i].sum) {
+            if (ls && sum_wait(&p, ls, &m[i])) continue;
+            /* the state's sums must be current before the rule reads one */
+            if (ls) sums_flush(ls, 1);
+            if (!es_fold_sum_int(&p, m[i].key, m[i].klen, m[i].ival)) {
+                json_t *v = json_integer(m[i].ival);
+                rc = v ? es_fold_member(&p, m[i].key, m[i].klen, v)
+                       : es_err_set(err, ES_ENOMEM, "fold: out of memory");
+            }
         } else if (vals[i]) {
+            if (ls && m[i].kind == ES_FOLD_SUM) sums_flush(ls, 1);
             rc = es_fold_member(&p, m[i].key, m[i].klen, vals[i]);
         }
     }
@@ -558,7 +682,7 @@ int es_reducer_fold_cursor(const es_reducer *r, json_t *state, es_cursor *cur,
     int64_t n = 0;
     int rc, flush_rc;
 
-    ls.n = 0;
+    ls.n = ls.nsums = 0;
     memset(ls.kinds, 0, sizeof ls.kinds);
     if (where && json_object_size(where) == 0) where = NULL;
     while ((rc = es_cursor_next(cur, &ev, err)) == 1) {

@@ -193,7 +193,7 @@ static void lower_uuid(const char *in, char out[ES_UUID_LEN + 1]) {
 #define EV_TYPE(i) (evs ? evs[i].type : txt[i].type)
 
 static int do_append(es_store *s, const char *stream, const es_event_in *evs, const es_event_text *txt,
-                     size_t n, int64_t expected, es_append_result *res, es_err *err) {
+                     const es_data_ix *ix, size_t n, int64_t expected, es_append_result *res, es_err *err) {
     es_append_req req;
     es_append_result r;
     ev_offs *offs = NULL;
@@ -286,6 +286,9 @@ static int do_append(es_store *s, const char *stream, const es_event_in *evs, co
         e->metadata = s->arena.data + offs[i].meta;
         e->timestamp = now;
         e->revision = e->position = 0;
+        /* the caller's index records, for the backend to copy during the call */
+        e->data_ix = ix && ix->ok ? ix : NULL;
+        if (ix) ix = es_data_ix_next(ix);
     }
     es_free(offs);
     offs = NULL;
@@ -298,7 +301,9 @@ static int do_append(es_store *s, const char *stream, const es_event_in *evs, co
     req.outbox = s->opt.outbox;
     req.generated = s->generated;
     if (err) err->expected = err->actual = 0;
-    if ((rc = s->conn->be->append(s->conn, &req, &r, err)) != ES_OK) return rc;
+    rc = s->conn->be->append(s->conn, &req, &r, err);
+    for (i = 0; i < n; i++) s->last[i].data_ix = NULL; /* the caller's, and gone after the call */
+    if (rc != ES_OK) return rc;
     r.count = n;
     r.events = s->last;
     if (res) *res = r;
@@ -313,13 +318,18 @@ fail:
 int es_store_append(es_store *s, const char *stream, const es_event_in *evs, size_t n,
                     int64_t expected, es_append_result *res, es_err *err) {
     if (n && !evs) return es_err_set(err, ES_EINVALID, "append: no events");
-    return do_append(s, stream, evs, NULL, n, expected, res, err);
+    return do_append(s, stream, evs, NULL, NULL, n, expected, res, err);
 }
 
 int es_store_append_text(es_store *s, const char *stream, const es_event_text *evs, size_t n,
                          int64_t expected, es_append_result *res, es_err *err) {
+    return es_store_append_text_ix(s, stream, evs, n, NULL, expected, res, err);
+}
+
+int es_store_append_text_ix(es_store *s, const char *stream, const es_event_text *evs, size_t n,
+                            const es_data_ix *ix, int64_t expected, es_append_result *res, es_err *err) {
     if (n && !evs) return es_err_set(err, ES_EINVALID, "append: no events");
-    return do_append(s, stream, NULL, evs, n, expected, res, err);
+    return do_append(s, stream, NULL, evs, ix, n, expected, res, err);
 }
 
 int es_store_read(es_store *s, const es_query *q, es_cursor **out, es_err *err) {

@@ -11,6 +11,9 @@
 
 #include "reduce.h"
 #include "check.h"
+#ifdef ES_CHECK_STATE
+#include "es_internal.h" /* es_store_append_text_ix and its index records */
+#endif
 
 #define R(f, k) .field = f, .kind = ES_RULE_##k
 #define N(a) (sizeof(a) / sizeof((a)[0]))
@@ -647,6 +650,68 @@ static void test_text_path(void) {
         es_reducer_free(r);
     }
 }
+
+/* es_store_append_text_ix: a backend that keeps the index (memory) hands it
+ * back with each event, and state() folds from it; an index that does not
+ * fit its text is not trusted (the text is scanned); other backends keep
+ * none. The state is the same on every path. */
+static void test_index_path(const char *url, int keeps) {
+    static const char *const texts[] = {
+        "{\"a\":1,\"s\":\"x\",\"r\":0.5}", "{\"a\":2,\"s\":\"yy\"}", "{\"a\":3,\"n\":{\"k\":1}}", "{}",
+    };
+    /* the second record's first value is 1 byte too long: not the text's */
+    static const struct { uint16_t n, ok; es_member_at m[3]; } recs[] = {
+        { 3, 1, { { 1, 1, ES_V_INT }, { 3, 1, ES_V_STRING }, { 3, 1, ES_V_REAL } } },
+        { 2, 1, { { 2, 1, ES_V_INT }, { 4, 1, ES_V_STRING } } },
+        { 2, 1, { { 1, 1, ES_V_INT }, { 7, 1, ES_V_OTHER } } },
+        { 0, 1, { { 0, 0, 0 } } },
+    };
+    es_rule_spec rules[] = { { R("*", LAST) }, { R("a", SUM) } };
+    es_event_text in[N(texts)];
+    es_buf ix = { NULL, 0, 0 };
+    es_reducer *r = mk(rules, N(rules), 0);
+    es_options opt;
+    es_store *s = NULL;
+    es_cursor *cur = NULL;
+    const es_event *ev;
+    es_query q;
+    es_err err;
+    json_t *st = NULL;
+    int64_t rev = 0;
+    size_t i, with_ix = 0;
+
+    memset(in, 0, sizeof in);
+    for (i = 0; i < N(texts); i++) {
+        in[i].type = "T";
+        in[i].data = texts[i];
+        in[i].data_len = strlen(texts[i]);
+        CHECK(es_buf_add(&ix, (const char *)&recs[i], sizeof(es_data_ix) + recs[i].n * sizeof(es_member_at)) == ES_OK,
+              "index: no memory");
+    }
+    es_options_init(&opt);
+    CHECK(es_store_open(url, &opt, &s, &err) == ES_OK, "%s: cannot open: %s", url, err.msg);
+    if (!s) goto done;
+    CHECK(es_store_append_text_ix(s, "ix-1", in, N(in), (const es_data_ix *)(const void *)ix.data, ES_ANY, NULL,
+                                  &err) == ES_OK, "%s: append with an index: %s", url, err.msg);
+    es_query_init(&q, ES_Q_STREAM);
+    q.stream = "ix-1";
+    CHECK(es_store_read(s, &q, &cur, &err) == ES_OK, "%s: read: %s", url, err.msg);
+    while (cur && es_cursor_next(cur, &ev, &err) == 1) {
+        if (!ev->data_ix) continue;
+        with_ix++;
+        CHECK(ev->data_ix->n == recs[ev->revision - 1].n && ev->data_ix->m[0].vlen == recs[ev->revision - 1].m[0].vlen,
+              "%s: event %lld: not the index it was given", url, (long long)ev->revision);
+    }
+    es_cursor_close(cur);
+    CHECK(with_ix == (keeps ? N(texts) : 0), "%s: %zu events read with an index", url, with_ix);
+    CHECK(es_store_state(s, "ix-1", r, NULL, NULL, NULL, &st, &rev, &err) == ES_OK && rev == 4, "%s: state: %s",
+          url, err.msg);
+    expect_free(st, "{\"a\":6,\"s\":\"yy\",\"r\":0.5,\"n\":{\"k\":1}}", "state from indexed texts");
+done:
+    if (s) es_store_close(s);
+    es_buf_free(&ix);
+    es_reducer_free(r);
+}
 #endif
 
 static void test_differential(int rounds) {
@@ -743,7 +808,7 @@ static void test_nomem(void) {
         if (rc == ES_OK) rc = es_reducer_fold_json(r, st, "A", d, NULL, NULL, &err);
 #ifdef ES_CHECK_STATE
         if (rc == ES_OK) {
-            es_event ev = { NULL, NULL, "A", 0, 0, 0, "{\"t\":[1,\"x\"],\"n\":1,\"o\":{\"a\":[1.5]}}", 0, NULL, 0 };
+            es_event ev = { NULL, NULL, "A", 0, 0, 0, "{\"t\":[1,\"x\"],\"n\":1,\"o\":{\"a\":[1.5]}}", 0, NULL, 0, NULL };
             ev.data_len = strlen(ev.data);
             rc = fold_texts(r, st, &ev, 1, &err);
         }
@@ -885,6 +950,8 @@ int main(int argc, char **argv) {
     test_text_path();
     test_state("memory:");
     test_state("sqlite::memory:");
+    test_index_path("memory:", 1);
+    test_index_path("sqlite::memory:", 0);
 #endif
     printf("reduce_check: %d checks, %d failures\n", checks, failures);
     return failures ? 1 : 0;
