@@ -5,7 +5,9 @@
 
 #include "../csrc/es_internal.h"
 
-/* A stream: its name, and the positions of its events by revision - 1. */
+/* A stream: its name, and the positions of its events by revision - 1.
+ * The name lies right after the struct, in the same block: finding the
+ * stream by name (map_get) then reads no second block. */
 typedef struct mem_stream {
     char *name;
     size_t catlen;
@@ -303,7 +305,6 @@ static void memory_backend__close(es_conn *base) {
     for (i = 0; i < c->streams.cap; i++) {
         mem_stream *st = c->streams.slot[i];
         if (!st) continue;
-        es_free(st->name);
         es_free(st->pos);
         es_free(st);
     }
@@ -367,16 +368,14 @@ static int memory_backend__append(es_conn *base, es_append_req *req, es_append_r
     /* Reserve everything first so nothing below can fail halfway: the store
      * must look untouched after a failed append. */
     if (!st) {
-        st = es_malloc(sizeof *st);
+        size_t len = strlen(req->stream);
+        st = es_malloc(sizeof *st + len + 1);
         if (!st) goto nomem;
         memset(st, 0, sizeof *st);
-        if (!(st->name = es_strdup(req->stream))) {
-            es_free(st);
-            goto nomem;
-        }
+        st->name = (char *)(st + 1);
+        memcpy(st->name, req->stream, len + 1);
         es_category(st->name, &st->catlen);
         if (map_put(&c->streams, st, stream_key) != ES_OK) {
-            es_free(st->name);
             es_free(st);
             goto nomem;
         }

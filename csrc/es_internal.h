@@ -85,6 +85,9 @@ int es_json_real(const char *s, size_t n, double *out);
  * a quote, a backslash or a control byte (end when there is none). Reads 8
  * bytes at a time. */
 const char *es_json_plain(const char *p, const char *end);
+/* The same, stopping also at any byte >= 0x80: the text before it needs no
+ * escape and is valid UTF-8 (one pass where most strings are ASCII). */
+const char *es_json_plain_ascii(const char *p, const char *end);
 
 /* A finite double as JSON text that reads back to the same bits, with a
  * "." or an exponent (so it reads back as a real), whatever the locale;

@@ -180,3 +180,30 @@ const char *es_json_plain(const char *q, const char *end) {
     while (q < end && *q != '"' && *q != '\\' && (unsigned char)*q >= 0x20) q++;
     return q;
 }
+
+const char *es_json_plain_ascii(const char *q, const char *end) {
+    const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
+#ifdef ES_SSE2
+    /* as es_json_plain, and a byte's high bit (movemask of w itself) */
+    const __m128i quote = _mm_set1_epi8('"'), bslash = _mm_set1_epi8('\\'), ctl = _mm_set1_epi8(0x1F);
+    while (end - q >= 16) {
+        __m128i w = _mm_loadu_si128((const __m128i *)(const void *)q);
+        __m128i hit = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(w, quote), _mm_cmpeq_epi8(w, bslash)),
+                                   _mm_cmpeq_epi8(_mm_max_epu8(w, ctl), ctl));
+        unsigned mask = (unsigned)_mm_movemask_epi8(hit) | (unsigned)_mm_movemask_epi8(w);
+        if (mask) return q + __builtin_ctz(mask);
+        q += 16;
+    }
+#endif
+    while (end - q >= 8) {
+        uint64_t w, quote, bslash, hit;
+        memcpy(&w, q, 8);
+        quote = w ^ (ones * '"');
+        bslash = w ^ (ones * '\\');
+        hit = ((quote - ones) & ~quote) | ((bslash - ones) & ~bslash) | ((w - ones * 0x20) & ~w) | w;
+        if (hit & highs) break;
+        q += 8;
+    }
+    while (q < end && *q != '"' && *q != '\\' && (unsigned char)*q >= 0x20 && (unsigned char)*q < 0x80) q++;
+    return q;
+}

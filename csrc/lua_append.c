@@ -496,11 +496,10 @@ static int encode_events(lua_State *L) {
     return 0;
 }
 
-/* expected: nil/"any", "stream_exists", or an integer >= 0. */
-static int64_t check_expected(lua_State *L, int idx) {
+/* The expected revision on top of the stack (popped): nil/"any",
+ * "stream_exists", or an integer >= 0. */
+static int64_t expected_value(lua_State *L) {
     long long v;
-    lua_pushvalue(L, UPVALUE(UV_EXPECTED));
-    lua_gettable(L, idx);
     if (lua_isnil(L, -1)) {
         lua_pop(L, 1);
         return ES_ANY;
@@ -521,6 +520,33 @@ static int64_t check_expected(lua_State *L, int idx) {
     return (int64_t)v;
 }
 
+/* The options at idx (nil or a table): "expected" is the only one, read
+ * in the same pass that refuses any other name (as lstore_checknames
+ * would); an expected that only an __index gives is read as before. */
+static int64_t check_options(lua_State *L, int idx) {
+    int slot, found = 0;
+    if (lua_isnoneornil(L, idx)) return ES_ANY;
+    lstore_checkopts(L, idx, "append");
+    lua_pushnil(L);                      /* slot: the value found */
+    slot = lua_gettop(L);
+    lua_pushnil(L);
+    while (lua_next(L, idx)) {
+        if (!lua_rawequal(L, -2, UPVALUE(UV_EXPECTED))) {
+            lua_pop(L, 1);
+            luaL_error(L, "append: unknown option '%s'",
+                       lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : luaL_typename(L, -1));
+        }
+        found = 1;
+        lua_replace(L, slot);
+    }
+    if (!found) {
+        lua_pop(L, 1);
+        lua_pushvalue(L, UPVALUE(UV_EXPECTED));
+        lua_gettable(L, idx);
+    }
+    return expected_value(L);
+}
+
 /* t[name] = v on the table on top, name an upvalue of store:append. */
 static void result_int(lua_State *L, int name, long long v) {
     lua_pushvalue(L, UPVALUE(name));
@@ -529,7 +555,6 @@ static void result_int(lua_State *L, int name, long long v) {
 }
 
 static int lstore_append(lua_State *L) {
-    static const char *const names[] = { "expected", NULL };
     es_store *s = lstore_checkstore(L, 1);
     const char *stream = lstore_checkstream(L, 2);
     es_event_text *in;
@@ -544,9 +569,7 @@ static int lstore_append(lua_State *L) {
     int single;
 
     luaL_checktype(L, 3, LUA_TTABLE);
-    lstore_checkopts(L, 4, "append");
-    lstore_checknames(L, 4, "append", names);
-    if (lua_istable(L, 4)) expected = check_expected(L, 4);
+    expected = check_options(L, 4);
     /* One event (a table with a type, or with fields but no list items)
      * or a list of them. */
     lua_pushvalue(L, UPVALUE(EK_TYPE));

@@ -56,7 +56,15 @@ typedef struct enc {
 } enc;
 
 static void put(enc *e, const char *s, size_t n) {
-    if (es_buf_add(e->out, s, n) != ES_OK) lconv_error(&e->cv, "%snot enough memory%s", "");
+    es_buf *o = e->out;
+    if (n < o->cap - o->len) {
+        /* room for the bytes and the NUL: no call */
+        memcpy(o->data + o->len, s, n);
+        o->len += n;
+        o->data[o->len] = '\0';
+        return;
+    }
+    if (es_buf_add(o, s, n) != ES_OK) lconv_error(&e->cv, "%snot enough memory%s", "");
 }
 
 static void putc_(enc *e, char c) {
@@ -71,11 +79,15 @@ static void putc_(enc *e, char c) {
 /* Returns 1 when the string needed no escapes. */
 static int put_string(enc *e, const char *s, size_t n, int is_key) {
     static const char hex[] = "0123456789abcdef";
-    size_t i, run = 0;
-    if (!es_valid_utf8(s, n))
-        lconv_error(&e->cv, is_key ? "%skey is not valid UTF-8%s" : "%sstring is not valid UTF-8%s", "");
-    if (es_buf_reserve(e->out, n + 2) != ES_OK) lconv_error(&e->cv, "%snot enough memory%s", "");
-    i = (size_t)(es_json_plain(s, s + n) - s);
+    size_t i = (size_t)(es_json_plain_ascii(s, s + n) - s), run = 0;
+    if (i < n) {
+        /* past the plain ASCII start: UTF-8 from a character's first byte */
+        if (!es_valid_utf8(s + i, n - i))
+            lconv_error(&e->cv, is_key ? "%skey is not valid UTF-8%s" : "%sstring is not valid UTF-8%s", "");
+        i = (size_t)(es_json_plain(s + i, s + n) - s);
+    }
+    if (n + 2 >= e->out->cap - e->out->len && es_buf_reserve(e->out, n + 2) != ES_OK)
+        lconv_error(&e->cv, "%snot enough memory%s", "");
     if (i == n) {
         /* nothing to escape (most keys and values): one copy into the room
          * just reserved, quotes and the NUL included */
@@ -151,8 +163,10 @@ static void ix_member(enc *e, es_buf *ix, size_t head, size_t kl, int plain, siz
         h->ok = 0;
         return;
     }
-    if (es_buf_reserve(ix, sizeof *a) != ES_OK) lconv_error(&e->cv, "%snot enough memory%s", "");
-    h = (es_data_ix *)(void *)(ix->data + head);
+    if (ix->len + sizeof *a >= ix->cap) {
+        if (es_buf_reserve(ix, sizeof *a) != ES_OK) lconv_error(&e->cv, "%snot enough memory%s", "");
+        h = (es_data_ix *)(void *)(ix->data + head);
+    }
     a = (es_member_at *)(void *)(ix->data + ix->len);
     a->vlen = (uint16_t)vlen;
     a->klen = (uint8_t)kl;

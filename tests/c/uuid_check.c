@@ -5,12 +5,13 @@
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <uuid/uuid.h>
 
 #include "es_internal.h"
 #include "check.h"
 
-/* Both kinds are well formed, carry their version and variant, and never
- * repeat over more ids than one 4 KB pool holds. */
+/* Both kinds are well formed (as libuuid writes them), carry their version
+ * and variant, and never repeat over more ids than one 4 KB pool holds. */
 static void test_shape(void) {
     enum { N = 2000 };
     static char ids[N][ES_UUID_LEN + 1];
@@ -19,6 +20,13 @@ static void test_shape(void) {
         if (i % 2) es_uuid(ids[i]); else es_uuid_v7(ids[i]);
         CHECK(es_valid_uuid(ids[i]) && strlen(ids[i]) == ES_UUID_LEN, "id %d: %s", i, ids[i]);
         CHECK(ids[i][14] == (i % 2 ? '4' : '7') && strchr("89ab", ids[i][19]), "id %d version/variant: %s", i, ids[i]);
+        {
+            /* written as libuuid writes the same 16 bytes */
+            uuid_t u;
+            char back[ES_UUID_LEN + 1] = "";
+            if (uuid_parse(ids[i], u) == 0) uuid_unparse_lower(u, back);
+            CHECK(strcmp(back, ids[i]) == 0, "id %d: %s reads back as '%s'", i, ids[i], back);
+        }
     }
     for (i = 0; i < N; i++)
         for (j = i + 1; j < N; j++) dup += strcmp(ids[i], ids[j]) == 0;
