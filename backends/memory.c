@@ -15,8 +15,8 @@ typedef struct mem_stream {
     size_t count, cap;
 } mem_stream;
 
-/* An event's id, type, data and metadata texts lie back to back in the
- * store's arena. */
+/* An event's data index, type, data, id and metadata texts lie back to
+ * back in the store's arena. */
 typedef struct mem_event {
     es_event ev;
     mem_stream *st;
@@ -405,17 +405,21 @@ static int memory_backend__append(es_conn *base, es_append_req *req, es_append_r
         }
         /* as SQLite does, so a generated id looks the same on both */
         if (req->generated && req->generated[i]) es_id_stamp((char *)in->id, pos);
+        /* type and data next to the index: what a fold reads lies together */
+        memcpy(b, in->type, tl);
+        e->ev.type = b;
+        b += tl;
+        memcpy(b, in->data, in->data_len);
+        b[in->data_len] = '\0';
+        e->ev.data = b;
+        e->ev.data_len = in->data_len;
+        b += in->data_len + 1;
         memcpy(b, in->id, idl);
         e->ev.id = b;
-        memcpy(b + idl, in->type, tl);
-        e->ev.type = b + idl;
-        memcpy(b + idl + tl, in->data, in->data_len);
-        b[idl + tl + in->data_len] = '\0';
-        e->ev.data = b + idl + tl;
-        e->ev.data_len = in->data_len;
-        memcpy(b + idl + tl + in->data_len + 1, in->metadata, in->metadata_len);
-        b[idl + tl + in->data_len + 1 + in->metadata_len] = '\0';
-        e->ev.metadata = b + idl + tl + in->data_len + 1;
+        b += idl;
+        memcpy(b, in->metadata, in->metadata_len);
+        b[in->metadata_len] = '\0';
+        e->ev.metadata = b;
         e->ev.metadata_len = in->metadata_len;
         e->ev.stream = st->name;
         e->ev.timestamp = in->timestamp;

@@ -12,9 +12,10 @@
 #                     loop runs right before or after its store (even runs go
 #                     in reverse order), so neither side is always first
 #   BENCH_CPU=auto    the CPU the SQLite and memory processes (raw loops and
-#                     stores alike) are pinned to with taskset; auto: the first
-#                     CPU this shell may use; none: no pinning. PostgreSQL's
-#                     client and server are never pinned (see below)
+#                     stores alike) are pinned to with taskset; auto: at the
+#                     start of each run, the CPU this shell may use that runs
+#                     a short calibration loop fastest; none: no pinning.
+#                     PostgreSQL's client and server are never pinned
 #   BENCH_PG_URL      use this server for raw-pg and pg instead of starting one;
 #                     the bench drops everything its user owns in that database
 #   BENCH_GROWTH=1    0 skips the growth step: append cost on an empty store
@@ -48,10 +49,41 @@ WATCH=(timeout -k 10 "${BENCH_TIMEOUT:-1800}")
 # and our store by its client: pinning them to different CPUs favoured
 # whichever side got the fast one (our W3 went from 0.38 to 0.22 of the
 # raw loop with the client on the slow CPU), so they are left to the
-# scheduler.
+# scheduler. With BENCH_CPU=auto each run takes the CPU that is fastest
+# when it starts (a raw loop and its store run back to back in a run, on
+# that CPU): a run pinned to CPU 0 while CPU 0 was the slow one measured
+# another machine than the runs before it.
 ALLOWED=$(sed -n 's/^Cpus_allowed_list:[[:space:]]*//p' /proc/self/status)
 CLIENT_CPU=${BENCH_CPU:-auto}
-[ "$CLIENT_CPU" != auto ] || CLIENT_CPU=$(echo "$ALLOWED" | sed 's/[-,].*//')
+AUTO_CPU=
+if [ "$CLIENT_CPU" = auto ]; then
+    AUTO_CPU=1
+    CLIENT_CPU=$(echo "$ALLOWED" | sed 's/[-,].*//')
+fi
+
+# The allowed CPUs one by one ("0-3,6" -> 0 1 2 3 6).
+allowed_cpus() {
+    local part
+    for part in $(echo "$ALLOWED" | tr ',' ' '); do
+        case $part in *-*) seq "${part%-*}" "${part#*-}" ;; *) echo "$part" ;; esac
+    done
+}
+
+# Sets CLIENT_CPU to the allowed CPU that runs a 20-million-step Lua loop
+# fastest now, and CALIBRATION to what each took.
+pick_cpu() {
+    local c t best_t=
+    CALIBRATION=
+    for c in $(allowed_cpus); do
+        t=$(taskset -c "$c" "$LUA" -e 'local t0 = os.clock() local s = 0
+            for i = 1, 2e7 do s = s + i end io.write(string.format("%.3f", os.clock() - t0))' 2>/dev/null) || continue
+        CALIBRATION="$CALIBRATION CPU $c ${t}s"
+        if [ -z "$best_t" ] || awk -v a="$t" -v b="$best_t" 'BEGIN { exit !(a < b) }'; then
+            best_t=$t
+            CLIENT_CPU=$c
+        fi
+    done
+}
 PIN=()
 if [ -n "$CLIENT_CPU" ] && [ "$CLIENT_CPU" != none ] && command -v taskset >/dev/null && [ "$(nproc)" -ge 2 ]; then
     # a CPU this shell may not use would fail every run: say so once
@@ -161,11 +193,19 @@ run_one() {
 }
 
 START=$(date +%s)
+CPUS_USED=
 REVERSED=
 for b in $BACKENDS; do REVERSED="$b $REVERSED"; done
 for run in $(seq 1 "$RUNS"); do
     order=$BACKENDS
     [ $((run % 2)) -eq 1 ] || order=$REVERSED
+    if [ -n "$AUTO_CPU" ] && [ ${#PIN[@]} -gt 0 ]; then
+        pick_cpu
+        PIN=(taskset -c "$CLIENT_CPU")
+        RUN=("${WATCH[@]}" "${PIN[@]}")
+        CPUS_USED="$CPUS_USED $CLIENT_CPU"
+        echo "bench: run $run on CPU $CLIENT_CPU (calibration:$CALIBRATION)" >&2
+    fi
     for b in $order; do
         case $b in
             memory|sqlite-full|sqlite-normal|pg) [ -n "$HAVE_MODULE" ] || continue ;;
@@ -218,7 +258,9 @@ if [ "${BENCH_GROWTH:-1}" != 0 ] && [ -n "$HAVE_MODULE" ]; then
 fi
 
 echo
-if [ ${#PIN[@]} -gt 0 ]; then
+if [ ${#PIN[@]} -gt 0 ] && [ -n "$AUTO_CPU" ]; then
+    PINNED="SQLite and memory on the CPU fastest at each run's start:$CPUS_USED; PostgreSQL not pinned"
+elif [ ${#PIN[@]} -gt 0 ]; then
     PINNED="SQLite and memory on CPU $CLIENT_CPU, PostgreSQL not pinned"
 else
     PINNED="not pinned"

@@ -128,6 +128,8 @@ static inline const es_data_ix *es_data_ix_next(const es_data_ix *ix) {
 int es_store_append_text_ix(es_store *s, const char *stream, const es_event_text *evs, size_t n,
                             const es_data_ix *ix, int64_t expected, es_append_result *res, es_err *err);
 
+/* Whether the backend has a read_state (es_backend.h). */
+int es_store_has_read_state(const es_store *s);
 /* The backend's read_state (es_backend.h), or ES_ENOTSUP when it has none. */
 int es_store_read_state(es_store *s, const char *stream, const char *fingerprint, es_snapshot *snap,
                         es_cursor **out, es_err *err);

@@ -155,6 +155,11 @@ typedef struct lappend_scratch {
 lappend_scratch *lstore_scratch(lua_State *L, int idx, size_t n);
 /* Marks it free again, and lets go of a text buffer past 1 MB. */
 void lstore_scratch_done(lappend_scratch *sc);
+/* Roots v (a new reference, or NULL) in the open store at idx, which the
+ * caller checked, and releases what it held: a value converted to Lua is
+ * held there, with no userdata made per call, and one that a raise leaves
+ * there goes at the next hold or with the store. */
+void lstore_hold(lua_State *L, int idx, json_t *v);
 /* The open store at idx (raises "attempt to use a closed store"). */
 es_store *lstore_checkstore(lua_State *L, int idx);
 /* A valid stream name argument (raises naming the problem). */

@@ -402,7 +402,7 @@ static void check_keys(lua_State *L, int idx, const char *fmt, const char *a, co
 static int lreducer_state(lua_State *L) {
     es_store *s = lstore_checkstore(L, 1);
     lreducer *ud;
-    ljson_box *init_box, *where_box, *state_box;
+    ljson_box *init_box, *where_box;
     json_t *initial = NULL, *where = NULL, *state = NULL;
     lcall c;
     es_err err;
@@ -416,8 +416,8 @@ static int lreducer_state(lua_State *L) {
     lua_settop(L, 4);
     /* the boxes root what the core borrows until this call returns: each
      * is a userdata with a finalizer, so only those a call needs are made
-     * (a plain state(stream, rules) needs the state's) */
-    state_box = lvalue_newbox(L);
+     * (a plain state(stream, rules) needs none: the store holds the state
+     * while it is converted) */
     if (lua_istable(L, 4)) {
         lua_getfield(L, 4, "initial");
         if (!lua_isnil(L, -1)) {
@@ -447,8 +447,9 @@ static int lreducer_state(lua_State *L) {
         return luaL_argerror(L, 2, "a stream name or a { category, where } table");
     }
     if (rc != ES_OK) return fold_fail(L, &c, &err);
-    state_box->root = state;    /* rooted before it is converted */
+    lstore_hold(L, 1, state);   /* rooted before it is converted */
     lvalue_push_json(L, state);
+    lstore_hold(L, 1, NULL);    /* and released at once */
     compat_pushinteger(L, at);
     return 2;
 }

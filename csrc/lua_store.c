@@ -9,6 +9,7 @@
 typedef struct lstore {
     es_store *s;     /* NULL once closed (or before open succeeded) */
     lappend_scratch scratch;
+    json_t *held;    /* lstore_hold's value */
 } lstore;
 
 typedef struct lcursor {
@@ -45,6 +46,13 @@ lappend_scratch *lstore_scratch(lua_State *L, int idx, size_t n) {
     return sc;
 }
 
+void lstore_hold(lua_State *L, int idx, json_t *v) {
+    lstore *ud = lua_touserdata(L, idx);
+    json_t *old = ud->held;
+    ud->held = v;
+    if (old) json_decref(old);
+}
+
 void lstore_scratch_done(lappend_scratch *sc) {
     sc->busy = 0;
     if (sc->enc.buf.cap > ((size_t)1 << 20)) es_buf_free(&sc->enc.buf);
@@ -66,6 +74,8 @@ static int lstore_gc(lua_State *L) {                /* also __close and close() 
     es_buf_free(&ud->scratch.enc.ix);
     es_free(ud->scratch.in);
     memset(&ud->scratch, 0, sizeof ud->scratch);
+    if (ud->held) json_decref(ud->held);
+    ud->held = NULL;
     if (s) es_store_close(s);
     lua_pushboolean(L, 1);
     return 1;

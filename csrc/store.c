@@ -430,6 +430,10 @@ int es_store_load_snapshot(es_store *s, const char *stream, int64_t max_revision
     return s->conn->be->load_snapshot(s->conn, stream, max_revision, fingerprint, out, err);
 }
 
+int es_store_has_read_state(const es_store *s) {
+    return s->conn->be->version >= 2 && s->conn->be->read_state != NULL;
+}
+
 int es_store_read_state(es_store *s, const char *stream, const char *fingerprint, es_snapshot *snap,
                         es_cursor **out, es_err *err) {
     int rc;
