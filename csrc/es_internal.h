@@ -124,7 +124,9 @@ static inline size_t es_data_ix_size(const es_data_ix *ix) {
 static inline const es_data_ix *es_data_ix_next(const es_data_ix *ix) {
     return (const es_data_ix *)(const void *)((const char *)ix + es_data_ix_size(ix));
 }
-/* es_store_append_text with one index record per event in ix (NULL: none). */
+/* es_store_append_text for the Lua binding: one index record per event
+ * in ix, and the texts are borrowed, not copied: the result's events'
+ * data and metadata point into them (read none after the call). */
 int es_store_append_text_ix(es_store *s, const char *stream, const es_event_text *evs, size_t n,
                             const es_data_ix *ix, int64_t expected, es_append_result *res, es_err *err);
 

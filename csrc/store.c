@@ -143,6 +143,13 @@ int es_expected_check(const es_append_req *req, int64_t cur, es_err *err) {
     return ES_ECONFLICT;
 }
 
+/* A given data/metadata text: an object's, as far as its ends show. */
+static int check_text(const char *what, size_t i, const char *json, size_t json_len, es_err *err) {
+    if (!json || json_len < 2 || json[0] != '{' || json[json_len - 1] != '}')
+        return es_err_set(err, ES_EINVALID, "append: event %zu: %s must be a JSON object", i + 1, what);
+    return ES_OK;
+}
+
 /* Encodes a data/metadata value (or takes its given text); NULL means {}. */
 static int encode_object(const char *what, size_t i, const json_t *v, const char *json, size_t json_len,
                          es_buf *arena, size_t *off, size_t *len, es_err *err) {
@@ -150,8 +157,7 @@ static int encode_object(const char *what, size_t i, const json_t *v, const char
     size_t n;
     int rc;
     if (json) {
-        if (json_len < 2 || json[0] != '{' || json[json_len - 1] != '}')
-            return es_err_set(err, ES_EINVALID, "append: event %zu: %s must be a JSON object", i + 1, what);
+        if ((rc = check_text(what, i, json, json_len, err)) != ES_OK) return rc;
         *off = arena->len;
         *len = json_len;
         if (es_buf_add(arena, json, json_len) != ES_OK || es_buf_add(arena, "", 1) != ES_OK)
@@ -197,6 +203,7 @@ static int do_append(es_store *s, const char *stream, const es_event_in *evs, co
     es_append_req req;
     es_append_result r;
     ev_offs *offs = NULL;
+    int borrow = ix != NULL;      /* es_store_append_text_ix: the texts are the caller's */
     size_t i, j, catlen, stream_off, cat_off;
     int64_t now;
     int rc;
@@ -216,7 +223,8 @@ static int do_append(es_store *s, const char *stream, const es_event_in *evs, co
         if (!t || !*t)
             return es_err_set(err, ES_EINVALID, "append to '%s': event %zu has no type", stream, i + 1);
         tl = strlen(t);
-        if (tl > ES_MAX_TYPE_LEN || !es_valid_utf8(t, tl))
+        /* the Lua binding checked its types as it read them */
+        if (!borrow && (tl > ES_MAX_TYPE_LEN || !es_valid_utf8(t, tl)))
             return es_err_set(err, ES_EINVALID,
                               "append to '%s': event %zu: type must be valid UTF-8 of at most %d bytes",
                               stream, i + 1, ES_MAX_TYPE_LEN);
@@ -267,6 +275,15 @@ static int do_append(es_store *s, const char *stream, const es_event_in *evs, co
         if (es_buf_add(&s->arena, idbuf, ES_UUID_LEN + 1) != ES_OK) goto nomem;
         offs[i].type = s->arena.len;
         if (es_buf_add(&s->arena, EV_TYPE(i), strlen(EV_TYPE(i)) + 1) != ES_OK) goto nomem;
+        if (borrow) {
+            /* the Lua binding's texts: checked, and borrowed for the call */
+            if ((rc = check_text("data", i, txt[i].data, txt[i].data_len, err)) != ES_OK ||
+                (rc = check_text("metadata", i, txt[i].metadata, txt[i].metadata_len, err)) != ES_OK)
+                goto fail;
+            s->last[i].data_len = txt[i].data_len;
+            s->last[i].metadata_len = txt[i].metadata_len;
+            continue;
+        }
         if ((rc = encode_object("data", i, evs ? evs[i].data : NULL, evs ? NULL : txt[i].data,
                                 evs ? 0 : txt[i].data_len, &s->arena, &offs[i].data,
                                 &s->last[i].data_len, err)) != ES_OK)
@@ -282,8 +299,8 @@ static int do_append(es_store *s, const char *stream, const es_event_in *evs, co
         e->id = s->arena.data + offs[i].id;
         e->stream = s->arena.data + stream_off;
         e->type = s->arena.data + offs[i].type;
-        e->data = s->arena.data + offs[i].data;
-        e->metadata = s->arena.data + offs[i].meta;
+        e->data = borrow ? txt[i].data : s->arena.data + offs[i].data;
+        e->metadata = borrow ? txt[i].metadata : s->arena.data + offs[i].meta;
         e->timestamp = now;
         e->revision = e->position = 0;
         /* the caller's index records, for the backend to copy during the call */
