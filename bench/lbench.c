@@ -205,13 +205,16 @@ static void jreserve(lua_State *L, jbuf *b, size_t n) {
     b->cap = cap;
 }
 
-/* s as a JSON string: the plain runs found by the store's own scan
+/* s as a JSON string: checked as UTF-8 as the store checks it (its
+ * plain ASCII start in the same pass as the scan for escapes, the rest by
+ * es_valid_utf8), the plain runs found by the store's own scan
  * (es_json_plain, 16 bytes at a time), the rest escaped as "\u00XX" or
  * with a backslash. */
 static void jstring(lua_State *L, jbuf *b, const char *s, size_t n) {
     static const char hex[] = "0123456789abcdef";
-    const char *p = s, *end = s + n;
-    if (!es_valid_utf8(s, n)) luaL_error(L, "json: a string that is not UTF-8");
+    const char *p = s, *end = s + n, *ascii = es_json_plain_ascii(s, end);
+    if (ascii < end && !es_valid_utf8(ascii, (size_t)(end - ascii)))
+        luaL_error(L, "json: a string that is not UTF-8");
     if (n > SIZE_MAX / 8) luaL_error(L, "json: out of memory");
     jreserve(L, b, 6 * n + 2);
     b->p[b->len++] = '"';

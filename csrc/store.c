@@ -276,12 +276,16 @@ static int do_append(es_store *s, const char *stream, const es_event_in *evs, co
         offs[i].type = s->arena.len;
         if (es_buf_add(&s->arena, EV_TYPE(i), strlen(EV_TYPE(i)) + 1) != ES_OK) goto nomem;
         if (borrow) {
-            /* the Lua binding's texts: checked, and borrowed for the call */
-            if ((rc = check_text("data", i, txt[i].data, txt[i].data_len, err)) != ES_OK ||
-                (rc = check_text("metadata", i, txt[i].metadata, txt[i].metadata_len, err)) != ES_OK)
+            /* the Lua binding's texts: checked, and borrowed for the call
+             * (NULL is {}, as for es_store_append_text) */
+            es_event *e = &s->last[i];
+            e->data = txt[i].data ? txt[i].data : "{}";
+            e->data_len = txt[i].data ? txt[i].data_len : 2;
+            e->metadata = txt[i].metadata ? txt[i].metadata : "{}";
+            e->metadata_len = txt[i].metadata ? txt[i].metadata_len : 2;
+            if ((rc = check_text("data", i, e->data, e->data_len, err)) != ES_OK ||
+                (rc = check_text("metadata", i, e->metadata, e->metadata_len, err)) != ES_OK)
                 goto fail;
-            s->last[i].data_len = txt[i].data_len;
-            s->last[i].metadata_len = txt[i].metadata_len;
             continue;
         }
         if ((rc = encode_object("data", i, evs ? evs[i].data : NULL, evs ? NULL : txt[i].data,
@@ -299,8 +303,10 @@ static int do_append(es_store *s, const char *stream, const es_event_in *evs, co
         e->id = s->arena.data + offs[i].id;
         e->stream = s->arena.data + stream_off;
         e->type = s->arena.data + offs[i].type;
-        e->data = borrow ? txt[i].data : s->arena.data + offs[i].data;
-        e->metadata = borrow ? txt[i].metadata : s->arena.data + offs[i].meta;
+        if (!borrow) {
+            e->data = s->arena.data + offs[i].data;
+            e->metadata = s->arena.data + offs[i].meta;
+        }
         e->timestamp = now;
         e->revision = e->position = 0;
         /* the caller's index records, for the backend to copy during the call */
