@@ -354,6 +354,15 @@ elsewhere:
                       req->stream, first->ev.id, first->ev.stream, (long long)first->ev.revision);
 }
 
+/* Copies n bytes and a NUL to *b and moves *b past them; returns the copy. */
+static const char *put_text(char **b, const char *s, size_t n) {
+    char *t = *b;
+    memcpy(t, s, n);
+    t[n] = '\0';
+    *b = t + n + 1;
+    return t;
+}
+
 static int memory_backend__append(es_conn *base, es_append_req *req, es_append_result *res, es_err *err) {
     memory_conn *c = (memory_conn *)base;
     mem_stream *st = map_get(&c->streams, req->stream, stream_key);
@@ -406,20 +415,11 @@ static int memory_backend__append(es_conn *base, es_append_req *req, es_append_r
         /* as SQLite does, so a generated id looks the same on both */
         if (req->generated && req->generated[i]) es_id_stamp((char *)in->id, pos);
         /* type and data next to the index: what a fold reads lies together */
-        memcpy(b, in->type, tl);
-        e->ev.type = b;
-        b += tl;
-        memcpy(b, in->data, in->data_len);
-        b[in->data_len] = '\0';
-        e->ev.data = b;
+        e->ev.type = put_text(&b, in->type, tl - 1);
+        e->ev.data = put_text(&b, in->data, in->data_len);
         e->ev.data_len = in->data_len;
-        b += in->data_len + 1;
-        memcpy(b, in->id, idl);
-        e->ev.id = b;
-        b += idl;
-        memcpy(b, in->metadata, in->metadata_len);
-        b[in->metadata_len] = '\0';
-        e->ev.metadata = b;
+        e->ev.id = put_text(&b, in->id, idl - 1);
+        e->ev.metadata = put_text(&b, in->metadata, in->metadata_len);
         e->ev.metadata_len = in->metadata_len;
         e->ev.stream = st->name;
         e->ev.timestamp = in->timestamp;

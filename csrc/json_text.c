@@ -150,18 +150,20 @@ size_t es_json_format_real(double d, char out[48]) {
     return (size_t)n;
 }
 
-const char *es_json_plain(const char *q, const char *end) {
+/* The scan of es_json_plain; with ascii, it stops also at a byte >= 0x80
+ * (es_json_plain_ascii). Inlined into both, each with its constant. */
+static inline const char *plain_scan(const char *q, const char *end, int ascii) {
     const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
 #ifdef ES_SSE2
     /* 16 bytes at a time (SSE2 is in every x86-64): '"', '\\' or a byte
-     * below 0x20 (max(b, 0x1F) == 0x1F), and the first one's place from
-     * the mask */
+     * below 0x20 (max(b, 0x1F) == 0x1F), with ascii a byte's high bit
+     * (the mask of w itself), and the first one's place from the mask */
     const __m128i quote = _mm_set1_epi8('"'), bslash = _mm_set1_epi8('\\'), ctl = _mm_set1_epi8(0x1F);
     while (end - q >= 16) {
         __m128i w = _mm_loadu_si128((const __m128i *)(const void *)q);
         __m128i hit = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(w, quote), _mm_cmpeq_epi8(w, bslash)),
                                    _mm_cmpeq_epi8(_mm_max_epu8(w, ctl), ctl));
-        unsigned mask = (unsigned)_mm_movemask_epi8(hit);
+        unsigned mask = (unsigned)_mm_movemask_epi8(hit) | (ascii ? (unsigned)_mm_movemask_epi8(w) : 0u);
         if (mask) return q + __builtin_ctz(mask);
         q += 16;
     }
@@ -172,38 +174,17 @@ const char *es_json_plain(const char *q, const char *end) {
         quote = w ^ (ones * '"');
         bslash = w ^ (ones * '\\');
         /* a zero byte in quote or bslash, or a byte below 0x20 in w (each
-         * test may also flag a later byte: the loop below finds the first) */
-        hit = ((quote - ones) & ~quote) | ((bslash - ones) & ~bslash) | ((w - ones * 0x20) & ~w);
+         * test may also flag a later byte: the loop below finds the first);
+         * with ascii, a byte with its high bit set */
+        hit = ((quote - ones) & ~quote) | ((bslash - ones) & ~bslash) | ((w - ones * 0x20) & ~w) | (ascii ? w : 0);
         if (hit & highs) break;
         q += 8;
     }
-    while (q < end && *q != '"' && *q != '\\' && (unsigned char)*q >= 0x20) q++;
+    while (q < end && *q != '"' && *q != '\\' && (unsigned char)*q >= 0x20 && (!ascii || (unsigned char)*q < 0x80))
+        q++;
     return q;
 }
 
-const char *es_json_plain_ascii(const char *q, const char *end) {
-    const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
-#ifdef ES_SSE2
-    /* as es_json_plain, and a byte's high bit (movemask of w itself) */
-    const __m128i quote = _mm_set1_epi8('"'), bslash = _mm_set1_epi8('\\'), ctl = _mm_set1_epi8(0x1F);
-    while (end - q >= 16) {
-        __m128i w = _mm_loadu_si128((const __m128i *)(const void *)q);
-        __m128i hit = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(w, quote), _mm_cmpeq_epi8(w, bslash)),
-                                   _mm_cmpeq_epi8(_mm_max_epu8(w, ctl), ctl));
-        unsigned mask = (unsigned)_mm_movemask_epi8(hit) | (unsigned)_mm_movemask_epi8(w);
-        if (mask) return q + __builtin_ctz(mask);
-        q += 16;
-    }
-#endif
-    while (end - q >= 8) {
-        uint64_t w, quote, bslash, hit;
-        memcpy(&w, q, 8);
-        quote = w ^ (ones * '"');
-        bslash = w ^ (ones * '\\');
-        hit = ((quote - ones) & ~quote) | ((bslash - ones) & ~bslash) | ((w - ones * 0x20) & ~w) | w;
-        if (hit & highs) break;
-        q += 8;
-    }
-    while (q < end && *q != '"' && *q != '\\' && (unsigned char)*q >= 0x20 && (unsigned char)*q < 0x80) q++;
-    return q;
-}
+const char *es_json_plain(const char *q, const char *end) { return plain_scan(q, end, 0); }
+
+const char *es_json_plain_ascii(const char *q, const char *end) { return plain_scan(q, end, 1); }

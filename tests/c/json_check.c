@@ -60,14 +60,20 @@ static void test_json_real(void) {
 
 /* es_json_plain stops exactly where a bytewise scan does: at the first
  * quote, backslash or control byte, for every position of the special byte
- * in texts around the 8-byte word size, and with UTF-8 bytes around it. */
+ * in texts around the 8-byte word size, and with UTF-8 bytes around it;
+ * es_json_plain_ascii also at the first byte >= 0x80. */
 static const char *plain_slow(const char *p, const char *end) {
     while (p < end && *p != '"' && *p != '\\' && (unsigned char)*p >= 0x20) p++;
     return p;
 }
 
+static const char *ascii_slow(const char *p, const char *end) {
+    while (p < end && *p != '"' && *p != '\\' && (unsigned char)*p >= 0x20 && (unsigned char)*p < 0x80) p++;
+    return p;
+}
+
 static void test_json_plain(void) {
-    static const char specials[] = { '"', '\\', 0x00, 0x01, 0x1f, '\n' };
+    static const char specials[] = { '"', '\\', 0x00, 0x01, 0x1f, '\n', (char)0x80, (char)0xc3 };
     static const char fill[] = { 'a', ' ', '~', (char)0xc3, (char)0xa9, (char)0xff, (char)0x80, 0x20, 0x7f };
     char text[40];
     size_t len, at, s, f;
@@ -79,6 +85,9 @@ static void test_json_plain(void) {
                     if (at < len) text[at] = specials[s];
                     CHECK(es_json_plain(text, text + len) == plain_slow(text, text + len),
                           "es_json_plain: length %zu, fill 0x%02x, special 0x%02x at %zu", len,
+                          (unsigned char)fill[f], (unsigned char)specials[s], at);
+                    CHECK(es_json_plain_ascii(text, text + len) == ascii_slow(text, text + len),
+                          "es_json_plain_ascii: length %zu, fill 0x%02x, special 0x%02x at %zu", len,
                           (unsigned char)fill[f], (unsigned char)specials[s], at);
                 }
 }
