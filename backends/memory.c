@@ -240,8 +240,14 @@ static void ev_populate(mem_event *ev, size_t huge, size_t *ready, size_t need) 
 #undef CHUNK_UP
 }
 
-/* Room for need events in c->ev, doubling; past 2 MB the array moves to
- * huge pages (big_alloc) by copy, as realloc cannot put it there. */
+/* Room for need events in c->ev, doubling. Past EV_SMALL events the array
+ * moves, by copy, to huge pages (big_alloc) with room for EV_ROOM events:
+ * address space only, faulted in 2 MB at a time as events come
+ * (ev_populate). A store then grows to a million events without another
+ * copy; each copy wrote the array's pages a second time, and on this VM
+ * kind a page never touched costs 5-8 µs. */
+#define EV_SMALL ((size_t)1024)
+#define EV_ROOM ((size_t)1 << 20)
 static int ev_reserve(memory_conn *c, size_t need) {
     size_t ncap = c->capev ? c->capev : 16, huge, ready = 0;
     mem_event *ne;
@@ -251,7 +257,8 @@ static int ev_reserve(memory_conn *c, size_t need) {
     }
     while (ncap < need) ncap *= 2;
     if (ncap > SIZE_MAX / sizeof *ne) return ES_ENOMEM;
-    if (ncap * sizeof *ne < ARENA_CHUNK) return grow((void **)&c->ev, &c->capev, need, sizeof *c->ev);
+    if (ncap <= EV_SMALL) return grow((void **)&c->ev, &c->capev, need, sizeof *c->ev);
+    if (!c->ev_huge && ncap < EV_ROOM) ncap = EV_ROOM;
     if (!(ne = big_alloc(ncap * sizeof *ne, &huge))) return ES_ENOMEM;
     ev_populate(ne, huge, &ready, need);       /* before the copy fills it */
     if (c->nev) memcpy(ne, c->ev, c->nev * sizeof *ne);
