@@ -437,9 +437,9 @@ static int memory_backend__append(es_conn *base, es_append_req *req, es_append_r
     /* Commit: nothing below can fail. */
     for (i = 0; i < req->count; i++) {
         mem_event *e = &c->ev[c->nev + i];
-        /* an id generated here carries its position (es_id_stamp) unless
-         * the position is past what 48 bits hold: no need to read it back */
-        int stamped = req->generated && req->generated[i] && e->ev.position < ES_ID_STAMP_LIMIT;
+        /* an id generated here carries its position (es_id_stamp stamped
+         * it above): no need to read it back */
+        int stamped = req->generated && req->generated[i] && es_id_stampable(e->ev.position);
         if (!stamped && es_id_position(e->ev.id) != e->ev.position) {
             id_put_nogrow(c->ids, c->ids_cap, hash_str(e->ev.id), e->ev.position);
             c->ids_count++;

@@ -47,6 +47,8 @@ void  es_huge_free(void *p, size_t n);
  * backend's id hash table holds only those ids too. es_id_position
  * reads those 48 bits of any UUID text back (-1 when they are not hex). */
 #define ES_ID_STAMP_LIMIT ((int64_t)1 << 48)
+/* Whether es_id_stamp writes this position into an id. */
+static inline int es_id_stampable(int64_t position) { return position > 0 && position < ES_ID_STAMP_LIMIT; }
 void    es_id_stamp(char *id, int64_t position);
 int64_t es_id_position(const char *id);
 

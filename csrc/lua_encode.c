@@ -175,12 +175,12 @@ static void ix_member(enc *e, es_buf *ix, size_t head, size_t kl, int plain, siz
     h->n++;
 }
 
-/* Starts an index record for a text with no members yet. */
-static void ix_begin(enc *e, es_buf *ix) {
+/* Adds an index record of no members yet: ES_OK, or ES_ENOMEM. */
+static int ix_begin(es_buf *ix) {
     es_data_ix h;
     h.n = 0;
     h.ok = 1;
-    if (es_buf_add(ix, (const char *)&h, sizeof h) != ES_OK) lconv_error(&e->cv, "%snot enough memory%s", "");
+    return es_buf_add(ix, (const char *)&h, sizeof h);
 }
 
 /* An object's members, the first key/value pair already on the stack. A
@@ -194,7 +194,7 @@ static void enc_members(enc *e, int idx, lconv_path *p) {
     size_t head = ix ? ix->len : 0;
     int first = 1;
     e->ix = NULL;
-    if (ix) ix_begin(e, ix);
+    if (ix && ix_begin(ix) != ES_OK) lconv_error(&e->cv, "%snot enough memory%s", "");
     putc_(e, '{');
     do {
         size_t kl, v;
@@ -326,10 +326,7 @@ static size_t encode_object(lua_State *L, int idx, lencbuf *b, const char *what,
     }
     if (ix && ix->len == head) {
         /* {}: no members (enc_members wrote no record) */
-        es_data_ix h;
-        h.n = 0;
-        h.ok = 1;
-        if (es_buf_add(ix, (const char *)&h, sizeof h) != ES_OK) luaL_error(L, "not enough memory");
+        if (ix_begin(ix) != ES_OK) luaL_error(L, "not enough memory");
     }
     return start;
 }

@@ -74,8 +74,7 @@ static int lstore_gc(lua_State *L) {                /* also __close and close() 
     es_buf_free(&ud->scratch.enc.ix);
     es_free(ud->scratch.in);
     memset(&ud->scratch, 0, sizeof ud->scratch);
-    if (ud->held) json_decref(ud->held);
-    ud->held = NULL;
+    lstore_hold(L, 1, NULL);
     if (s) es_store_close(s);
     lua_pushboolean(L, 1);
     return 1;

@@ -464,7 +464,7 @@ int es_store_read_state(es_store *s, const char *stream, const char *fingerprint
     memset(snap, 0, sizeof *snap);
     *out = NULL;
     if ((rc = check_stream("state", stream, err)) != ES_OK) return rc;
-    if (be->version < 2 || !be->read_state)
+    if (!es_store_has_read_state(s))
         return es_err_set(err, ES_ENOTSUP, "state: no combined read on the %s backend", be->scheme);
     return be->read_state(s->conn, stream, fingerprint, snap, out, err);
 }

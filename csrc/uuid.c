@@ -55,10 +55,11 @@ static void random_bytes(unsigned char *out, size_t n) {
     pool_left -= n;
 }
 
+static const char hex[] = "0123456789abcdef";
+
 /* u as 36 lower-case characters and a NUL: libuuid's uuid_unparse_lower
  * formats through sprintf-like code, several times the work. */
 static void unparse(const uuid_t u, char out[ES_UUID_LEN + 1]) {
-    static const char hex[] = "0123456789abcdef";
     int i;
     for (i = 0; i < 16; i++) {
         /* dashes after bytes 4, 6, 8 and 10 */
@@ -98,11 +99,10 @@ void es_uuid_v7(char out[ES_UUID_LEN + 1]) {
 static const int id_prefix_at[12] = { 0, 1, 2, 3, 4, 5, 6, 7, 9, 10, 11, 12 };
 
 void es_id_stamp(char *id, int64_t position) {
-    static const char hex[] = "0123456789abcdef";
     uint64_t p = (uint64_t)position;
     int k;
     /* outside (0, 2^48) the id stays the time-ordered one it was */
-    if (position <= 0 || position >= ES_ID_STAMP_LIMIT) return;
+    if (!es_id_stampable(position)) return;
     for (k = 11; k >= 0; k--, p >>= 4) id[id_prefix_at[k]] = hex[p & 15];
     id[14] = '8';
 }
