@@ -44,8 +44,7 @@ static const char *const sql_templates[ST_ALL] = {
     /* an append's one read: the stream's revision, and the timestamp and
      * position of the newest event */
     [ST_APPEND_HEAD] = "SELECT coalesce((SELECT max(revision) FROM {p}events WHERE stream = ?1), 0), "
-                       "coalesce(t.timestamp, 0), coalesce(t.position, 0) FROM (SELECT 1) LEFT JOIN "
-                       "(SELECT timestamp, position FROM {p}events ORDER BY position DESC LIMIT 1) t",
+                       "coalesce(timestamp, 0), coalesce(max(position), 0) FROM {p}events",
     [ST_TS_AT] = "SELECT position, timestamp FROM {p}events WHERE position >= ?1 ORDER BY position LIMIT 1",
     [ST_CP_SET] = "INSERT INTO {p}checkpoints (name, position) VALUES (?1, ?2) "
                   "ON CONFLICT (name) DO UPDATE SET position = excluded.position",
