@@ -42,7 +42,12 @@ static const char *const sql_templates[ST_ALL] = {
     [ST_CP_GET] = "SELECT position FROM {p}checkpoints WHERE name = ?1",
     [ST_HEAD] = "SELECT coalesce(max(position), 0) FROM {p}events",
     /* an append's one read: the stream's revision, and the timestamp and
-     * position of the newest event */
+     * position of the newest event. With one max() aggregate, SQLite takes
+     * a bare column from the row where the max is (documented since
+     * 3.7.11), and reads that row alone off the end of the rowid B-tree.
+     * The LEFT JOIN over an ORDER BY ... LIMIT 1 subquery this replaced
+     * built an ephemeral table on every append: 19,000 of its 88,000
+     * instructions (callgrind, W1 NORMAL). */
     [ST_APPEND_HEAD] = "SELECT coalesce((SELECT max(revision) FROM {p}events WHERE stream = ?1), 0), "
                        "coalesce(timestamp, 0), coalesce(max(position), 0) FROM {p}events",
     [ST_TS_AT] = "SELECT position, timestamp FROM {p}events WHERE position >= ?1 ORDER BY position LIMIT 1",

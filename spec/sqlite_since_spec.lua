@@ -105,6 +105,22 @@ describe("sqlite timestamps and since()", function()
     store:close()
   end)
 
+  it("an append raises its timestamps to the newest event's, not to an older one's", function()
+    local store = assert(eventstore.open("sqlite:" .. path))
+    for i = 1, 5 do assert(store:append("s" .. i, { type = "T" })) end
+    store:close()
+    -- times written before the clamp: an older event far ahead, the newest a little ahead
+    local far, near = 4102444800000, 4000000000000
+    sql(path, "UPDATE es_events SET timestamp = CASE position WHEN 2 THEN " .. far ..
+      " WHEN 5 THEN " .. near .. " ELSE timestamp END")
+    store = assert(eventstore.open("sqlite:" .. path))
+    local res = assert(store:append("t", { { type = "T" }, { type = "U" } }))
+    assert.equals(6, res.events[1].position)
+    for _, ev in ipairs(res.events) do assert.equals(near, ev.timestamp) end
+    for _, ev in ipairs(store:read("t")) do assert.equals(near, ev.timestamp) end
+    store:close()
+  end)
+
   it("a store with the old timestamp index still answers since() through it", function()
     local store = assert(eventstore.open("sqlite:" .. path))
     for i = 1, 10 do assert(store:append("s", { type = "T", data = { i = i } })) end
