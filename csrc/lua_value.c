@@ -594,6 +594,80 @@ static void push_text_r(lua_State *L, const char *text, size_t len, lvalue_reade
 
 void lvalue_push_text(lua_State *L, const char *text, size_t len) { push_text_r(L, text, len, NULL); }
 
+/* An integer the encoder wrote (es_json_format_int): digits, maybe a '-'. */
+static int index_int(const char *t, size_t n, long long *out) {
+    unsigned long long acc = 0;
+    size_t i = n > 0 && t[0] == '-';
+    if (i == n || n - i > 19) return 0;
+    for (; i < n; i++) {
+        if (t[i] < '0' || t[i] > '9') return 0;
+        acc = acc * 10 + (unsigned)(t[i] - '0');
+    }
+    if (t[0] == '-' ? acc > (unsigned long long)LLONG_MAX + 1ULL : acc > (unsigned long long)LLONG_MAX) return 0;
+    *out = t[0] == '-' ? (long long)(0ULL - acc) : (long long)acc;
+    return 1;
+}
+
+/* Pushes the data object of ev from its index of members (es_data_ix: the
+ * memory backend keeps one for each text the Lua encoder wrote): keys and
+ * values are where the index says, so plain strings, integers and reals
+ * are pushed without scanning their text, and only other values go
+ * through the parser. The record is checked against the text as it goes
+ * (every quote, colon and comma where it should be, the last value ending
+ * at the closing brace); on a mismatch nothing is left on the stack and
+ * it returns 0: the caller parses the whole text. */
+static int push_indexed(lua_State *L, const es_event *ev, lvalue_reader *r) {
+    const es_data_ix *ix = ev->data_ix;
+    const char *p = ev->data, *end = ev->data + ev->data_len;
+    int top = lua_gettop(L);
+    size_t i;
+    if (ev->data_len < 2 || p[0] != '{' || end[-1] != '}') return 0;
+    lua_createtable(L, 0, ix->n);
+    p++;
+    for (i = 0; i < ix->n; i++) {
+        const es_member_at *a = &ix->m[i];
+        const char *k = p + 1, *v;
+        long long iv;
+        double d;
+        if ((size_t)(end - p) <= 3u + a->klen + a->vlen) goto mismatch;
+        v = k + a->klen + 2;
+        if (p[0] != '"' || v[-2] != '"' || v[-1] != ':' || v[a->vlen] != (i + 1 == ix->n ? '}' : ','))
+            goto mismatch;
+        lvalue_push_cached(L, r, k, a->klen);
+        switch (a->shape) {
+        case ES_V_STRING:
+            if (a->vlen < 2 || v[0] != '"' || v[a->vlen - 1] != '"') goto mismatch;
+            lua_pushlstring(L, v + 1, a->vlen - 2);
+            break;
+        case ES_V_INT:
+            if (!index_int(v, a->vlen, &iv)) goto mismatch;
+            compat_pushinteger(L, iv);
+            break;
+        case ES_V_REAL:
+            if (!es_json_real(v, a->vlen, &d)) goto mismatch;
+            lua_pushnumber(L, (lua_Number)d);
+            break;
+        default: {
+            jparse jp;
+            jp.L = L;
+            jp.p = v;
+            jp.end = v + a->vlen;
+            jp.depth = 1;
+            jp.r = r;
+            jvalue(&jp);
+            if (jp.p != jp.end) jfail(&jp, "text after the value");
+        }
+        }
+        lua_rawset(L, -3);
+        p = v + a->vlen + 1;
+    }
+    if (p != end && !(ix->n == 0 && p + 1 == end)) goto mismatch;
+    return 1;
+mismatch:
+    lua_settop(L, top);
+    return 0;
+}
+
 /* The field names of an event, pushed once per read so that each event's
  * fields are set with lua_pushvalue + lua_rawset: lua_setfield would look
  * each name up in Lua's string cache for every field of every event. */
@@ -672,7 +746,8 @@ void lvalue_push_event_r(lua_State *L, const es_event *ev, lvalue_reader *r) {
     lvalue_push_cached(L, r, ev->type, strlen(ev->type));
     lua_rawset(L, -3);
     lua_pushvalue(L, keys + 5);
-    push_text_r(L, ev->data, ev->data_len, r);
+    if (!ev->data_ix || !ev->data_ix->ok || !push_indexed(L, ev, r))
+        push_text_r(L, ev->data, ev->data_len, r);
     lua_rawset(L, -3);
     lua_pushvalue(L, keys + 6);
     push_text_r(L, ev->metadata, ev->metadata_len, r);

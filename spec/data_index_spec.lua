@@ -101,6 +101,35 @@ for _, b in ipairs(backends.list) do
       end
     end)
 
+    it("reads back every key, shape and member count as appended, one by one and in batches", function()
+      local long, k255, k256 = string.rep("x", 70000), string.rep("k", 255), string.rep("l", 256)
+      local datas = {
+        { s = "plain", e = "tab\tquote\"\0nul", i = 7, r = 0.5, big = 1e300, t = true, f = false, z = null,
+          nested = { a = { b = 1, c = "d" } }, list = array({ 1, "two" }), empty = {}, none = array({}) },
+        { [k255] = "a", [k256] = "b", ['q"uote'] = 1, ["a\\b"] = 2, ["\n"] = "nl", ["\195\169t\195\169"] = "ete",
+          [""] = "empty", ["\195\169"] = "\195\169t\195\169" },
+        { s = long, i = -MAXI, j = MAXI, r = -0.25, tiny = 5e-324, neg = -0.0, zero = 0 },
+        { i = 1.0, r = 3, s = "", u = "\226\130\172 euro" },
+        members(300, "w"),
+        {},
+      }
+      for _, batch in ipairs({ false, true }) do
+        local s = fx.stream()
+        if batch then
+          local evs = {}
+          for i, d in ipairs(datas) do evs[i] = { type = "T", data = d } end
+          assert(store:append(s, evs))
+        else
+          for _, d in ipairs(datas) do assert(store:append(s, { type = "T", data = d })) end
+        end
+        local read = store:read(s)
+        for i, d in ipairs(datas) do assert_json(d, read[i].data, "event " .. i) end
+        assert_json(datas[#datas - 1], store:read(s, { from = #datas - 1, limit = 1 })[1].data)
+        assert_json(datas[1], store:event(read[1].id).data)
+        assert_json(datas[#datas], store:last(s).data)
+      end
+    end)
+
     h.it_int("turns a sum into a real when it overflows in the middle of a stream, as fold does", function()
       local events = {
         ev("A", { qty = MAXI - 2, note = "a" }),
