@@ -608,14 +608,35 @@ static int index_int(const char *t, size_t n, long long *out) {
     return 1;
 }
 
+/* Whether t (n bytes) is a JSON number: es_json_real reads a prefix. */
+static int index_number(const char *t, size_t n) {
+    const char *p = t, *e = t + n;
+    if (p < e && *p == '-') p++;
+    if (p == e || *p < '0' || *p > '9') return 0;
+    if (*p == '0') p++;
+    else while (p < e && *p >= '0' && *p <= '9') p++;
+    if (p < e && *p == '.') {
+        if (++p == e || *p < '0' || *p > '9') return 0;
+        while (p < e && *p >= '0' && *p <= '9') p++;
+    }
+    if (p < e && (*p == 'e' || *p == 'E')) {
+        if (++p < e && (*p == '+' || *p == '-')) p++;
+        if (p == e || *p < '0' || *p > '9') return 0;
+        while (p < e && *p >= '0' && *p <= '9') p++;
+    }
+    return p == e;
+}
+
 /* Pushes the data object of ev from its index of members (es_data_ix: the
  * memory backend keeps one for each text the Lua encoder wrote): keys and
  * values are where the index says, so plain strings, integers and reals
  * are pushed without scanning their text, and only other values go
  * through the parser. The record is checked against the text as it goes
- * (every quote, colon and comma where it should be, the last value ending
- * at the closing brace); on a mismatch nothing is left on the stack and
- * it returns 0: the caller parses the whole text. */
+ * (every quote, colon and comma where it should be, each value of its
+ * shape and ending where the record says, the last at the closing brace);
+ * on a mismatch nothing is left on the stack and it returns 0: the caller
+ * parses the whole text. A record that cut a nested value short would
+ * raise the parser's error, as a corrupt text does. */
 static int push_indexed(lua_State *L, const es_event *ev, lvalue_reader *r) {
     const es_data_ix *ix = ev->data_ix;
     const char *p = ev->data, *end = ev->data + ev->data_len;
@@ -644,7 +665,7 @@ static int push_indexed(lua_State *L, const es_event *ev, lvalue_reader *r) {
             compat_pushinteger(L, iv);
             break;
         case ES_V_REAL:
-            if (!es_json_real(v, a->vlen, &d)) goto mismatch;
+            if (!index_number(v, a->vlen) || !es_json_real(v, a->vlen, &d)) goto mismatch;
             lua_pushnumber(L, (lua_Number)d);
             break;
         default: {
@@ -655,7 +676,7 @@ static int push_indexed(lua_State *L, const es_event *ev, lvalue_reader *r) {
             jp.depth = 1;
             jp.r = r;
             jvalue(&jp);
-            if (jp.p != jp.end) jfail(&jp, "text after the value");
+            if (jp.p != jp.end) goto mismatch;
         }
         }
         lua_rawset(L, -3);
