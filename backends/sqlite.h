@@ -56,6 +56,7 @@ typedef struct sqlite_conn {
     sqlite3 *db;
     int readonly;
     int ts_index;                      /* a store made before 2026-11-28 has a timestamp index */
+    int own_id;                        /* the events table has own_id (made after 2026-12-07) */
     int busy_timeout_ms;
     char prefix[SQLITE_MAX_PREFIX + 1];
     sqlite3_stmt *stmts[ST__COUNT];
