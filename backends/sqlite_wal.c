@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "sqlite.h"
@@ -58,7 +59,21 @@
  * fstat) when a read reaches past what is known, and what is known is
  * forgotten whenever the connection takes a WAL lock, so a WAL another
  * process cut short is never touched past its end (that would raise
- * SIGBUS); a read past the end then goes to pread, which reports it. */
+ * SIGBUS); a read past the end then goes to pread, which reports it.
+ *
+ * A sync of the WAL by the connection that holds its write lock (each
+ * commit's, with synchronous = FULL) first writes zeros past the file's end
+ * up to the next WAL_GROW boundary after the frames (wal_grow). Each
+ * fdatasync that also has to record a new file size costs ext4 a journal
+ * commit: 360 against 190 us a sync (strace, W1 FULL), and a fresh store's
+ * WAL grows for its first few thousand single appends (until the WAL
+ * reaches wal_autocheckpoint and starts over from its beginning). With the
+ * file grown a megabyte at a time, one sync in about 85 records a size.
+ * Zeros past the last frame are what a WAL may hold there anyway: frames of
+ * an older generation, which the salts in their headers disown, and which
+ * recovery and readers never take for frames. Only bytes past the file's
+ * size are written, and only under the write lock, when no other
+ * connection can be writing there. */
 
 #define WALBUF_VFS "eventstore-wal"
 /* Larger transactions go out in pieces of at most this much: the unix VFS
@@ -67,6 +82,8 @@
 #define WALBUF_MAX (124u << 10)
 #define WAL_HDR 32
 #define FRAME_HDR 24
+/* the WAL file grows by this much at a time under synced commits */
+#define WAL_GROW (1 << 20)
 
 typedef struct db_file db_file;
 
@@ -83,6 +100,7 @@ typedef struct wal_file {
     const unsigned char *map;   /* its read-only map, or NULL */
     sqlite3_int64 map_len;      /* the map's length: the database's mmap_size then */
     sqlite3_int64 known;        /* the file holds at least this many bytes */
+    sqlite3_int64 grown;        /* its size when wal_grow last looked, or made it */
     int map_failed;             /* mapping failed: pread only */
 } wal_file;
 
@@ -93,6 +111,7 @@ struct db_file {
     const char *name;           /* the filename pointer SQLite opened it with */
     wal_file *wal;
     sqlite3_int64 mmap_limit;   /* the database's mmap_size: the WAL map's length */
+    int write_locked;           /* this connection holds the WAL write lock */
     db_file *next;
 };
 
@@ -217,13 +236,40 @@ static int wal_truncate(sqlite3_file *pf, sqlite3_int64 size) {
     if (rc != SQLITE_OK) return rc;
     if (f->end > size) f->end = size;
     if (f->known > size) f->known = size;
+    if (f->grown > size) f->grown = size;
     return f->real->pMethods->xTruncate(f->real, size);
+}
+
+/* Zeros from the file's end to the WAL_GROW boundary past the frames, with
+ * the write lock held (see above), and never past the process's file size
+ * limit (a write there would raise SIGXFSZ). The file's size is asked only
+ * when the frames pass what this layer last grew it to: an fstat before
+ * each fdatasync made W1 FULL 20% slower here. Best effort: on an error
+ * the file keeps what was written, and the sync that follows grows it as
+ * it would have. */
+static void wal_grow(wal_file *f) {
+    static unsigned char zeros[64 << 10];   /* never written: stays zero */
+    sqlite3_int64 size, to = (f->end / WAL_GROW + 1) * WAL_GROW;
+    struct rlimit rl;
+    if (!f->db || !f->db->write_locked || f->end <= f->grown) return;
+    if (f->real->pMethods->xFileSize(f->real, &size) != SQLITE_OK) return;
+    if (getrlimit(RLIMIT_FSIZE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && (sqlite3_int64)rl.rlim_cur < to)
+        to = (sqlite3_int64)rl.rlim_cur;
+    while (size < to) {
+        int n = to - size < (sqlite3_int64)sizeof zeros ? (int)(to - size) : (int)sizeof zeros;
+        if (f->real->pMethods->xWrite(f->real, zeros, n, size) != SQLITE_OK) break;
+        size += n;
+    }
+    f->grown = size > f->end ? size : f->end;
+    if (size > f->known) f->known = size;
 }
 
 static int wal_sync(sqlite3_file *pf, int flags) {
     wal_file *f = (wal_file *)pf;
     int rc = wal_flush(f);
-    return rc != SQLITE_OK ? rc : f->real->pMethods->xSync(f->real, flags);
+    if (rc != SQLITE_OK) return rc;
+    wal_grow(f);
+    return f->real->pMethods->xSync(f->real, flags);
 }
 
 static int wal_file_size(sqlite3_file *pf, sqlite3_int64 *size) {
@@ -274,14 +320,21 @@ static int db_close(sqlite3_file *pf) {
 
 static int db_shm_lock(sqlite3_file *pf, int offset, int n, int flags) {
     db_file *d = (db_file *)pf;
+    int rc;
     /* another process may have cut the WAL short before this lock */
     if ((flags & SQLITE_SHM_LOCK) && d->wal) d->wal->known = 0;
     /* offset 0 is the WAL write lock (WAL_WRITE_LOCK in SQLite's wal.c) */
-    if ((flags & SQLITE_SHM_UNLOCK) && offset == 0 && n >= 1 && d->wal) {
-        d->wal->len = 0;
-        d->wal->commit = 0;
+    if ((flags & SQLITE_SHM_UNLOCK) && offset == 0 && n >= 1) {
+        d->write_locked = 0;
+        if (d->wal) {
+            d->wal->len = 0;
+            d->wal->commit = 0;
+        }
     }
-    return REAL(pf)->pMethods->xShmLock(REAL(pf), offset, n, flags);
+    rc = REAL(pf)->pMethods->xShmLock(REAL(pf), offset, n, flags);
+    if (rc == SQLITE_OK && (flags & SQLITE_SHM_LOCK) && (flags & SQLITE_SHM_EXCLUSIVE) && offset == 0 && n >= 1)
+        d->write_locked = 1;
+    return rc;
 }
 
 static int db_shm_lock_plain(sqlite3_file *pf, int offset, int n, int flags) {

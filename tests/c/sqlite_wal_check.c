@@ -6,6 +6,7 @@
  * WAL's checksum chain must hold, or recovery would stop short of it. */
 #include <signal.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 
 #include "sqlite_check.h"
 #include "../../backends/sqlite.h"
@@ -30,6 +31,8 @@ static sqlite3 *open_with(const char *path, const char *vfs, int cache_pages) {
     }
     return db;
 }
+
+static int exec_ok(sqlite3 *db, const char *sql) { return sqlite3_exec(db, sql, NULL, NULL, NULL) == SQLITE_OK; }
 
 static int64_t query_int(sqlite3 *db, const char *sql) {
     sqlite3_stmt *st = NULL;
@@ -144,12 +147,12 @@ out:
 /* A child whose files may not grow past 300 KB commits until a commit
  * fails; the failure is returned (not lost in the buffer), and the parent
  * finds exactly the commits that succeeded, in a sound file. */
-static void test_write_error(void) {
+static void test_write_error(int full) {
     char path[300];
     int fds[2], status = 0, committed = -1, err = 0;
     pid_t pid;
     sqlite3 *db;
-    path_of("fsize", path, sizeof path);
+    path_of(full ? "fsize_full" : "fsize", path, sizeof path);
     if (pipe(fds) != 0) {
         CHECK(0);
         return;
@@ -160,7 +163,8 @@ static void test_write_error(void) {
         close(fds[0]);
         signal(SIGXFSZ, SIG_IGN);
         db = open_with(path, sqlite_wal_vfs(), 2000);
-        if (!db || setrlimit(RLIMIT_FSIZE, &rl) != 0) _exit(3);
+        if (!db || (full && !exec_ok(db, "PRAGMA synchronous = FULL")) || setrlimit(RLIMIT_FSIZE, &rl) != 0)
+            _exit(3);
         for (r = 0; r < 100; r++) {
             int rc = sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
             if (rc == SQLITE_OK) rc = insert_rows(db, r * 20, 20, 0);
@@ -238,8 +242,6 @@ static void test_restarts_with_reader(int mapped) {
     sqlite3_close(db);
 }
 
-static int exec_ok(sqlite3 *db, const char *sql) { return sqlite3_exec(db, sql, NULL, NULL, NULL) == SQLITE_OK; }
-
 /* 30 transactions of 100 rows (k0 ..), each its own commit */
 static int commit_rows(sqlite3 *db, int k0, int rounds) {
     int r, ok = 1;
@@ -316,16 +318,69 @@ static void test_wal_cut_short(void) {
     if (WIFSIGNALED(status)) fprintf(stderr, "test_wal_cut_short: the child died of signal %d\n", WTERMSIG(status));
 }
 
+static int64_t file_size(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0 ? (int64_t)st.st_size : -1;
+}
+
+/* With synchronous = FULL, each commit's sync grows the WAL file a
+ * megabyte at a time, with zeros past the frames. A child commits 400
+ * small transactions (the WAL passes 1 MB), then 300 more that restart the
+ * WAL from its header every 20 frames, and dies without closing after
+ * each part. The WAL is a whole number of megabytes, and the parent, on
+ * the default VFS, recovers every commit through the zeros. */
+static void test_grow_full(void) {
+    char path[300], wal[310];
+    int part;
+    path_of("grow", path, sizeof path);
+    snprintf(wal, sizeof wal, "%s-wal", path);
+    for (part = 0; part < 2; part++) {
+        pid_t pid;
+        int status = 0;
+        sqlite3 *db;
+        if ((pid = fork()) == 0) {
+            int r, ok, n = part ? 300 : 400;
+            int64_t first;
+            sqlite3 *w = open_with(path, sqlite_wal_vfs(), 2000);
+            if (!w || !exec_ok(w, "PRAGMA synchronous = FULL") ||
+                (part && !exec_ok(w, "PRAGMA wal_autocheckpoint = 20")))
+                _exit(3);
+            ok = exec_ok(w, "BEGIN IMMEDIATE") && insert_rows(w, part * 10000, 3, 0) == SQLITE_OK &&
+                 exec_ok(w, "COMMIT");
+            first = file_size(wal);
+            for (r = 1; r < n && ok; r++)
+                ok = exec_ok(w, "BEGIN IMMEDIATE") && insert_rows(w, part * 10000 + r * 3, 3, 0) == SQLITE_OK &&
+                     exec_ok(w, "COMMIT");
+            if (!ok) _exit(4);
+            /* one commit grew it to the first megabyte; in the end, whole ones */
+            if (!part && first != 1 << 20) _exit(5);
+            if (file_size(wal) <= 0 || file_size(wal) % (1 << 20) != 0) _exit(6);
+            if (!part && file_size(wal) < 2 << 20) _exit(7);
+            _exit(0);
+        }
+        CHECK(pid > 0 && waitpid(pid, &status, 0) == pid);
+        CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+        db = open_with(path, NULL, 2000);
+        CHECK(db != NULL);
+        if (!db) return;
+        CHECK(integrity_ok(db));
+        CHECK(query_int(db, ROWS_OK) == (part ? 2100 : 1200));
+        sqlite3_close(db);
+    }
+}
+
 int main(void) {
     if (!dir_create("sqlite_wal_check")) return 2;
     CHECK(sqlite_wal_vfs() != NULL);
     test_spill_then_crash();
     test_rollback_then_other_writer();
-    test_write_error();
+    test_write_error(0);
+    test_write_error(1);
     test_restarts_with_reader(0);
     test_restarts_with_reader(1);
     test_map_reads();
     test_wal_cut_short();
+    test_grow_full();
     dir_remove();
     printf("sqlite_wal_check: %d checks, %d failed\n", checks, failures);
     return failures ? 1 : 0;
