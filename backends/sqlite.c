@@ -19,8 +19,8 @@
  *
  * Stores made on 2026-12-07 have no own_id column: their index repeats the
  * test in SQL (ID_INDEXED_SQL), which costs SQLite a printf and two substr
- * on every row it inserts (2,000-3,000 instructions an event of W2's
- * 25,000). Their statements (legacy_templates) repeat it instead; so do
+ * on every row it inserts (about 3,100 instructions an event of W2's
+ * 25,400). Their statements (legacy_templates) repeat it instead; so do
  * those of stores made before, whose index holds every id and serves any
  * lookup by id. */
 #define ID_INDEXED "own_id = 0"
@@ -30,7 +30,8 @@
     "SELECT " cols " FROM {p}events WHERE id = ?1 AND " indexed
 #define ID_MATCH(cols) ID_MATCH_AS(cols, " AND own_id = 1", ID_INDEXED)
 #define ID_MATCH_SQL(cols) ID_MATCH_AS(cols, "", ID_INDEXED_SQL)
-#define INSERT_COLS "INSERT INTO {p}events (position, id, stream, category, revision, type, data, metadata, timestamp"
+#define INSERT_COLS \
+    "INSERT INTO {p}events (position, id, stream, category, revision, type, data, metadata, timestamp"
 
 static const char *const sql_templates[ST_ALL] = {
     [ST_BEGIN] = "BEGIN IMMEDIATE",
@@ -177,12 +178,15 @@ static int sql_expand(const sqlite_conn *c, const char *tmpl, es_buf *b) {
  * binary search finds, and the filter keeps a tampered older row out. */
 static int sql_build(const sqlite_conn *c, int slot, es_buf *b) {
     int v;
-    if (slot < ST_ALL)
-        return sql_expand(c, !c->own_id && legacy_templates[slot] ? legacy_templates[slot] : sql_templates[slot], b);
+    if (slot < ST_ALL) {
+        const char *legacy = c->own_id ? NULL : legacy_templates[slot];
+        return sql_expand(c, legacy ? legacy : sql_templates[slot], b);
+    }
     if (slot == ST_INSERT_EVENTS) {
         const char *row = c->own_id ? ",(?,?,?,?,?,?,?,?,?,?)" : ",(?,?,?,?,?,?,?,?,?)";
         int k;
-        if (sql_expand(c, INSERT_COLS, b) != ES_OK || sql_expand(c, c->own_id ? ", own_id) VALUES " : ") VALUES ", b) != ES_OK)
+        if (sql_expand(c, INSERT_COLS, b) != ES_OK ||
+            sql_expand(c, c->own_id ? ", own_id) VALUES " : ") VALUES ", b) != ES_OK)
             return ES_ENOMEM;
         for (k = 0; k < INSERT_ROWS; k++)
             if (es_buf_add(b, row + (k == 0), strlen(row) - (k == 0)) != ES_OK) return ES_ENOMEM;
