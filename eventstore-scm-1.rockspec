@@ -35,7 +35,7 @@ build = {
         "csrc/error.c", "csrc/uuid.c", "csrc/json.c", "csrc/json_text.c", "csrc/store.c",
         "csrc/reduce.c", "csrc/reduce_num.c", "csrc/state.c",
         "backends/registry.c", "backends/memory.c", "backends/sqlite.c", "backends/sqlite_read.c",
-        "backends/sqlite_wal.c",
+        "backends/sqlite_sql.c", "backends/sqlite_wal.c",
         "backends/postgres.c", "backends/postgres_read.c", "backends/postgres_sql.c",
         "csrc/lua_append.c", "csrc/lua_error.c", "csrc/lua_encode.c", "csrc/lua_json.c", "csrc/lua_module.c", "csrc/lua_reducer.c", "csrc/lua_store.c", "csrc/lua_value.c",
       },

@@ -84,11 +84,15 @@ int sqlite_fail(sqlite_conn *c, int src, es_err *err, const char *fmt, ...)
     ;
 int sqlite_stmt_get(sqlite_conn *c, int slot, sqlite3_stmt **out);
 int sqlite_lookup_int64(sqlite_conn *c, int slot, const char *key, int64_t *out);
-int sqlite_stmt_prepare(sqlite_conn *c, int slot, unsigned int flags, sqlite3_stmt **out);
 void sqlite_lower_id(const char *id, char out[ES_UUID_LEN + 1]);
 /* Binds a lower-case id to a lookup by id (ID_MATCH): ?1 the id, ?2 the
  * position it names. Returns a SQLite code. */
 int sqlite_bind_id(sqlite3_stmt *st, const char *id);
+
+/* sqlite_sql.c: a slot's statement, prepared into *out (a SQLite code);
+ * the schema of a new store, BEGIN to COMMIT, into b (ES_OK or ES_ENOMEM) */
+int sqlite_stmt_prepare(sqlite_conn *c, int slot, unsigned int flags, sqlite3_stmt **out);
+int sqlite_sql_schema(const sqlite_conn *c, es_buf *b);
 
 /* sqlite_wal.c: the VFS that writes a transaction's WAL frames at once */
 const char *sqlite_wal_vfs(void);

@@ -158,7 +158,7 @@ describe("sqlite event ids", function()
     for i = 1, 20 do assert(store:append("p-" .. i, fx.events(50))) end
     store:close()
     store = nil
-    -- backends/sqlite.c's ID_MATCH, as SQLite plans it on this machine: the
+    -- backends/sqlite_sql.c's ID_MATCH, as SQLite plans it on this machine: the
     -- index is partial, so the query must repeat its condition to use it
     local plan = sql_ok(path, "EXPLAIN QUERY PLAN SELECT position FROM es_events WHERE position = 5 AND " ..
       "id = 'x' AND own_id = 1 UNION ALL SELECT position FROM es_events WHERE id = 'x' AND own_id = 0")
