@@ -437,16 +437,13 @@ static int memory_backend__append(es_conn *base, es_append_req *req, es_append_r
     /* Commit: nothing below can fail. */
     for (i = 0; i < req->count; i++) {
         mem_event *e = &c->ev[c->nev + i];
-        /* an id generated here carries its position (es_id_stamp stamped
-         * it above): no need to read it back */
-        int stamped = req->generated && req->generated[i] && es_id_stampable(e->ev.position);
-        if (!stamped && es_id_position(e->ev.id) != e->ev.position) {
+        req->events[i].revision = e->ev.revision;
+        req->events[i].position = e->ev.position;
+        if (!es_id_names_row(req, i)) {
             id_put_nogrow(c->ids, c->ids_cap, hash_str(e->ev.id), e->ev.position);
             c->ids_count++;
         }
         st->pos[st->count++] = e->ev.position;
-        req->events[i].revision = e->ev.revision;
-        req->events[i].position = e->ev.position;
     }
     c->nev += req->count;
     res->revision = (int64_t)st->count;

@@ -178,8 +178,9 @@ typedef struct append_rows {
     int stream_len, category_len;
 } append_rows;
 
-/* Binds e at row k (0-based) of an insert statement. */
-static void bind_event(const append_rows *a, sqlite3_stmt *st, int k, const es_event *e) {
+/* Binds event i at row k (0-based) of an insert statement. */
+static void bind_event(const append_rows *a, sqlite3_stmt *st, int k, size_t i) {
+    const es_event *e = &a->req->events[i];
     int b = k * (a->c->own_id ? 10 : 9);
     sqlite3_bind_int64(st, b + 1, e->position);
     sqlite3_bind_text(st, b + 2, e->id, ES_UUID_LEN, SQLITE_STATIC);
@@ -190,7 +191,7 @@ static void bind_event(const append_rows *a, sqlite3_stmt *st, int k, const es_e
     sqlite3_bind_text(st, b + 7, e->data, (int)e->data_len, SQLITE_STATIC);
     sqlite3_bind_text(st, b + 8, e->metadata, (int)e->metadata_len, SQLITE_STATIC);
     sqlite3_bind_int64(st, b + 9, e->timestamp);
-    if (a->c->own_id) sqlite3_bind_int(st, b + 10, es_id_position(e->id) == e->position);
+    if (a->c->own_id) sqlite3_bind_int(st, b + 10, es_id_names_row(a->req, i));
 }
 
 /* Inserts events [i, i + INSERT_ROWS) in one statement. A constraint error
@@ -201,7 +202,7 @@ static int insert_rows(sqlite_conn *c, const append_rows *a, size_t i) {
     sqlite3_stmt *st;
     int src, k;
     if ((src = sqlite_stmt_get(c, ST_INSERT_EVENTS, &st)) != SQLITE_OK) return src;
-    for (k = 0; k < INSERT_ROWS; k++) bind_event(a, st, k, &a->req->events[i + (size_t)k]);
+    for (k = 0; k < INSERT_ROWS; k++) bind_event(a, st, k, i + (size_t)k);
     return step_done(st);
 }
 
@@ -258,7 +259,7 @@ static int append_locked(sqlite_conn *c, es_append_req *req, es_append_result *r
     if ((src = sqlite_stmt_get(c, ST_INSERT_EVENT, &st)) != SQLITE_OK) goto fail;
     for (; i < req->count; i++) {
         es_event *e = &req->events[i];
-        bind_event(&rows, st, 0, e);
+        bind_event(&rows, st, 0, i);
         if ((src = step_done(st)) != SQLITE_OK) {
             if ((src & 0xff) == SQLITE_CONSTRAINT && strstr(sqlite3_errmsg(c->db), "events.id"))
                 return es_err_set(err, ES_ECONFLICT, "append to '%s': event id %s already stored",

@@ -51,6 +51,14 @@ void  es_huge_free(void *p, size_t n);
 static inline int es_id_stampable(int64_t position) { return position > 0 && position < ES_ID_STAMP_LIMIT; }
 void    es_id_stamp(char *id, int64_t position);
 int64_t es_id_position(const char *id);
+/* Whether event i of an append, its position set, has an id that names
+ * that position: one the backend stamped (generated, in range) without
+ * reading it back, any other by es_id_position. */
+static inline int es_id_names_row(const es_append_req *req, size_t i) {
+    const es_event *e = &req->events[i];
+    return (req->generated && req->generated[i] && es_id_stampable(e->position)) ||
+           es_id_position(e->id) == e->position;
+}
 
 /* A growable byte buffer on es_malloc; b->data is NUL-terminated when len > 0. */
 typedef struct es_buf {
