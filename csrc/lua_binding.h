@@ -76,6 +76,17 @@ int lconv_table_kind(lconv *cv, int idx);
 /* Checks depth and cycles and enters the table at idx; the caller leaves
  * with cv->depth--. */
 lconv_path *lconv_enter(lconv *cv, int idx);
+/* Sets the path level p to the object key k and checks it as a key JSON
+ * can hold (valid UTF-8, no NUL byte), raising as a conversion does. */
+void lconv_key(lconv *cv, lconv_path *p, const char *k, size_t kl);
+/* 1 when the value at idx is a string, a number or a boolean, checked as
+ * a conversion checks it (raising the same errors); 0 for any other type,
+ * which is left unchecked. */
+int lconv_scalar_ok(lconv *cv, int idx);
+/* Converts the value at idx (any value JSON can hold) with cv's path in
+ * its messages, appended to owner, an array the caller roots in a box, so
+ * that a raise halfway leaks nothing; returns it, borrowed from owner. */
+json_t *lconv_value(lconv *cv, int idx, json_t *owner);
 
 typedef struct ljson_box { json_t *root; } ljson_box;
 /* Pushes a box that owns whatever json_t is put in it (freed by __gc). */

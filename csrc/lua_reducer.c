@@ -340,10 +340,232 @@ static int fold_fail(lua_State *L, lcall *c, es_err *err) {
     return lerror_fail(L, err);
 }
 
+/* rules:fold feeds an event's data to the fold member by member, as
+ * state.c feeds a stored text's, instead of converting the whole table
+ * into JSON first: a member no rule reads is only checked, an integer for
+ * a plain sum is added in place, and a "*" = last string, number or
+ * boolean of a field the state already has waits, and is converted once,
+ * when the fold ends. No rule reads or targets such a field, so only a
+ * later value of it replaces the waiting one. The scratch userdata keeps
+ * the pass, so that a raise while it is open (a value JSON cannot hold)
+ * still releases it. */
+typedef struct fold_member {
+    const char *key;      /* the data table's own key string */
+    size_t klen;
+    int sum;              /* 1: ival is an integer for a plain sum */
+    int64_t ival;
+    json_t *v;            /* a value for the pass, borrowed from the event's owner array */
+} fold_member;
+
+/* What the member at each place of the previous event was: events mostly
+ * repeat their fields in the same order, and comparing a short name costs
+ * less than checking and hashing it (state.c keeps the same memo). A
+ * waiting value sits in the anchors table at its place + 1, which keeps
+ * it alive whatever a Lua function rule does to the events. Whenever a
+ * place holds another name than before (or one too long to keep), or a
+ * "*" = last member comes past the places, every waiting value is set
+ * first (fold_flush). A name waiting at one place then cannot come again
+ * at another without that: events visit their places in order, so the
+ * lower of the two places was visited with another name in between. */
+#define FOLD_MEMO 16
+typedef struct fold_memo {
+    char key[24];
+    unsigned char klen, set, star_ok, kind;
+    unsigned char in_state;   /* a "*" = last field the state has (nothing removes it) */
+    unsigned char wait;       /* its newest value waits in anchors[place + 1] */
+} fold_memo;
+
+/* One userdata per rules:fold call holds all it needs (each allocation
+ * made the collector run more often in a process with a large heap). */
+#define FOLD_SCRATCH_MT "eventstore.FoldScratch"
+typedef struct fold_scratch {
+    ljson_box state;      /* the boxes own their roots, released by __gc */
+    ljson_box data;       /* an event's data converted whole */
+    ljson_box owner;      /* an array: the values converted for one event */
+    es_fold_pass pass;
+    fold_memo memo[FOLD_MEMO];
+    int active;           /* the pass is begun and not yet ended */
+    es_event ev;          /* the pass's event: its type only, as es_reducer_fold_json's */
+    fold_member *m;
+    size_t cap;
+    int anchors;          /* stack index: nil until a value waits, then the anchors table */
+    int nwait;            /* places whose wait is set */
+} fold_scratch;
+
+static int fold_scratch_gc(lua_State *L) {
+    fold_scratch *sc = luaL_checkudata(L, 1, FOLD_SCRATCH_MT);
+    if (sc->active) es_fold_end(&sc->pass, 0);
+    sc->active = 0;
+    es_free(sc->m);
+    sc->m = NULL;
+    json_decref(sc->state.root);
+    json_decref(sc->data.root);
+    json_decref(sc->owner.root);
+    sc->state.root = sc->data.root = sc->owner.root = NULL;
+    return 0;
+}
+
+static fold_scratch *fold_scratch_new(lua_State *L) {
+    fold_scratch *sc = lua_newuserdata(L, sizeof *sc);
+    memset(sc, 0, sizeof *sc);
+    luaL_getmetatable(L, FOLD_SCRATCH_MT);
+    lua_setmetatable(L, -2);
+    if (!(sc->owner.root = json_array())) luaL_error(L, "not enough memory");
+    return sc;
+}
+
+/* Room for member n in sc->m (raises when out of memory). */
+static fold_member *fold_member_at(lua_State *L, fold_scratch *sc, size_t n) {
+    if (n == sc->cap) {
+        size_t cap = sc->cap ? sc->cap * 2 : 16;
+        fold_member *m = es_realloc(sc->m, cap * sizeof *m);
+        if (!m) luaL_error(L, "not enough memory");
+        sc->m = m;
+        sc->cap = cap;
+    }
+    return &sc->m[n];
+}
+
+/* A checked scalar (lconv_scalar_ok) as JSON: NULL when out of memory. */
+static json_t *scalar_json(lua_State *L, int idx) {
+    size_t n;
+    const char *s;
+    switch (lua_type(L, idx)) {
+    case LUA_TSTRING:
+        s = lua_tolstring(L, idx, &n);
+        return json_stringn_nocheck(s, n);
+    case LUA_TNUMBER:
+        return compat_isinteger(L, idx) ? json_integer((json_int_t)compat_tointeger(L, idx))
+                                        : json_real((double)lua_tonumber(L, idx));
+    default:
+        return lua_toboolean(L, idx) ? json_true() : json_false();
+    }
+}
+
+/* Sets the waiting "*" = last values in state (every field is there
+ * already: the order of its fields stays). */
+static void fold_flush(lua_State *L, fold_scratch *sc) {
+    int j;
+    for (j = 0; sc->nwait && j < FOLD_MEMO; j++) {
+        fold_memo *mm = &sc->memo[j];
+        json_t *v;
+        if (!mm->wait) continue;
+        lua_rawgeti(L, sc->anchors, j + 1);
+        v = scalar_json(L, -1);
+        lua_pop(L, 1);
+        mm->wait = 0;
+        sc->nwait--;
+        if (!v || json_object_setn_new_nocheck(sc->state.root, mm->key, mm->klen, v) != 0)
+            luaL_error(L, "not enough memory");
+    }
+}
+
+/* Folds the data table at d, whose first key/value pair is on the stack,
+ * into state: ES_OK or the fold's error code (err set; a callback's error
+ * value on the stack). Values JSON cannot hold raise, naming the event i
+ * and the member, as a conversion of the whole table would. */
+static int fold_members(lua_State *L, const es_reducer *r, fold_scratch *sc, lcall *c, int d, int i,
+                        es_err *err) {
+    json_t *state = sc->state.root, *owner = sc->owner.root;
+    lconv cv;
+    lconv_path *p;
+    size_t n = 0, j, at = 0, place;
+    int rc, end_rc;
+    lconv_init(&cv, L, "fold: event %d data");
+    lua_insert(L, -3);                                        /* the anchor, under the pair */
+    cv.anchor = lua_gettop(L) - 2;
+    cv.what_index = i;
+    p = lconv_enter(&cv, d);
+    if ((rc = es_fold_begin(&sc->pass, r, state, &sc->ev, lcall_custom, c, err)) != ES_OK) {
+        lua_pop(L, 3);
+        return rc;
+    }
+    sc->active = 1;
+    do {
+        size_t kl;
+        const char *k;
+        int kind;
+        fold_member *m;
+        fold_memo *mm;
+        if (lua_type(L, -2) != LUA_TSTRING) {
+            /* not an object after all: the error converting it raises */
+            cv.depth--;
+            lconv_table_kind(&cv, d);
+            cv.depth++;
+        }
+        k = lua_tolstring(L, -2, &kl);
+        place = at++;
+        mm = place < FOLD_MEMO && kl <= sizeof mm->key ? &sc->memo[place] : NULL;
+        if (mm && mm->set && mm->klen == kl && mm->star_ok == sc->pass.star_ok && es_same_bytes(mm->key, k, kl)) {
+            p->key = k;                                        /* checked before */
+            p->keylen = kl;
+            kind = mm->kind;
+        } else {
+            lconv_key(&cv, p, k, kl);
+            kind = es_fold_member_kind(&sc->pass, k, kl);
+            /* a place taken by another name (or one too long to keep), or
+             * a "*" member with no place */
+            if (place < FOLD_MEMO || kind == ES_FOLD_STAR_LAST) fold_flush(L, sc);
+            if (!mm && place < FOLD_MEMO) sc->memo[place].set = 0;
+            if (mm) {
+                memcpy(mm->key, k, kl);
+                mm->klen = (unsigned char)kl;
+                mm->star_ok = (unsigned char)sc->pass.star_ok;
+                mm->kind = (unsigned char)kind;
+                mm->in_state = 0;
+                mm->set = 1;
+            }
+        }
+        if (kind == ES_FOLD_SKIP) {
+            if (!lconv_scalar_ok(&cv, -1)) lconv_value(&cv, -1, owner);     /* checked only */
+        } else if (kind == ES_FOLD_STAR_LAST && mm && (mm->in_state || json_object_getn(state, k, kl)) &&
+                   lconv_scalar_ok(&cv, -1)) {
+            mm->in_state = 1;
+            if (!lua_istable(L, sc->anchors)) {
+                lua_createtable(L, FOLD_MEMO, 0);
+                lua_replace(L, sc->anchors);
+            }
+            lua_pushvalue(L, -1);
+            lua_rawseti(L, sc->anchors, (int)place + 1);
+            if (!mm->wait) sc->nwait++;
+            mm->wait = 1;
+        } else {
+            m = fold_member_at(L, sc, n++);
+            m->key = k;
+            m->klen = kl;
+            m->sum = kind == ES_FOLD_SUM && lua_type(L, -1) == LUA_TNUMBER && compat_isinteger(L, -1);
+            if (m->sum) {
+                m->ival = (int64_t)compat_tointeger(L, -1);
+            } else {
+                m->v = lconv_value(&cv, -1, owner);
+                if (mm && mm->wait) {
+                    /* this value replaces the field: the waiting one is stale */
+                    mm->wait = 0;
+                    sc->nwait--;
+                }
+            }
+        }
+        lua_pop(L, 1);
+    } while (lua_next(L, d));
+    lua_pop(L, 1);                                            /* the anchor */
+    /* every value is checked: now the members go to the pass, in order */
+    for (rc = ES_OK, j = 0; j < n && rc == ES_OK; j++) {
+        fold_member *m = &sc->m[j];
+        json_t *v;
+        if (m->sum && es_fold_sum_int(&sc->pass, m->key, m->klen, m->ival)) continue;
+        v = m->sum ? json_integer((json_int_t)m->ival) : json_incref(m->v);
+        rc = v ? es_fold_member(&sc->pass, m->key, m->klen, v) : es_err_set(err, ES_ENOMEM, "fold: out of memory");
+    }
+    sc->active = 0;
+    end_rc = es_fold_end(&sc->pass, rc == ES_OK);
+    json_array_clear(owner);
+    return rc != ES_OK ? rc : end_rc;
+}
+
 /* rules:fold(events, initial) -> state */
 static int lreducer_fold(lua_State *L) {
     lreducer *ud = lreducer_check(L, 1);
-    ljson_box *state_box, *data_box;
+    fold_scratch *sc;
     lcall c;
     es_err err;
     size_t n, i;
@@ -352,31 +574,53 @@ static int lreducer_fold(lua_State *L) {
     luaL_checktype(L, 2, LUA_TTABLE);
     if (!lua_isnoneornil(L, 3)) luaL_checktype(L, 3, LUA_TTABLE);
     lua_settop(L, 3);
-    state_box = lvalue_newbox(L);                              /* 4 */
-    lvalue_to_json(L, 3, state_box, "fold: initial state");
-    data_box = lvalue_newbox(L);                               /* 5 */
+    sc = fold_scratch_new(L);                                  /* 4 */
+    lvalue_to_json(L, 3, &sc->state, "fold: initial state");
+    lua_pushnil(L);                                            /* 5: the anchors of waiting values */
+    sc->anchors = lua_gettop(L);
+    lua_pushliteral(L, "type");                                /* 6, 7: the names, interned once */
+    lua_pushliteral(L, "data");
     lcall_init(L, &c, 1, ud->r);                               /* functions */
     top = lua_gettop(L);
     n = lua_rawlen(L, 2);
     for (i = 1; i <= n; i++) {
         const char *type;
         json_t *data;
+        int rc;
         lua_rawgeti(L, 2, (int)i);                             /* top + 1: the event */
         if (!lua_istable(L, -1)) luaL_error(L, "fold: event %d must be a table", (int)i);
-        lua_getfield(L, -1, "type");
+        lua_pushvalue(L, 6);
+        lua_gettable(L, -2);
         if (lua_type(L, -1) != LUA_TSTRING) luaL_error(L, "fold: event %d has no type", (int)i);
         type = lua_tostring(L, -1);                            /* the event table keeps it alive */
         lua_pop(L, 1);
-        lua_getfield(L, -1, "data");
-        data = lvalue_to_json_at(L, -1, data_box, "fold: event %d data", (int)i);
-        lua_pop(L, 1);
+        lua_pushvalue(L, 7);
+        lua_gettable(L, -2);                                   /* top + 2: data */
         c.event_idx = top + 1;
         es_err_clear(&err);
-        if (es_reducer_fold_json(ud->r, state_box->root, type, data, lcall_custom, &c, &err) != ES_OK)
+        if (lua_type(L, -1) == LUA_TTABLE && !lua_getmetatable(L, -1)) {
+            lua_pushnil(L);
+            if (lua_next(L, top + 2)) {
+                if (lua_type(L, -2) == LUA_TSTRING) {
+                    sc->ev.type = type;
+                    rc = fold_members(L, ud->r, sc, &c, top + 2, (int)i, &err);
+                    if (rc != ES_OK) return fold_fail(L, &c, &err);
+                    lua_settop(L, top);
+                    continue;
+                }
+                lua_pop(L, 2);
+            }
+        }
+        /* anything else ({}, nil, a metatable, an array, not a table) as
+         * before: converted whole, which also raises the right error */
+        fold_flush(L, sc);
+        data = lvalue_to_json_at(L, top + 2, &sc->data, "fold: event %d data", (int)i);
+        if (es_reducer_fold_json(ud->r, sc->state.root, type, data, lcall_custom, &c, &err) != ES_OK)
             return fold_fail(L, &c, &err);
         lua_settop(L, top);
     }
-    lvalue_push_json(L, state_box->root);
+    fold_flush(L, sc);
+    lvalue_push_json(L, sc->state.root);
     return 1;
 }
 
@@ -471,6 +715,10 @@ void lreducer_setup(lua_State *L) {
     lua_newtable(L);
     luaL_setfuncs(L, lreducer_methods, 0);
     lua_setfield(L, -2, "__index");
+    lua_pop(L, 1);
+    luaL_newmetatable(L, FOLD_SCRATCH_MT);
+    lua_pushcfunction(L, fold_scratch_gc);
+    lua_setfield(L, -2, "__gc");
     lua_pop(L, 1);
     lua_pushcfunction(L, lreducer_new);
     lua_setfield(L, -2, "reducer");

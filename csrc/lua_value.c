@@ -169,6 +169,42 @@ static json_t *conv_new_table(lconv *cv, int idx) {
 /* Returns a new reference for the value at idx: a scalar, or an empty
  * container. The caller attaches it to its parent (which is reachable from
  * the box) before filling it, so a Lua error at any point leaks nothing. */
+void lconv_key(lconv *cv, lconv_path *p, const char *k, size_t kl) {
+    p->key = k;
+    p->keylen = kl;
+    if (!es_valid_utf8(k, kl)) lconv_error(cv, "%skey is not valid UTF-8%s", "");
+    /* JSON allows "\u0000" in keys but jansson cannot read it back:
+     * refuse it rather than store what cannot be read */
+    if (memchr(k, '\0', kl)) lconv_error(cv, "%skey contains a NUL byte%s", "");
+}
+
+/* A real JSON can hold, or the error conv_make raises for it. */
+static double conv_real(lconv *cv, int idx) {
+    double d = (double)lua_tonumber(cv->L, idx);
+    if (isnan(d)) lconv_error(cv, "%sNaN cannot be stored%s", "");
+    if (isinf(d)) lconv_error(cv, "%sinfinity cannot be stored%s", "");
+    return d;
+}
+
+int lconv_scalar_ok(lconv *cv, int idx) {
+    lua_State *L = cv->L;
+    switch (lua_type(L, idx)) {
+    case LUA_TSTRING: {
+        size_t n;
+        const char *s = lua_tolstring(L, idx, &n);
+        if (!es_valid_utf8(s, n)) lconv_error(cv, "%sstring is not valid UTF-8%s", "");
+        return 1;
+    }
+    case LUA_TNUMBER:
+        if (!compat_isinteger(L, idx)) conv_real(cv, idx);
+        return 1;
+    case LUA_TBOOLEAN:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
 static json_t *conv_make(lconv *cv, int idx) {
     lua_State *L = cv->L;
     switch (lua_type(L, idx)) {
@@ -179,10 +215,7 @@ static json_t *conv_make(lconv *cv, int idx) {
         if (compat_isinteger(L, idx)) {
             v = json_integer((json_int_t)compat_tointeger(L, idx));
         } else {
-            double d = (double)lua_tonumber(L, idx);
-            if (isnan(d)) lconv_error(cv, "%sNaN cannot be stored%s", "");
-            if (isinf(d)) lconv_error(cv, "%sinfinity cannot be stored%s", "");
-            v = json_real(d);
+            v = json_real(conv_real(cv, idx));
         }
         if (!v) lconv_error(cv, "%snot enough memory%s", "");
         return v;
@@ -229,17 +262,21 @@ static void conv_fill(lconv *cv, int idx, json_t *v) {
             size_t kl;
             /* conv_new_table checked that every key is a string */
             const char *k = lua_tolstring(L, -2, &kl);
-            p->key = k;
-            p->keylen = kl;
-            if (!es_valid_utf8(k, kl)) lconv_error(cv, "%skey is not valid UTF-8%s", "");
-            /* JSON allows "\u0000" in keys but jansson cannot read it back:
-             * refuse it rather than store what cannot be read */
-            if (memchr(k, '\0', kl)) lconv_error(cv, "%skey contains a NUL byte%s", "");
+            lconv_key(cv, p, k, kl);
             conv_child(cv, v, k, kl);
             lua_pop(L, 1);
         }
     }
     cv->depth--;
+}
+
+json_t *lconv_value(lconv *cv, int idx, json_t *owner) {
+    json_t *v;
+    idx = lua_absindex(cv->L, idx);
+    v = conv_make(cv, idx);
+    check_attach(cv, json_array_append_new(owner, v));
+    if (lua_type(cv->L, idx) == LUA_TTABLE) conv_fill(cv, idx, v);
+    return v;
 }
 
 json_t *lvalue_to_json(lua_State *L, int idx, ljson_box *box, const char *what) {
