@@ -468,14 +468,13 @@ static int fold_members(lua_State *L, const es_reducer *r, fold_scratch *sc, lca
                         es_err *err) {
     json_t *state = sc->state.root, *owner = sc->owner.root;
     lconv cv;
-    lconv_path *p;
     size_t n = 0, j, at = 0, place;
     int rc, end_rc;
     lconv_init(&cv, L, "fold: event %d data");
     lua_insert(L, -3);                                        /* the anchor, under the pair */
     cv.anchor = lua_gettop(L) - 2;
     cv.what_index = i;
-    p = lconv_enter(&cv, d);
+    lconv_enter(&cv, d);
     if ((rc = es_fold_begin(&sc->pass, r, state, &sc->ev, lcall_custom, c, err)) != ES_OK) {
         lua_pop(L, 3);
         return rc;
@@ -487,6 +486,7 @@ static int fold_members(lua_State *L, const es_reducer *r, fold_scratch *sc, lca
         int kind;
         fold_member *m;
         fold_memo *mm;
+        lconv_path *p = &cv.path[1];     /* the data's level (a deep value may move the path) */
         if (lua_type(L, -2) != LUA_TSTRING) {
             /* not an object after all: the error converting it raises */
             cv.depth--;
@@ -590,20 +590,19 @@ static int lreducer_fold(lua_State *L) {
         lua_rawgeti(L, 2, (int)i);                             /* top + 1: the event */
         if (!lua_istable(L, -1)) luaL_error(L, "fold: event %d must be a table", (int)i);
         lua_pushvalue(L, 6);
-        lua_gettable(L, -2);
+        lua_gettable(L, top + 1);                              /* top + 2: the type, kept there */
         if (lua_type(L, -1) != LUA_TSTRING) luaL_error(L, "fold: event %d has no type", (int)i);
-        type = lua_tostring(L, -1);                            /* the event table keeps it alive */
-        lua_pop(L, 1);
+        type = lua_tostring(L, -1);
         lua_pushvalue(L, 7);
-        lua_gettable(L, -2);                                   /* top + 2: data */
+        lua_gettable(L, top + 1);                              /* top + 3: data */
         c.event_idx = top + 1;
         es_err_clear(&err);
         if (lua_type(L, -1) == LUA_TTABLE && !lua_getmetatable(L, -1)) {
             lua_pushnil(L);
-            if (lua_next(L, top + 2)) {
+            if (lua_next(L, top + 3)) {
                 if (lua_type(L, -2) == LUA_TSTRING) {
                     sc->ev.type = type;
-                    rc = fold_members(L, ud->r, sc, &c, top + 2, (int)i, &err);
+                    rc = fold_members(L, ud->r, sc, &c, top + 3, (int)i, &err);
                     if (rc != ES_OK) return fold_fail(L, &c, &err);
                     lua_settop(L, top);
                     continue;
@@ -614,7 +613,7 @@ static int lreducer_fold(lua_State *L) {
         /* anything else ({}, nil, a metatable, an array, not a table) as
          * before: converted whole, which also raises the right error */
         fold_flush(L, sc);
-        data = lvalue_to_json_at(L, top + 2, &sc->data, "fold: event %d data", (int)i);
+        data = lvalue_to_json_at(L, top + 3, &sc->data, "fold: event %d data", (int)i);
         if (es_reducer_fold_json(ud->r, sc->state.root, type, data, lcall_custom, &c, &err) != ES_OK)
             return fold_fail(L, &c, &err);
         lua_settop(L, top);

@@ -201,11 +201,27 @@ describe("rules:fold over Lua tables", function()
     assert.equals("v1", st.s)                -- only the first event still had it
   end)
 
+  it("events whose type and data come from __index, made anew on each access", function()
+    local evs = {}
+    for i = 1, 20 do
+      evs[i] = setmetatable({}, { __index = function(_, k)
+        collectgarbage()
+        if k == "type" then return "Type" .. string.rep("-", 60) .. (i % 2) end
+        if k == "data" then return { n = i, s = string.rep("v", 50) .. i } end
+      end })
+    end
+    local st = eventstore.reducer({ ["*"] = "last", n = "sum",
+                                    [eventstore.TYPES] = "history" }):fold(evs)
+    assert.equals(210, st.n)
+    assert.equals(string.rep("v", 50) .. 20, st.s)
+    assert.equals(20, #st.history)
+  end)
+
   it("an empty event list, {} and nil data", function()
     assert.same({ q = 1 }, agree({ ["*"] = "last" }, {}, { q = 1 }))
     local st = agree({ [eventstore.TYPES] = "history", qty = "count" },
       { { type = "A", data = {} }, { type = "B" }, { type = "C", data = { qty = 1 } } })
-    assert.same({ "A", "B", "C" }, st[eventstore.TYPES] or st.history)
+    assert.same({ "A", "B", "C" }, st.history)
   end)
 end)
 
