@@ -188,8 +188,10 @@ static int ix_begin(es_buf *ix) {
  * lconv_table_kind then raises the same error it raises up front. With
  * e->ix, the members go to its record (only the outermost object's:
  * nested ones see no ix). */
-static void enc_members(enc *e, int idx, lconv_path *p) {
+static void enc_members(enc *e, int idx) {
     lua_State *L = e->cv.L;
+    lconv_path *p;
+    int level = e->cv.depth;     /* the object's level: a deeper value may move the path */
     es_buf *ix = e->ix;
     size_t head = ix ? ix->len : 0;
     int first = 1;
@@ -206,6 +208,7 @@ static void enc_members(enc *e, int idx, lconv_path *p) {
             e->cv.depth++;
         }
         key = lua_tolstring(L, -2, &kl);
+        p = &e->cv.path[level];
         p->key = key;
         p->keylen = kl;
         if (!first) putc_(e, ',');
@@ -227,7 +230,7 @@ static void enc_members(enc *e, int idx, lconv_path *p) {
 static void enc_table(enc *e, int idx, int object_only) {
     lua_State *L = e->cv.L;
     lconv_path *p;
-    int is_array;
+    int is_array, level;
     luaL_checkstack(L, 6, "converting a table");
     if (!lua_getmetatable(L, idx)) {
         lua_pushnil(L);
@@ -238,8 +241,8 @@ static void enc_table(enc *e, int idx, int object_only) {
             return;
         }
         if (lua_type(L, -2) == LUA_TSTRING) {
-            p = lconv_enter(&e->cv, idx);
-            enc_members(e, idx, p);
+            lconv_enter(&e->cv, idx);
+            enc_members(e, idx);
             e->cv.depth--;
             return;
         }
@@ -252,12 +255,14 @@ static void enc_table(enc *e, int idx, int object_only) {
         char buf[128];
         luaL_error(L, "%s must be an object, not an array", lconv_what(&e->cv, buf, sizeof buf));
     }
-    p = lconv_enter(&e->cv, idx);
+    lconv_enter(&e->cv, idx);
+    level = e->cv.depth;
     if (is_array) {
         size_t n = lua_rawlen(L, idx), j;
         putc_(e, '[');
         for (j = 1; j <= n; j++) {
             if (j > 1) putc_(e, ',');
+            p = &e->cv.path[level];      /* a deeper item may have moved the path */
             p->key = NULL;
             p->index = (long long)j;
             lua_rawgeti(L, idx, (int)j);
@@ -267,7 +272,7 @@ static void enc_table(enc *e, int idx, int object_only) {
         putc_(e, ']');
     } else {
         lua_pushnil(L);
-        if (lua_next(L, idx)) enc_members(e, idx, p);
+        if (lua_next(L, idx)) enc_members(e, idx);
         else put(e, "{}", 2);
     }
     e->cv.depth--;

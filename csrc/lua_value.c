@@ -246,10 +246,14 @@ static void conv_child(lconv *cv, json_t *v, const char *k, size_t kl) {
 
 static void conv_fill(lconv *cv, int idx, json_t *v) {
     lua_State *L = cv->L;
-    lconv_path *p = lconv_enter(cv, idx);
+    lconv_path *p;
+    int level;
+    lconv_enter(cv, idx);
+    level = cv->depth;
     if (json_is_array(v)) {
         size_t n = lua_rawlen(L, idx), j;
         for (j = 1; j <= n; j++) {
+            p = &cv->path[level];          /* a deeper item may have moved the path */
             p->key = NULL;
             p->index = (long long)j;
             lua_rawgeti(L, idx, (int)j);
@@ -262,7 +266,7 @@ static void conv_fill(lconv *cv, int idx, json_t *v) {
             size_t kl;
             /* conv_new_table checked that every key is a string */
             const char *k = lua_tolstring(L, -2, &kl);
-            lconv_key(cv, p, k, kl);
+            lconv_key(cv, &cv->path[level], k, kl);
             conv_child(cv, v, k, kl);
             lua_pop(L, 1);
         }

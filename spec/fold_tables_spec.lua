@@ -268,6 +268,31 @@ describe("rules:fold over Lua tables: bad values", function()
     fx.raises(function() rules:fold({ { type = "T", data = 5 } }) end, "must be a table")
   end)
 
+  it("names the member after one nested past the path's first 32 levels", function()
+    local deep = {}
+    local t = deep
+    for _ = 1, 40 do
+      t.d = {}
+      t = t.d
+    end
+    -- a table whose deep member comes first in pairs() (the order depends
+    -- on the Lua state's hash seed)
+    local data, bad
+    for n = 1, 1000 do
+      data, bad = { ["a" .. n] = deep }, "k" .. n
+      data[bad] = 0 / 0
+      if next(data) ~= bad then break end
+    end
+    assert.are_not.equal(bad, next(data))
+    local want = "data." .. bad .. ": NaN cannot be stored"
+    local err = same_error({ ["*"] = "last" }, { { type = "T", data = data } })
+    assert.truthy(err:find(want, 1, true), err)
+    local store = eventstore.open("memory:")
+    local _, err2 = pcall(store.append, store, "s-1", { type = "T", data = data })
+    store:close()
+    assert.truthy(tostring(err2):find(want, 1, true), tostring(err2))
+  end)
+
   it("folds again after an error, with a reducer of many fields", function()
     local rules_tab = { ["*"] = "last" }
     for k = 1, 40 do rules_tab["f" .. k] = "sum" end
