@@ -496,7 +496,8 @@ static int fold_members(lua_State *L, const es_reducer *r, fold_scratch *sc, lca
         k = lua_tolstring(L, -2, &kl);
         place = at++;
         mm = place < FOLD_MEMO && kl <= sizeof mm->key ? &sc->memo[place] : NULL;
-        if (mm && mm->set && mm->klen == kl && mm->star_ok == sc->pass.star_ok && es_same_bytes(mm->key, k, kl)) {
+        if (mm && mm->set && mm->klen == kl && mm->star_ok == es_fold_star_applies(&sc->pass) &&
+            es_same_bytes(mm->key, k, kl)) {
             p->key = k;                                        /* checked before */
             p->keylen = kl;
             kind = mm->kind;
@@ -510,7 +511,7 @@ static int fold_members(lua_State *L, const es_reducer *r, fold_scratch *sc, lca
             if (mm) {
                 memcpy(mm->key, k, kl);
                 mm->klen = (unsigned char)kl;
-                mm->star_ok = (unsigned char)sc->pass.star_ok;
+                mm->star_ok = (unsigned char)es_fold_star_applies(&sc->pass);
                 mm->kind = (unsigned char)kind;
                 mm->in_state = 0;
                 mm->set = 1;

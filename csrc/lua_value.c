@@ -72,11 +72,17 @@ static void check_attach(lconv *cv, int rc) {
     if (rc != 0) lconv_error(cv, "%snot enough memory%s", "");
 }
 
+/* The string at idx, checked as UTF-8 (raises otherwise). */
+static const char *conv_utf8(lconv *cv, int idx, size_t *n) {
+    const char *s = lua_tolstring(cv->L, idx, n);
+    if (!es_valid_utf8(s, *n)) lconv_error(cv, "%sstring is not valid UTF-8%s", "");
+    return s;
+}
+
 static json_t *conv_string(lconv *cv, int idx) {
     size_t n;
-    const char *s = lua_tolstring(cv->L, idx, &n);
+    const char *s = conv_utf8(cv, idx, &n);
     json_t *v;
-    if (!es_valid_utf8(s, n)) lconv_error(cv, "%sstring is not valid UTF-8%s", "");
     v = json_stringn_nocheck(s, n);
     if (!v) lconv_error(cv, "%snot enough memory%s", "");
     return v;
@@ -166,9 +172,6 @@ static json_t *conv_new_table(lconv *cv, int idx) {
     return v;
 }
 
-/* Returns a new reference for the value at idx: a scalar, or an empty
- * container. The caller attaches it to its parent (which is reachable from
- * the box) before filling it, so a Lua error at any point leaks nothing. */
 void lconv_key(lconv *cv, lconv_path *p, const char *k, size_t kl) {
     p->key = k;
     p->keylen = kl;
@@ -191,8 +194,7 @@ int lconv_scalar_ok(lconv *cv, int idx) {
     switch (lua_type(L, idx)) {
     case LUA_TSTRING: {
         size_t n;
-        const char *s = lua_tolstring(L, idx, &n);
-        if (!es_valid_utf8(s, n)) lconv_error(cv, "%sstring is not valid UTF-8%s", "");
+        conv_utf8(cv, idx, &n);
         return 1;
     }
     case LUA_TNUMBER:
@@ -205,6 +207,9 @@ int lconv_scalar_ok(lconv *cv, int idx) {
     }
 }
 
+/* Returns a new reference for the value at idx: a scalar, or an empty
+ * container. The caller attaches it to its parent (which is reachable from
+ * the box) before filling it, so a Lua error at any point leaks nothing. */
 static json_t *conv_make(lconv *cv, int idx) {
     lua_State *L = cv->L;
     switch (lua_type(L, idx)) {

@@ -181,6 +181,9 @@ int es_fold_member(es_fold_pass *p, const char *key, size_t klen, json_t *v);
  * value (state.c's text path does). */
 enum { ES_FOLD_SKIP, ES_FOLD_VALUE, ES_FOLD_STAR_LAST, ES_FOLD_SUM };
 int es_fold_member_kind(const es_fold_pass *p, const char *key, size_t klen);
+/* What a member's kind depends on besides its name (whether "*" applies to
+ * this event's type): a caller that remembers kinds by name keys them on it. */
+static inline int es_fold_star_applies(const es_fold_pass *p) { return p->star_ok; }
 /* ES_FOLD_SUM: the member's value feeds only a plain sum into the field of
  * the same name (ES_FOLD_VALUE otherwise). es_fold_sum_int adds an integer
  * v to that field in place and returns 1; 0 when it cannot (no integer
