@@ -83,6 +83,9 @@ void lconv_key(lconv *cv, lconv_path *p, const char *k, size_t kl);
  * a conversion checks it (raising the same errors); 0 for any other type,
  * which is left unchecked. */
 int lconv_scalar_ok(lconv *cv, int idx);
+/* That string, number or boolean, once checked, as a new JSON value (NULL
+ * when out of memory). */
+json_t *lvalue_scalar(lua_State *L, int idx);
 /* Converts the value at idx (any value JSON can hold) with cv's path in
  * its messages, appended to owner, an array the caller roots in a box, so
  * that a raise halfway leaks nothing; returns it, borrowed from owner. */

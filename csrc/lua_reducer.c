@@ -426,22 +426,6 @@ static fold_member *fold_member_at(lua_State *L, fold_scratch *sc, size_t n) {
     return &sc->m[n];
 }
 
-/* A checked scalar (lconv_scalar_ok) as JSON: NULL when out of memory. */
-static json_t *scalar_json(lua_State *L, int idx) {
-    size_t n;
-    const char *s;
-    switch (lua_type(L, idx)) {
-    case LUA_TSTRING:
-        s = lua_tolstring(L, idx, &n);
-        return json_stringn_nocheck(s, n);
-    case LUA_TNUMBER:
-        return compat_isinteger(L, idx) ? json_integer((json_int_t)compat_tointeger(L, idx))
-                                        : json_real((double)lua_tonumber(L, idx));
-    default:
-        return lua_toboolean(L, idx) ? json_true() : json_false();
-    }
-}
-
 /* Sets the waiting "*" = last values in state (every field is there
  * already: the order of its fields stays). */
 static void fold_flush(lua_State *L, fold_scratch *sc) {
@@ -451,7 +435,7 @@ static void fold_flush(lua_State *L, fold_scratch *sc) {
         json_t *v;
         if (!mm->wait) continue;
         lua_rawgeti(L, sc->anchors, j + 1);
-        v = scalar_json(L, -1);
+        v = lvalue_scalar(L, -1);
         lua_pop(L, 1);
         mm->wait = 0;
         sc->nwait--;

@@ -72,22 +72,6 @@ static void check_attach(lconv *cv, int rc) {
     if (rc != 0) lconv_error(cv, "%snot enough memory%s", "");
 }
 
-/* The string at idx, checked as UTF-8 (raises otherwise). */
-static const char *conv_utf8(lconv *cv, int idx, size_t *n) {
-    const char *s = lua_tolstring(cv->L, idx, n);
-    if (!es_valid_utf8(s, *n)) lconv_error(cv, "%sstring is not valid UTF-8%s", "");
-    return s;
-}
-
-static json_t *conv_string(lconv *cv, int idx) {
-    size_t n;
-    const char *s = conv_utf8(cv, idx, &n);
-    json_t *v;
-    v = json_stringn_nocheck(s, n);
-    if (!v) lconv_error(cv, "%snot enough memory%s", "");
-    return v;
-}
-
 /* Classifies the table at idx: 1 array, 0 object; raises for keys JSON
  * cannot hold. An empty table is an object unless marked with array(). */
 int lconv_table_kind(lconv *cv, int idx) {
@@ -194,7 +178,8 @@ int lconv_scalar_ok(lconv *cv, int idx) {
     switch (lua_type(L, idx)) {
     case LUA_TSTRING: {
         size_t n;
-        conv_utf8(cv, idx, &n);
+        const char *s = lua_tolstring(L, idx, &n);
+        if (!es_valid_utf8(s, n)) lconv_error(cv, "%sstring is not valid UTF-8%s", "");
         return 1;
     }
     case LUA_TNUMBER:
@@ -207,26 +192,32 @@ int lconv_scalar_ok(lconv *cv, int idx) {
     }
 }
 
+json_t *lvalue_scalar(lua_State *L, int idx) {
+    size_t n;
+    const char *s;
+    switch (lua_type(L, idx)) {
+    case LUA_TSTRING:
+        s = lua_tolstring(L, idx, &n);
+        return json_stringn_nocheck(s, n);
+    case LUA_TNUMBER:
+        return compat_isinteger(L, idx) ? json_integer((json_int_t)compat_tointeger(L, idx))
+                                        : json_real((double)lua_tonumber(L, idx));
+    default:
+        return lua_toboolean(L, idx) ? json_true() : json_false();
+    }
+}
+
 /* Returns a new reference for the value at idx: a scalar, or an empty
  * container. The caller attaches it to its parent (which is reachable from
  * the box) before filling it, so a Lua error at any point leaks nothing. */
 static json_t *conv_make(lconv *cv, int idx) {
     lua_State *L = cv->L;
-    switch (lua_type(L, idx)) {
-    case LUA_TSTRING:
-        return conv_string(cv, idx);
-    case LUA_TNUMBER: {
-        json_t *v;
-        if (compat_isinteger(L, idx)) {
-            v = json_integer((json_int_t)compat_tointeger(L, idx));
-        } else {
-            v = json_real(conv_real(cv, idx));
-        }
+    if (lconv_scalar_ok(cv, idx)) {
+        json_t *v = lvalue_scalar(L, idx);
         if (!v) lconv_error(cv, "%snot enough memory%s", "");
         return v;
     }
-    case LUA_TBOOLEAN:
-        return lua_toboolean(L, idx) ? json_true() : json_false();
+    switch (lua_type(L, idx)) {
     case LUA_TLIGHTUSERDATA:
         if (lua_touserdata(L, idx) == NULL) return json_null();
         lconv_error(cv, "%scannot store a %s", "light userdata");
