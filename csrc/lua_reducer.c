@@ -357,10 +357,9 @@ typedef struct fold_member {
     json_t *v;            /* a value for the pass, borrowed from the event's owner array */
 } fold_member;
 
-/* What the member at each place of the previous event was: events mostly
- * repeat their fields in the same order, and comparing a short name costs
- * less than checking and hashing it (state.c keeps the same memo). A
- * waiting value sits in the anchors table at its place + 1, which keeps
+/* What the member at each place of the previous event was (es_kind_memo,
+ * as state.c keeps): a name found there again needs neither its checks nor
+ * a rule lookup. A waiting value sits in the anchors table at its place + 1, which keeps
  * it alive whatever a Lua function rule does to the events. Whenever a
  * place holds another name than before (or one too long to keep), or a
  * "*" = last member comes past the places, every waiting value is set
@@ -369,8 +368,7 @@ typedef struct fold_member {
  * lower of the two places was visited with another name in between. */
 #define FOLD_MEMO 16
 typedef struct fold_memo {
-    char key[24];
-    unsigned char klen, set, star_ok, kind;
+    es_kind_memo k;
     unsigned char in_state;   /* a "*" = last field the state has (nothing removes it) */
     unsigned char wait;       /* its newest value waits in anchors[place + 1] */
 } fold_memo;
@@ -439,7 +437,7 @@ static void fold_flush(lua_State *L, fold_scratch *sc) {
         lua_pop(L, 1);
         mm->wait = 0;
         sc->nwait--;
-        if (!v || json_object_setn_new_nocheck(sc->state.root, mm->key, mm->klen, v) != 0)
+        if (!v || json_object_setn_new_nocheck(sc->state.root, mm->k.key, mm->k.klen, v) != 0)
             luaL_error(L, "not enough memory");
     }
 }
@@ -479,26 +477,24 @@ static int fold_members(lua_State *L, const es_reducer *r, fold_scratch *sc, lca
         }
         k = lua_tolstring(L, -2, &kl);
         place = at++;
-        mm = place < FOLD_MEMO && kl <= sizeof mm->key ? &sc->memo[place] : NULL;
-        if (mm && mm->set && mm->klen == kl && mm->star_ok == es_fold_star_applies(&sc->pass) &&
-            es_same_bytes(mm->key, k, kl)) {
+        mm = place < FOLD_MEMO && kl <= ES_KIND_MEMO_KEY ? &sc->memo[place] : NULL;
+        if (mm && es_kind_memo_hit(&sc->pass, &mm->k, k, kl)) {
             p->key = k;                                        /* checked before */
             p->keylen = kl;
-            kind = mm->kind;
+            kind = mm->k.kind;
         } else {
             lconv_key(&cv, p, k, kl);
-            kind = es_fold_member_kind(&sc->pass, k, kl);
             /* a place taken by another name (or one too long to keep), or
-             * a "*" member with no place */
-            if (place < FOLD_MEMO || kind == ES_FOLD_STAR_LAST) fold_flush(L, sc);
-            if (!mm && place < FOLD_MEMO) sc->memo[place].set = 0;
+             * a "*" member with no place: the waiting values are set while
+             * their places still hold their names */
             if (mm) {
-                memcpy(mm->key, k, kl);
-                mm->klen = (unsigned char)kl;
-                mm->star_ok = (unsigned char)es_fold_star_applies(&sc->pass);
-                mm->kind = (unsigned char)kind;
+                fold_flush(L, sc);
+                kind = es_kind_memo_set(&sc->pass, &mm->k, k, kl);
                 mm->in_state = 0;
-                mm->set = 1;
+            } else {
+                kind = es_fold_member_kind(&sc->pass, k, kl);
+                if (place < FOLD_MEMO || kind == ES_FOLD_STAR_LAST) fold_flush(L, sc);
+                if (place < FOLD_MEMO) sc->memo[place].k.set = 0;
             }
         }
         if (kind == ES_FOLD_SKIP) {

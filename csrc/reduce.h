@@ -3,6 +3,9 @@
 #ifndef ES_REDUCE_H
 #define ES_REDUCE_H
 
+#include <string.h>
+
+#include "es_internal.h"
 #include "eventstore.h"
 
 #ifdef __cplusplus
@@ -181,9 +184,30 @@ int es_fold_member(es_fold_pass *p, const char *key, size_t klen, json_t *v);
  * value (state.c's text path does). */
 enum { ES_FOLD_SKIP, ES_FOLD_VALUE, ES_FOLD_STAR_LAST, ES_FOLD_SUM };
 int es_fold_member_kind(const es_fold_pass *p, const char *key, size_t klen);
-/* What a member's kind depends on besides its name (whether "*" applies to
- * this event's type): a caller that remembers kinds by name keys them on it. */
-static inline int es_fold_star_applies(const es_fold_pass *p) { return p->star_ok; }
+/* A member's kind remembered for one place of an event (events mostly
+ * repeat their names in the same order, and comparing a short name costs
+ * less than hashing it), keyed on the name and on whether "*" applies to
+ * the event's type. es_kind_memo_hit: 1 when the memo holds that name's
+ * kind for this pass (then in m->kind). es_kind_memo_set looks the kind
+ * up, keeps it in the memo and returns it. Names longer than
+ * ES_KIND_MEMO_KEY do not fit. */
+#define ES_KIND_MEMO_KEY 24
+typedef struct es_kind_memo {
+    char key[ES_KIND_MEMO_KEY];
+    unsigned char klen, star_ok, kind, set;
+} es_kind_memo;
+static inline int es_kind_memo_hit(const es_fold_pass *p, const es_kind_memo *m, const char *key, size_t klen) {
+    return m->set && m->klen == klen && m->star_ok == p->star_ok && es_same_bytes(m->key, key, klen);
+}
+static inline int es_kind_memo_set(const es_fold_pass *p, es_kind_memo *m, const char *key, size_t klen) {
+    int kind = es_fold_member_kind(p, key, klen);
+    memcpy(m->key, key, klen);
+    m->klen = (unsigned char)klen;
+    m->star_ok = (unsigned char)p->star_ok;
+    m->kind = (unsigned char)kind;
+    m->set = 1;
+    return kind;
+}
 /* ES_FOLD_SUM: the member's value feeds only a plain sum into the field of
  * the same name (ES_FOLD_VALUE otherwise). es_fold_sum_int adds an integer
  * v to that field in place and returns 1; 0 when it cannot (no integer

@@ -314,8 +314,7 @@ typedef struct pending_last {
  * previous event: events of a stream mostly repeat their names in the same
  * order, and comparing a short name costs less than hashing it. */
 typedef struct kind_memo {
-    char key[24];
-    unsigned char klen, star_ok, kind, set;
+    es_kind_memo m;
     signed char sum;                   /* ES_FOLD_SUM: its pending_sum in the last_set, or -1 */
     signed char last;                  /* ES_FOLD_STAR_LAST: its pending_last, or -1 */
 } kind_memo;
@@ -344,17 +343,11 @@ typedef struct last_set {
 static int member_kind(const es_fold_pass *fp, member *m, size_t i, last_set *ls) {
     kind_memo *k;
     m->memo = NULL;
-    if (!ls || m->klen > sizeof k->key) return es_fold_member_kind(fp, m->key, m->klen);
+    if (!ls || m->klen > ES_KIND_MEMO_KEY) return es_fold_member_kind(fp, m->key, m->klen);
     k = m->memo = &ls->kinds[i];
-    if (k->set && k->klen == m->klen && k->star_ok == fp->star_ok && es_same_bytes(k->key, m->key, m->klen))
-        return k->kind;
-    k->kind = (unsigned char)es_fold_member_kind(fp, m->key, m->klen);
-    memcpy(k->key, m->key, m->klen);
-    k->klen = (unsigned char)m->klen;
-    k->star_ok = (unsigned char)fp->star_ok;
-    k->set = 1;
+    if (es_kind_memo_hit(fp, &k->m, m->key, m->klen)) return k->m.kind;
     k->sum = k->last = -1;
-    return k->kind;
+    return es_kind_memo_set(fp, &k->m, m->key, m->klen);
 }
 
 /* Forgets where the memos' pending sums (sums 1) or pending lasts are:
